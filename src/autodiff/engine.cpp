@@ -1,0 +1,89 @@
+// The backward pass: topological order over the recorded nodes, then gradients from the output back.
+#include <unordered_map>
+#include <unordered_set>
+
+#include "../ops/internal.hpp"
+#include "node.hpp"
+#include "weft/autodiff.hpp"
+
+namespace weft {
+
+namespace autodiff {
+
+Tensor track_leaf(const Tensor& value, std::size_t index) {
+  weft::detail::require_float(value, "grad");
+  Tensor t = weft::detail::alias(value, value.shape());
+  weft::detail::set_node(t, std::make_shared<LeafNode>(index));
+  return t;
+}
+
+void require_untracked(const Tensor& t, const char* op) {
+  if (t.is_tracked())
+    throw Error(std::string("weft::grad: '") + op +
+                "' is not differentiable, and its input depends on what is being differentiated; "
+                "apply weft::stop_gradient to its input if no gradient should flow through it");
+}
+
+void check_scalar_output(const Tensor& value, const char* where) {
+  if (!value.defined() || value.dtype() != DType::float32 || value.rank() != 0)
+    throw ShapeError(std::string("weft::") + where +
+                     ": the function must return a scalar (rank 0) float32 tensor, got " +
+                     (value.defined() ? std::string(name(value.dtype())) + " of shape " + value.shape().str()
+                                      : std::string("an empty tensor")) +
+                     "; reduce it first, e.g. with weft::mean");
+}
+
+std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leaves) {
+  std::vector<Tensor> result(leaves.size());
+  Node* root = weft::detail::node_of(output);
+  if (root) {
+    // Post-order DFS gives inputs before users; walk it backwards.
+    std::vector<Node*> order;
+    std::unordered_set<Node*> visited;
+    std::vector<std::pair<Node*, std::size_t>> stack{{root, 0}};
+    visited.insert(root);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      if (next < node->inputs.size()) {
+        Node* in = node->inputs[next++].get();
+        if (in && visited.insert(in).second) stack.emplace_back(in, 0);
+      } else {
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+    std::unordered_map<Node*, Tensor> grads;
+    grads.emplace(root, ones(Shape{}));
+    std::vector<Tensor> input_grads;
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      Node* node = *it;
+      auto found = grads.find(node);
+      if (found == grads.end()) continue;
+      const Tensor g = std::move(found->second);
+      grads.erase(found);
+      if (auto* leaf = dynamic_cast<LeafNode*>(node)) {
+        Tensor& r = result[leaf->index];
+        r = r.defined() ? r + g : g;
+        continue;
+      }
+      input_grads.assign(node->inputs.size(), Tensor{});
+      node->backward(g, input_grads);
+      for (std::size_t i = 0; i < node->inputs.size(); ++i) {
+        Node* in = node->inputs[i].get();
+        if (!in || !input_grads[i].defined()) continue;
+        auto [slot, inserted] = grads.try_emplace(in, input_grads[i]);
+        if (!inserted) slot->second = slot->second + input_grads[i];
+      }
+    }
+  }
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    if (!result[i].defined()) result[i] = zeros(leaves[i].shape());
+  }
+  return result;
+}
+
+}  // namespace autodiff
+
+Tensor stop_gradient_value(const Tensor& t) { return weft::detail::detach(t); }
+
+}  // namespace weft

@@ -1,0 +1,34 @@
+#include <string>
+
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+#include "gemm.hpp"
+#include "weft/error.hpp"
+
+namespace weft::backend {
+
+namespace {
+// Below this many multiply-adds, opening a parallel region costs more than the arithmetic
+// (oneDNN spends 1-1.5 us doing so for an M=1 call on two threads), so the call runs on one thread.
+constexpr std::int64_t kSingleThreadMacs = 256 * 1024;
+}  // namespace
+
+void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const bool small = m * n * k < kSingleThreadMacs;
+  const int threads = omp_get_max_threads();
+  if (small && threads > 1 && !omp_in_parallel()) omp_set_num_threads(1);
+  const dnnl_status_t status =
+      dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  if (small && threads > 1 && !omp_in_parallel()) omp_set_num_threads(threads);
+  if (status != dnnl_success)
+    throw Error("weft::matmul: the GEMM backend (oneDNN dnnl_sgemm) failed with status " +
+                std::to_string(static_cast<int>(status)) + " for m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                " k=" + std::to_string(k));
+}
+
+const char* gemm_backend_name() noexcept { return "oneDNN dnnl_sgemm"; }
+
+}  // namespace weft::backend

@@ -1,0 +1,371 @@
+// Elementwise ops with NumPy broadcasting, and their gradients.
+#include <cmath>
+#include <numbers>
+
+#include "internal.hpp"
+
+namespace weft {
+
+using detail::data;
+using detail::detach;
+using detail::map_binary;
+using detail::map_unary;
+using detail::sum_to_shape;
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const int rank = std::max(a.rank(), b.rank());
+  std::vector<std::int64_t> dims(static_cast<std::size_t>(rank));
+  for (int i = 0; i < rank; ++i) {
+    const int ia = a.rank() - rank + i, ib = b.rank() - rank + i;
+    const std::int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+    if (da != db && da != 1 && db != 1)
+      throw ShapeError(std::string("weft::") + op + ": shapes " + detail::shapes_str(a, b) +
+                       " cannot be broadcast together (axis " + std::to_string(i - rank) + ": " +
+                       std::to_string(da) + " vs " + std::to_string(db) +
+                       "); extents must match or be 1, counting from the last axis");
+    dims[static_cast<std::size_t>(i)] = da == 1 ? db : da;
+  }
+  return Shape(dims);
+}
+
+namespace detail {
+
+BroadcastPlan plan_broadcast(const Shape& a, const Shape& b, const char* op) {
+  BroadcastPlan p;
+  p.out = a == b ? a : broadcast_shapes(a, b, op);
+  const int rank = p.out.rank();
+  // Per output axis: extent and each operand's stride (0 where it is broadcast).
+  std::int64_t ext[Shape::kMaxRank], sa[Shape::kMaxRank], sb[Shape::kMaxRank];
+  std::int64_t ca = 1, cb = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    const int ia = a.rank() - rank + i, ib = b.rank() - rank + i;
+    const std::int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+    ext[i] = p.out[i];
+    sa[i] = (da == 1 && ext[i] != 1) ? 0 : ca;
+    sb[i] = (db == 1 && ext[i] != 1) ? 0 : cb;
+    ca *= da;
+    cb *= db;
+  }
+  // Collapse: drop unit axes, merge neighbours that are contiguous for both operands.
+  int n = 0;
+  for (int i = 0; i < rank; ++i) {
+    if (ext[i] == 1) continue;
+    if (n > 0 && p.stride_a[n - 1] == sa[i] * ext[i] && p.stride_b[n - 1] == sb[i] * ext[i]) {
+      p.extent[n - 1] *= ext[i];
+      p.stride_a[n - 1] = sa[i];
+      p.stride_b[n - 1] = sb[i];
+      continue;
+    }
+    p.extent[n] = ext[i];
+    p.stride_a[n] = sa[i];
+    p.stride_b[n] = sb[i];
+    ++n;
+  }
+  if (n == 0 && p.out.numel() != 1) {  // an empty tensor
+    p.extent[0] = 0;
+    p.stride_a[0] = p.stride_b[0] = 1;
+    n = 1;
+  }
+  p.ndim = n;
+  return p;
+}
+
+}  // namespace detail
+
+namespace {
+
+void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
+  detail::require_defined(a, op);
+  detail::require_defined(b, op);
+  if (a.dtype() != b.dtype())
+    throw DTypeError(std::string("weft::") + op + ": operands have different dtypes (" +
+                     std::string(name(a.dtype())) + " " + a.shape().str() + " and " + std::string(name(b.dtype())) +
+                     " " + b.shape().str() + "); weft does not promote implicitly, convert one with weft::astype");
+}
+
+template <class FloatF, class IntF>
+Tensor arith(const Tensor& a, const Tensor& b, const char* op, FloatF ff, IntF fi) {
+  check_same_dtype(a, b, op);
+  if (a.dtype() == DType::float32) return map_binary<float, float>(a, b, op, ff);
+  return map_binary<std::int32_t, std::int32_t>(a, b, op, fi);
+}
+
+Tensor scalar(float v) { return Tensor(v); }
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // sqrt(2/pi)
+constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/sqrt(2 pi)
+
+}  // namespace
+
+Tensor operator+(const Tensor& a, const Tensor& b) {
+  Tensor out = arith(a, b, "add", [](float x, float y) { return x + y; },
+                     [](std::int32_t x, std::int32_t y) { return x + y; });
+  if (autodiff::any_tracked(a, b)) {
+    autodiff::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = sum_to_shape(g, sa);
+      gr[1] = sum_to_shape(g, sb);
+    });
+  }
+  return out;
+}
+
+Tensor operator-(const Tensor& a, const Tensor& b) {
+  Tensor out = arith(a, b, "subtract", [](float x, float y) { return x - y; },
+                     [](std::int32_t x, std::int32_t y) { return x - y; });
+  if (autodiff::any_tracked(a, b)) {
+    autodiff::record(out, "subtract", {&a, &b},
+                     [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+                       gr[0] = sum_to_shape(g, sa);
+                       gr[1] = sum_to_shape(-g, sb);
+                     });
+  }
+  return out;
+}
+
+Tensor operator*(const Tensor& a, const Tensor& b) {
+  Tensor out = arith(a, b, "multiply", [](float x, float y) { return x * y; },
+                     [](std::int32_t x, std::int32_t y) { return x * y; });
+  if (autodiff::any_tracked(a, b)) {
+    const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
+    autodiff::record(out, "multiply", {&a, &b},
+                     [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
+                       if (need_a) gr[0] = sum_to_shape(g * vb, va.shape());
+                       if (need_b) gr[1] = sum_to_shape(g * va, vb.shape());
+                     });
+  }
+  return out;
+}
+
+Tensor operator/(const Tensor& a, const Tensor& b) {
+  check_same_dtype(a, b, "divide");
+  if (a.dtype() != DType::float32)
+    throw DTypeError("weft::divide: int32 division is not supported; convert with weft::astype(x, DType::float32)");
+  Tensor out = map_binary<float, float>(a, b, "divide", [](float x, float y) { return x / y; });
+  if (autodiff::any_tracked(a, b)) {
+    const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
+    autodiff::record(out, "divide", {&a, &b},
+                     [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
+                       if (need_a) gr[0] = sum_to_shape(g / vb, va.shape());
+                       if (need_b)
+                         gr[1] = sum_to_shape(map_binary<float, float>(g * va, vb, "divide",
+                                                                       [](float ga, float y) { return -ga / (y * y); }),
+                                              vb.shape());
+                     });
+  }
+  return out;
+}
+
+Tensor operator-(const Tensor& a) {
+  detail::require_defined(a, "negative");
+  Tensor out = a.dtype() == DType::float32 ? map_unary<float, float>(a, [](float x) { return -x; })
+                                           : map_unary<std::int32_t, std::int32_t>(a, [](std::int32_t x) { return -x; });
+  if (autodiff::any_tracked(a))
+    autodiff::record(out, "negative", {&a}, [](const Tensor& g, std::span<Tensor> gr) { gr[0] = -g; });
+  return out;
+}
+
+Tensor operator+(const Tensor& a, float b) { return a + scalar(b); }
+Tensor operator+(float a, const Tensor& b) { return scalar(a) + b; }
+Tensor operator-(const Tensor& a, float b) { return a - scalar(b); }
+Tensor operator-(float a, const Tensor& b) { return scalar(a) - b; }
+Tensor operator*(const Tensor& a, float b) { return a * scalar(b); }
+Tensor operator*(float a, const Tensor& b) { return scalar(a) * b; }
+Tensor operator/(const Tensor& a, float b) { return a / scalar(b); }
+Tensor operator/(float a, const Tensor& b) { return scalar(a) / b; }
+
+namespace {
+
+// JAX gives each operand half of the gradient where max/min ties.
+Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
+  const char* op = is_max ? "maximum" : "minimum";
+  check_same_dtype(a, b, op);
+  Tensor out = is_max ? arith(a, b, op, [](float x, float y) { return x > y ? x : y; },
+                              [](std::int32_t x, std::int32_t y) { return x > y ? x : y; })
+                      : arith(a, b, op, [](float x, float y) { return x < y ? x : y; },
+                              [](std::int32_t x, std::int32_t y) { return x < y ? x : y; });
+  if (autodiff::any_tracked(a, b)) {
+    autodiff::record(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g, std::span<Tensor> gr) {
+      auto share = [is_max](float x, float y) {  // fraction of the gradient that goes to x
+        return x == y ? 0.5f : ((x > y) == is_max ? 1.0f : 0.0f);
+      };
+      const Tensor wa = map_binary<float, float>(va, vb, "maximum", share);
+      gr[0] = sum_to_shape(g * wa, va.shape());
+      gr[1] = sum_to_shape(g * (1.0f - wa), vb.shape());
+    });
+  }
+  return out;
+}
+
+/// A unary float op with derivative dfdx(x, y) where y = f(x).
+template <class F, class D>
+Tensor unary_op(const Tensor& x, const char* op, F f, D dfdx) {
+  detail::require_float(x, op);
+  Tensor out = map_unary<float, float>(x, f);
+  if (autodiff::any_tracked(x)) {
+    autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx](const Tensor& g, std::span<Tensor> gr) {
+      // g * dfdx(x, y) in one pass over the three arrays.
+      Tensor xy = detail::empty(vx.shape(), DType::float32);
+      float* pd = detail::mutable_data<float>(xy);
+      const float* px = data<float>(vx);
+      const float* py = data<float>(vy);
+      const float* pg = data<float>(g);
+      detail::parallel_for(vx.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * dfdx(px[i], py[i]);
+      });
+      gr[0] = xy;
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(a, b, true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(a, b, false); }
+
+Tensor exp(const Tensor& x) {
+  return unary_op(x, "exp", [](float v) { return std::exp(v); }, [](float, float y) { return y; });
+}
+Tensor log(const Tensor& x) {
+  return unary_op(x, "log", [](float v) { return std::log(v); }, [](float v, float) { return 1.0f / v; });
+}
+Tensor sqrt(const Tensor& x) {
+  return unary_op(x, "sqrt", [](float v) { return std::sqrt(v); }, [](float, float y) { return 0.5f / y; });
+}
+Tensor rsqrt(const Tensor& x) {
+  return unary_op(x, "rsqrt", [](float v) { return 1.0f / std::sqrt(v); },
+                  [](float v, float y) { return -0.5f * y / v; });
+}
+Tensor square(const Tensor& x) {
+  return unary_op(x, "square", [](float v) { return v * v; }, [](float v, float) { return 2.0f * v; });
+}
+Tensor abs(const Tensor& x) {
+  return unary_op(x, "abs", [](float v) { return std::fabs(v); },
+                  [](float v, float) { return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f); });
+}
+Tensor tanh(const Tensor& x) {
+  return unary_op(x, "tanh", [](float v) { return std::tanh(v); }, [](float, float y) { return 1.0f - y * y; });
+}
+Tensor sigmoid(const Tensor& x) {
+  return unary_op(x, "sigmoid", [](float v) { return 1.0f / (1.0f + std::exp(-v)); },
+                  [](float, float y) { return y * (1.0f - y); });
+}
+Tensor relu(const Tensor& x) {
+  // The derivative at 0 is 0, as jax.nn.relu.
+  return unary_op(x, "relu", [](float v) { return v > 0.0f ? v : 0.0f; },
+                  [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; });
+}
+Tensor silu(const Tensor& x) {
+  return unary_op(x, "silu", [](float v) { return v / (1.0f + std::exp(-v)); },
+                  [](float v, float) {
+                    const float s = 1.0f / (1.0f + std::exp(-v));
+                    return s * (1.0f + v * (1.0f - s));
+                  });
+}
+Tensor gelu(const Tensor& x, bool approximate) {
+  if (approximate) {
+    return unary_op(x, "gelu",
+                    [](float v) { return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v))); },
+                    [](float v, float) {
+                      const float t = std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v));
+                      return 0.5f * (1.0f + t) +
+                             0.5f * v * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * v * v);
+                    });
+  }
+  return unary_op(x, "gelu", [](float v) { return 0.5f * v * (1.0f + std::erf(v * kInvSqrt2)); },
+                  [](float v, float) {
+                    return 0.5f * (1.0f + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(-0.5f * v * v);
+                  });
+}
+Tensor pow(const Tensor& x, float exponent) {
+  return unary_op(x, "pow", [exponent](float v) { return std::pow(v, exponent); },
+                  [exponent](float v, float) { return exponent * std::pow(v, exponent - 1.0f); });
+}
+Tensor clip(const Tensor& x, float lo, float hi) {
+  if (!(lo <= hi))
+    throw ValueError("weft::clip: lower bound " + std::to_string(lo) + " is above upper bound " + std::to_string(hi));
+  return unary_op(x, "clip", [lo, hi](float v) { return v < lo ? lo : (v > hi ? hi : v); },
+                  [lo, hi](float v, float) { return (v >= lo && v <= hi) ? 1.0f : 0.0f; });
+}
+
+// ---------------------------------------------------------------- comparisons
+
+namespace {
+template <class Cmp>
+Tensor compare(const Tensor& a, const Tensor& b, const char* op, Cmp cmp) {
+  check_same_dtype(a, b, op);
+  // A comparison has no gradient (it is piecewise constant): its result is never recorded.
+  if (a.dtype() == DType::float32)
+    return map_binary<float, std::int32_t>(a, b, op, [cmp](float x, float y) { return std::int32_t{cmp(x, y)}; });
+  return map_binary<std::int32_t, std::int32_t>(a, b, op,
+                                                [cmp](std::int32_t x, std::int32_t y) { return std::int32_t{cmp(x, y)}; });
+}
+}  // namespace
+
+Tensor operator==(const Tensor& a, const Tensor& b) { return compare(a, b, "equal", std::equal_to<>{}); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return compare(a, b, "not_equal", std::not_equal_to<>{}); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return compare(a, b, "less", std::less<>{}); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return compare(a, b, "less_equal", std::less_equal<>{}); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return compare(a, b, "greater", std::greater<>{}); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return compare(a, b, "greater_equal", std::greater_equal<>{}); }
+Tensor operator<(const Tensor& a, float b) { return a < scalar(b); }
+Tensor operator<=(const Tensor& a, float b) { return a <= scalar(b); }
+Tensor operator>(const Tensor& a, float b) { return a > scalar(b); }
+Tensor operator>=(const Tensor& a, float b) { return a >= scalar(b); }
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  detail::require_defined(condition, "where");
+  check_same_dtype(a, b, "where");
+  if (condition.dtype() != DType::int32)
+    throw DTypeError("weft::where: the condition must be an int32 mask (as comparisons return), got float32 " +
+                     condition.shape().str() + "; compare it first, e.g. weft::where(x > 0.0f, a, b)");
+  const Shape out_shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
+  const Tensor c = condition.shape() == out_shape ? condition : broadcast_to(condition, out_shape);
+  // Select with a broadcast of the condition: f(c, a) keeps a where c, then f(that, b) fills the rest.
+  auto select = [&](const Tensor& x, const Tensor& y) {
+    const Tensor xs = x.shape() == out_shape ? detach(x) : broadcast_to(detach(x), out_shape);
+    const Tensor ys = y.shape() == out_shape ? detach(y) : broadcast_to(detach(y), out_shape);
+    Tensor out = detail::empty(out_shape, x.dtype());
+    const std::int32_t* pc = data<std::int32_t>(c);
+    if (x.dtype() == DType::float32) {
+      const float *px = data<float>(xs), *py = data<float>(ys);
+      float* po = detail::mutable_data<float>(out);
+      detail::parallel_for(out_shape.numel(), detail::kParallelGrain, [&](std::int64_t s, std::int64_t e) {
+        for (std::int64_t i = s; i < e; ++i) po[i] = pc[i] ? px[i] : py[i];
+      });
+    } else {
+      const std::int32_t *px = data<std::int32_t>(xs), *py = data<std::int32_t>(ys);
+      std::int32_t* po = detail::mutable_data<std::int32_t>(out);
+      for (std::int64_t i = 0; i < out_shape.numel(); ++i) po[i] = pc[i] ? px[i] : py[i];
+    }
+    return out;
+  };
+  Tensor out = select(a, b);
+  if (autodiff::any_tracked(a, b)) {
+    autodiff::record(out, "where", {&a, &b},
+                     [c = detach(c), sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+                       const Tensor z = zeros(g.shape());
+                       gr[0] = sum_to_shape(where(c, g, z), sa);
+                       gr[1] = sum_to_shape(where(c, z, g), sb);
+                     });
+  }
+  return out;
+}
+
+Tensor stop_gradient(const Tensor& x) {
+  detail::require_defined(x, "stop_gradient");
+  return detach(x);
+}
+
+Tensor astype(const Tensor& x, DType dtype) {
+  detail::require_defined(x, "astype");
+  if (x.dtype() == dtype) return x;
+  if (dtype == DType::int32) {
+    autodiff::require_untracked(x, "astype(int32)");
+    return map_unary<float, std::int32_t>(x, [](float v) { return static_cast<std::int32_t>(v); });
+  }
+  return map_unary<std::int32_t, float>(x, [](std::int32_t v) { return static_cast<float>(v); });
+}
+
+}  // namespace weft

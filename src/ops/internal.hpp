@@ -1,0 +1,111 @@
+#pragma once
+// Internal helpers shared by the op implementations.
+#include <cstdint>
+#include <string>
+
+#include "../autodiff/node.hpp"
+#include "../tensor_impl.hpp"
+#include "parallel.hpp"
+#include "weft/ops.hpp"
+
+namespace weft::detail {
+
+/// Sums `g` over the axes that broadcasting added or stretched, giving a tensor of `shape`
+/// (the gradient of a broadcast operand).
+Tensor sum_to_shape(const Tensor& g, const Shape& shape);
+
+/// Elementwise kernels: out[i] = f(a[i]) and out[i] = f(a[i], b[i]) with broadcasting.
+/// `R` is the result element type.
+struct BroadcastPlan {
+  Shape out;
+  int ndim = 0;                        // collapsed dimensions
+  std::int64_t extent[Shape::kMaxRank]{};
+  std::int64_t stride_a[Shape::kMaxRank]{};
+  std::int64_t stride_b[Shape::kMaxRank]{};
+};
+BroadcastPlan plan_broadcast(const Shape& a, const Shape& b, const char* op);
+
+template <class T, class R, class F>
+void binary_loop(const T* a, const T* b, R* out, const BroadcastPlan& p, F f) {
+  const int nd = p.ndim;
+  if (nd == 0) {
+    out[0] = f(a[0], b[0]);
+    return;
+  }
+  const std::int64_t inner = p.extent[nd - 1];
+  const std::int64_t ia = p.stride_a[nd - 1], ib = p.stride_b[nd - 1];
+  std::int64_t outer = 1;
+  for (int d = 0; d < nd - 1; ++d) outer *= p.extent[d];
+  auto run_inner = [&](const T* pa, const T* pb, R* po, std::int64_t begin, std::int64_t end) {
+    if (ia == 1 && ib == 1) {
+      for (std::int64_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
+    } else if (ia == 1 && ib == 0) {
+      const T vb = pb[0];
+      for (std::int64_t i = begin; i < end; ++i) po[i] = f(pa[i], vb);
+    } else if (ia == 0 && ib == 1) {
+      const T va = pa[0];
+      for (std::int64_t i = begin; i < end; ++i) po[i] = f(va, pb[i]);
+    } else {
+      for (std::int64_t i = begin; i < end; ++i) po[i] = f(pa[i * ia], pb[i * ib]);
+    }
+  };
+  if (outer == 1) {
+    parallel_for(inner, kParallelGrain, [&](std::int64_t b0, std::int64_t e0) { run_inner(a, b, out, b0, e0); });
+    return;
+  }
+  const std::int64_t rows_per_chunk = std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(inner, 1));
+  parallel_for(outer, rows_per_chunk, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      std::int64_t rem = r, oa = 0, ob = 0;
+      for (int d = nd - 2; d >= 0; --d) {
+        const std::int64_t idx = rem % p.extent[d];
+        rem /= p.extent[d];
+        oa += idx * p.stride_a[d];
+        ob += idx * p.stride_b[d];
+      }
+      run_inner(a + oa, b + ob, out + r * inner, 0, inner);
+    }
+  });
+}
+
+/// out = f(a, b) elementwise with broadcasting; T the operand type, R the result type.
+template <class T, class R, class F>
+Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+  const BroadcastPlan p = plan_broadcast(a.shape(), b.shape(), op);
+  Tensor out = empty(p.out, dtype_of<R>());
+  binary_loop<T, R>(data<T>(a), data<T>(b), mutable_data<R>(out), p, f);
+  return out;
+}
+
+/// out = f(x) elementwise.
+template <class T, class R, class F>
+Tensor map_unary(const Tensor& x, F f) {
+  Tensor out = empty(x.shape(), dtype_of<R>());
+  const T* px = data<T>(x);
+  R* po = mutable_data<R>(out);
+  parallel_for(x.size(), kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) po[i] = f(px[i]);
+  });
+  return out;
+}
+
+/// "(2, 3) and (4,)" for messages.
+inline std::string shapes_str(const Shape& a, const Shape& b) { return a.str() + " and " + b.str(); }
+
+}  // namespace weft::detail
+
+namespace weft::detail {
+
+/// The sorted, de-duplicated, non-negative axes of `axes` for a tensor of rank `rank`.
+std::vector<int> normalize_axes(const Axes& axes, int rank, const char* op);
+/// `shape` with `axes` removed, or set to 1 when keepdims.
+Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdims);
+
+enum class ReduceKind { sum, max, min };
+/// The reduction of a float32 tensor over normalised `axes` (no gradient recorded).
+/// Deterministic: the order of additions depends only on the shape, not on the thread count.
+Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, ReduceKind kind);
+/// Exact sum of an int32 tensor over normalised `axes`.
+Tensor sum_int(const Tensor& x, const std::vector<int>& axes, bool keepdims);
+
+}  // namespace weft::detail

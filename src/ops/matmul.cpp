@@ -1,0 +1,132 @@
+// matmul with NumPy semantics on the GEMM backend, and its gradient.
+#include "../backend/gemm.hpp"
+#include "internal.hpp"
+
+namespace weft {
+
+using detail::data;
+using detail::detach;
+
+namespace {
+
+struct MatmulDims {
+  std::int64_t m, k, n;
+  Shape batch;  // broadcast batch shape
+};
+
+MatmulDims check_dims(const Tensor& a, const Tensor& b, MatmulOptions o) {
+  const Shape &sa = a.shape(), &sb = b.shape();
+  const int ra = sa.rank(), rb = sb.rank();
+  const std::int64_t m = o.transpose_a ? sa[ra - 1] : sa[ra - 2];
+  const std::int64_t ka = o.transpose_a ? sa[ra - 2] : sa[ra - 1];
+  const std::int64_t kb = o.transpose_b ? sb[rb - 1] : sb[rb - 2];
+  const std::int64_t n = o.transpose_b ? sb[rb - 2] : sb[rb - 1];
+  if (ka != kb)
+    throw ShapeError("weft::matmul: shapes " + detail::shapes_str(sa, sb) + (o.transpose_a ? " (a transposed)" : "") +
+                     (o.transpose_b ? " (b transposed)" : "") + " do not fit: a contracts over " +
+                     std::to_string(ka) + " but b over " + std::to_string(kb) +
+                     "; the last axis of a must equal the second-to-last of b");
+  std::vector<std::int64_t> ba(sa.begin(), sa.end() - 2), bb(sb.begin(), sb.end() - 2);
+  const Shape batch = broadcast_shapes(Shape(ba), Shape(bb), "matmul");
+  return {m, ka, n, batch};
+}
+
+/// C = op(A) op(B) for operands of rank >= 2 with broadcast batch axes.
+Tensor matmul_nd(const Tensor& a, const Tensor& b, MatmulOptions o) {
+  const MatmulDims d = check_dims(a, b, o);
+  std::vector<std::int64_t> out_dims(d.batch.begin(), d.batch.end());
+  out_dims.push_back(d.m);
+  out_dims.push_back(d.n);
+  Tensor out = detail::empty(Shape(out_dims), DType::float32);
+  float* pc = detail::mutable_data<float>(out);
+  const float* pa = data<float>(a);
+  const float* pb = data<float>(b);
+  const Shape &sa = a.shape(), &sb = b.shape();
+  const std::int64_t lda = sa[sa.rank() - 1], ldb = sb[sb.rank() - 1];
+  if (d.k == 0) {
+    std::fill_n(pc, out.size(), 0.0f);
+  } else if (sb.rank() == 2 && !o.transpose_a) {
+    // Batch axes of a fold into M: one GEMM.
+    const std::int64_t rows = a.size() / d.k;
+    backend::sgemm(false, o.transpose_b, rows, d.n, d.k, pa, lda, pb, ldb, 0.0f, pc, d.n);
+  } else {
+    const std::int64_t batches = d.batch.numel();
+    const int rank = d.batch.rank();
+    // Offsets of each operand's matrix for a batch index (0 stride on broadcast axes).
+    auto offsets = [&](std::int64_t bi, std::int64_t& oa, std::int64_t& ob) {
+      oa = ob = 0;
+      std::int64_t ca = sa[sa.rank() - 1] * sa[sa.rank() - 2], cb = sb[sb.rank() - 1] * sb[sb.rank() - 2];
+      for (int i = rank - 1; i >= 0; --i) {
+        const std::int64_t idx = bi % d.batch[i];
+        bi /= d.batch[i];
+        const int ia = sa.rank() - 2 - rank + i, ib = sb.rank() - 2 - rank + i;
+        const std::int64_t da = ia >= 0 ? sa[ia] : 1, db = ib >= 0 ? sb[ib] : 1;
+        if (da != 1) oa += idx * ca;
+        if (db != 1) ob += idx * cb;
+        ca *= da;
+        cb *= db;
+      }
+    };
+    const std::int64_t work = d.m * d.n * d.k;
+    auto run = [&](std::int64_t b0, std::int64_t b1) {
+      for (std::int64_t bi = b0; bi < b1; ++bi) {
+        std::int64_t oa, ob;
+        offsets(bi, oa, ob);
+        backend::sgemm(o.transpose_a, o.transpose_b, d.m, d.n, d.k, pa + oa, lda, pb + ob, ldb, 0.0f,
+                       pc + bi * d.m * d.n, d.n);
+      }
+    };
+    // Many small products: one thread per batch slice; few large ones: the backend threads each.
+    if (work < (1 << 20))
+      detail::parallel_for(batches, std::max<std::int64_t>(1, (1 << 16) / std::max<std::int64_t>(work, 1)), run);
+    else
+      run(0, batches);
+  }
+  if (autodiff::any_tracked(a, b)) {
+    const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
+    autodiff::record(out, "matmul", {&a, &b}, [va = detach(a), vb = detach(b), o, need_a, need_b](const Tensor& g,
+                                                                                               std::span<Tensor> gr) {
+      if (need_a) {
+        const Tensor ga = o.transpose_a ? matmul_nd(vb, g, {o.transpose_b, true}) : matmul_nd(g, vb, {false, !o.transpose_b});
+        gr[0] = detail::sum_to_shape(ga, va.shape());
+      }
+      if (need_b) {
+        if (vb.rank() == 2 && !o.transpose_a && va.rank() > 2) {
+          // b was shared by every batch slice: fold the batch into the contraction.
+          const std::int64_t k = va.shape()[va.rank() - 1], n = g.shape()[g.rank() - 1];
+          const Tensor a2 = detail::alias(va, Shape{va.size() / k, k});
+          const Tensor g2 = detail::alias(g, Shape{g.size() / n, n});
+          gr[1] = o.transpose_b ? matmul_nd(g2, a2, {true, false}) : matmul_nd(a2, g2, {true, false});
+        } else {
+          const Tensor gb = o.transpose_b ? matmul_nd(g, va, {true, o.transpose_a}) : matmul_nd(va, g, {!o.transpose_a, false});
+          gr[1] = detail::sum_to_shape(gb, vb.shape());
+        }
+      }
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options) {
+  detail::require_float(a, "matmul");
+  detail::require_float(b, "matmul");
+  if (a.rank() == 0 || b.rank() == 0)
+    throw ShapeError("weft::matmul: operands must have at least one axis, got shapes " +
+                     detail::shapes_str(a.shape(), b.shape()) + "; use * to scale by a scalar");
+  if ((a.rank() == 1 && options.transpose_a) || (b.rank() == 1 && options.transpose_b))
+    throw ShapeError("weft::matmul: a 1-D operand cannot be transposed (shapes " +
+                     detail::shapes_str(a.shape(), b.shape()) + ")");
+  if (a.rank() >= 2 && b.rank() >= 2) return matmul_nd(a, b, options);
+  // NumPy promotion of 1-D operands; the reshapes record their own gradients.
+  const Tensor a2 = a.rank() == 1 ? reshape(a, Shape{1, a.shape()[0]}) : a;
+  const Tensor b2 = b.rank() == 1 ? reshape(b, Shape{b.shape()[0], 1}) : b;
+  const Tensor c = matmul_nd(a2, b2, options);
+  std::vector<std::int64_t> dims = c.shape().to_vector();
+  if (b.rank() == 1) dims.erase(dims.end() - 1);
+  if (a.rank() == 1) dims.erase(dims.end() - (b.rank() == 1 ? 1 : 2));
+  return reshape(c, Shape(dims));
+}
+
+}  // namespace weft

@@ -1,0 +1,204 @@
+// Reductions over axes (sum, mean) and the reduction kernel they share with max/min.
+#include <algorithm>
+#include <limits>
+
+#include "internal.hpp"
+
+namespace weft {
+
+namespace detail {
+
+std::vector<int> normalize_axes(const Axes& axes, int rank, const char* op) {
+  std::vector<int> out;
+  if (axes.is_all()) {
+    for (int i = 0; i < rank; ++i) out.push_back(i);
+    return out;
+  }
+  for (int a : axes.list()) out.push_back(normalize_axis(a, rank, op));
+  std::sort(out.begin(), out.end());
+  if (std::adjacent_find(out.begin(), out.end()) != out.end())
+    throw ShapeError(std::string("weft::") + op + ": an axis is listed twice; list each axis once");
+  return out;
+}
+
+Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdims) {
+  std::vector<std::int64_t> dims;
+  for (int i = 0; i < shape.rank(); ++i) {
+    const bool reduced = std::binary_search(axes.begin(), axes.end(), i);
+    if (!reduced)
+      dims.push_back(shape[i]);
+    else if (keepdims)
+      dims.push_back(1);
+  }
+  return Shape(dims);
+}
+
+namespace {
+
+constexpr std::int64_t kLanes = 16;          // independent partial sums: one AVX-512 register
+constexpr std::int64_t kBlock = 1 << 16;     // fixed block of a long reduction (thread-count independent)
+
+template <ReduceKind K>
+constexpr float identity() {
+  if constexpr (K == ReduceKind::sum) return 0.0f;
+  if constexpr (K == ReduceKind::max) return -std::numeric_limits<float>::infinity();
+  return std::numeric_limits<float>::infinity();
+}
+
+template <ReduceKind K>
+inline float combine(float a, float b) {
+  if constexpr (K == ReduceKind::sum) return a + b;
+  if constexpr (K == ReduceKind::max) return (a > b || a != a) ? a : b;  // NaN propagates
+  return (a < b || a != a) ? a : b;
+}
+
+/// Reduces x[0..n) with kLanes partial results combined in a fixed order.
+template <ReduceKind K>
+float reduce_contiguous(const float* x, std::int64_t n) {
+  float acc[kLanes];
+  for (auto& a : acc) a = identity<K>();
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (std::int64_t j = 0; j < kLanes; ++j) acc[j] = combine<K>(acc[j], x[i + j]);
+  for (std::int64_t j = 0; i < n; ++i, ++j) acc[j] = combine<K>(acc[j], x[i]);
+  for (std::int64_t w = kLanes / 2; w > 0; w /= 2)
+    for (std::int64_t j = 0; j < w; ++j) acc[j] = combine<K>(acc[j], acc[j + w]);
+  return acc[0];
+}
+
+/// out[o, i] = reduce_r x[o, r, i] for a (outer, r, inner) view of x.
+template <ReduceKind K>
+void reduce_pass(const float* x, float* out, std::int64_t outer, std::int64_t r, std::int64_t inner) {
+  if (inner == 1) {
+    if (outer == 1 && r > 2 * kBlock) {
+      const std::int64_t blocks = (r + kBlock - 1) / kBlock;
+      std::vector<float> partial(static_cast<std::size_t>(blocks));
+      parallel_for(blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+        for (std::int64_t b = b0; b < b1; ++b)
+          partial[static_cast<std::size_t>(b)] =
+              reduce_contiguous<K>(x + b * kBlock, std::min(kBlock, r - b * kBlock));
+      });
+      out[0] = reduce_contiguous<K>(partial.data(), blocks);
+      return;
+    }
+    parallel_for(outer, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(r, 1)),
+                 [&](std::int64_t o0, std::int64_t o1) {
+                   for (std::int64_t o = o0; o < o1; ++o) out[o] = reduce_contiguous<K>(x + o * r, r);
+                 });
+    return;
+  }
+  // Vectorised over the inner axis; the r terms are combined in order.
+  const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(r * inner, 1));
+  parallel_for(outer, grain, [&](std::int64_t o0, std::int64_t o1) {
+    for (std::int64_t o = o0; o < o1; ++o) {
+      float* po = out + o * inner;
+      const float* px = x + o * r * inner;
+      std::copy_n(px, inner, po);
+      for (std::int64_t k = 1; k < r; ++k)
+        for (std::int64_t i = 0; i < inner; ++i) po[i] = combine<K>(po[i], px[k * inner + i]);
+    }
+  });
+}
+
+}  // namespace
+
+Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, ReduceKind kind) {
+  const Shape& shape = x.shape();
+  for (int a : axes) {
+    if (shape[a] == 0 && kind != ReduceKind::sum)
+      throw ValueError(std::string("weft::") + (kind == ReduceKind::max ? "max" : "min") +
+                       ": cannot reduce over axis " + std::to_string(a) + " of extent 0 in shape " + shape.str() +
+                       " (the result has no identity)");
+  }
+  Tensor cur = detach(x);
+  std::vector<std::int64_t> dims = shape.to_vector();
+  // Reduce runs of consecutive axes, last run first, so earlier axis numbers stay valid.
+  std::size_t k = axes.size();
+  while (k > 0) {
+    std::size_t start = k - 1;
+    while (start > 0 && axes[start - 1] == axes[start] - 1) --start;
+    const int a0 = axes[start], a1 = axes[k - 1];
+    std::int64_t outer = 1, r = 1, inner = 1;
+    for (int i = 0; i < a0; ++i) outer *= dims[static_cast<std::size_t>(i)];
+    for (int i = a0; i <= a1; ++i) r *= dims[static_cast<std::size_t>(i)];
+    for (std::size_t i = static_cast<std::size_t>(a1) + 1; i < dims.size(); ++i) inner *= dims[i];
+    for (int i = a0; i <= a1; ++i) dims[static_cast<std::size_t>(i)] = 1;
+    Tensor next = empty(Shape(dims), DType::float32);
+    float* po = mutable_data<float>(next);
+    if (r == 0) {
+      std::fill_n(po, outer * inner, 0.0f);
+    } else {
+      switch (kind) {
+        case ReduceKind::sum: reduce_pass<ReduceKind::sum>(data<float>(cur), po, outer, r, inner); break;
+        case ReduceKind::max: reduce_pass<ReduceKind::max>(data<float>(cur), po, outer, r, inner); break;
+        case ReduceKind::min: reduce_pass<ReduceKind::min>(data<float>(cur), po, outer, r, inner); break;
+      }
+    }
+    cur = next;
+    k = start;
+  }
+  return alias(cur, reduced_shape(shape, axes, keepdims));
+}
+
+Tensor sum_int(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  // Exact integer sums (counts of a mask); rare and small, so a plain index walk.
+  const Shape& shape = x.shape();
+  const Shape kept = reduced_shape(shape, axes, true);
+  std::vector<std::int64_t> acc(static_cast<std::size_t>(kept.numel()), 0);
+  const std::int32_t* px = data<std::int32_t>(x);
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(shape.rank()), 0);
+  for (std::int64_t i = 0; i < shape.numel(); ++i) {
+    std::int64_t o = 0;
+    for (int d = 0; d < shape.rank(); ++d) o = o * kept[d] + (kept[d] == 1 ? 0 : idx[static_cast<std::size_t>(d)]);
+    acc[static_cast<std::size_t>(o)] += px[i];
+    for (int d = shape.rank() - 1; d >= 0; --d) {
+      if (++idx[static_cast<std::size_t>(d)] < shape[d]) break;
+      idx[static_cast<std::size_t>(d)] = 0;
+    }
+  }
+  Tensor out = empty(reduced_shape(shape, axes, keepdims), DType::int32);
+  std::int32_t* po = mutable_data<std::int32_t>(out);
+  for (std::size_t i = 0; i < acc.size(); ++i) {
+    if (acc[i] > std::numeric_limits<std::int32_t>::max() || acc[i] < std::numeric_limits<std::int32_t>::min())
+      throw ValueError("weft::sum: an int32 sum overflows int32; convert to float32 first");
+    po[i] = static_cast<std::int32_t>(acc[i]);
+  }
+  return out;
+}
+
+Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const int lead = g.rank() - shape.rank();
+  std::vector<int> axes;
+  for (int i = 0; i < g.rank(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)) axes.push_back(i);
+  return alias(reduce_raw(g, axes, true, ReduceKind::sum), shape);
+}
+
+}  // namespace detail
+
+Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
+  detail::require_defined(x, "sum");
+  const auto ax = detail::normalize_axes(axes, x.rank(), "sum");
+  if (x.dtype() == DType::int32) return detail::sum_int(x, ax, keepdims);
+  Tensor out = detail::reduce_raw(x, ax, keepdims, detail::ReduceKind::sum);
+  if (autodiff::any_tracked(x)) {
+    autodiff::record(out, "sum", {&x}, [sx = x.shape(), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+      const Tensor gk = keepdims ? g : detail::alias(g, detail::reduced_shape(sx, ax, true));
+      gr[0] = broadcast_to(gk, sx);
+    });
+  }
+  return out;
+}
+
+Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
+  detail::require_defined(x, "mean");
+  const auto ax = detail::normalize_axes(axes, x.rank(), "mean");
+  std::int64_t n = 1;
+  for (int a : ax) n *= x.shape()[a];
+  if (n == 0) throw ValueError("weft::mean: the reduced axes of shape " + x.shape().str() + " hold no elements");
+  const Tensor xf = x.dtype() == DType::float32 ? x : astype(x, DType::float32);
+  return sum(xf, Axes(ax), keepdims) * (1.0f / static_cast<float>(n));
+}
+
+}  // namespace weft

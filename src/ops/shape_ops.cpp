@@ -1,0 +1,191 @@
+// Ops that move elements without arithmetic: reshape, transpose, broadcast_to.
+#include <numeric>
+
+#include "internal.hpp"
+
+namespace weft {
+
+using detail::data;
+using detail::detach;
+
+namespace {
+
+/// out (of shape `out_shape`, row-major) = x read at offsets sum_d idx[d] * in_stride[d].
+template <class T>
+void strided_gather(const T* x, T* out, const Shape& out_shape, const std::vector<std::int64_t>& in_stride) {
+  const int rank = out_shape.rank();
+  const std::int64_t n = out_shape.numel();
+  if (n == 0) return;
+  if (rank == 0) {
+    out[0] = x[0];
+    return;
+  }
+  const std::int64_t inner = out_shape[rank - 1];
+  const std::int64_t s_inner = in_stride[static_cast<std::size_t>(rank - 1)];
+  const std::int64_t rows = n / inner;
+  detail::parallel_for(rows, std::max<std::int64_t>(1, detail::kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      std::int64_t rem = r, off = 0;
+      for (int d = rank - 2; d >= 0; --d) {
+        off += (rem % out_shape[d]) * in_stride[static_cast<std::size_t>(d)];
+        rem /= out_shape[d];
+      }
+      T* po = out + r * inner;
+      const T* px = x + off;
+      if (s_inner == 1) {
+        std::copy_n(px, inner, po);
+      } else if (s_inner == 0) {
+        std::fill_n(po, inner, px[0]);
+      } else {
+        for (std::int64_t i = 0; i < inner; ++i) po[i] = px[i * s_inner];
+      }
+    }
+  });
+}
+
+/// Blocked 2-D transpose: out[j, i] = x[i, j] for x of shape (m, n).
+template <class T>
+void transpose_2d(const T* x, T* out, std::int64_t m, std::int64_t n) {
+  constexpr std::int64_t kTile = 32;
+  const std::int64_t tiles_m = (m + kTile - 1) / kTile;
+  detail::parallel_for(tiles_m, std::max<std::int64_t>(1, detail::kParallelGrain / (kTile * std::max<std::int64_t>(n, 1))),
+                       [&](std::int64_t t0, std::int64_t t1) {
+                         for (std::int64_t ti = t0; ti < t1; ++ti)
+                           for (std::int64_t j0 = 0; j0 < n; j0 += kTile)
+                             for (std::int64_t i = ti * kTile; i < std::min(m, (ti + 1) * kTile); ++i)
+                               for (std::int64_t j = j0; j < std::min(n, j0 + kTile); ++j) out[j * m + i] = x[i * n + j];
+                       });
+}
+
+template <class F>
+Tensor dispatch_copy(const Tensor& x, const Shape& out_shape, F&& copy) {
+  Tensor out = detail::empty(out_shape, x.dtype());
+  if (x.dtype() == DType::float32)
+    copy(data<float>(x), detail::mutable_data<float>(out));
+  else
+    copy(data<std::int32_t>(x), detail::mutable_data<std::int32_t>(out));
+  return out;
+}
+
+}  // namespace
+
+Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
+  detail::require_defined(x, "reshape");
+  std::vector<std::int64_t> dims = shape;
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == -1) {
+      if (infer >= 0) throw ShapeError("weft::reshape: more than one -1 in the new shape; at most one extent can be inferred");
+      infer = static_cast<int>(i);
+    } else if (dims[i] < 0) {
+      throw ShapeError("weft::reshape: extent " + std::to_string(dims[i]) + " in the new shape is negative");
+    } else {
+      known *= dims[i];
+    }
+  }
+  std::string wanted = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) wanted += (i ? ", " : "") + std::to_string(shape[i]);
+  wanted += ")";
+  if (infer >= 0) {
+    if (known == 0 || x.size() % known != 0)
+      throw ShapeError("weft::reshape: cannot reshape " + x.shape().str() + " (" + std::to_string(x.size()) +
+                       " elements) into " + wanted);
+    dims[static_cast<std::size_t>(infer)] = x.size() / known;
+  }
+  return reshape(x, Shape(dims));
+}
+
+Tensor reshape(const Tensor& x, std::initializer_list<std::int64_t> shape) {
+  return reshape(x, std::vector<std::int64_t>(shape));
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  detail::require_defined(x, "reshape");
+  if (shape.numel() != x.size())
+    throw ShapeError("weft::reshape: cannot reshape " + x.shape().str() + " (" + std::to_string(x.size()) +
+                     " elements) into " + shape.str() + " (" + std::to_string(shape.numel()) + " elements)");
+  Tensor out = detail::alias(x, shape);
+  if (autodiff::any_tracked(x)) {
+    autodiff::record(out, "reshape", {&x}, [sx = x.shape()](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = detail::alias(g, sx);
+    });
+  }
+  return out;
+}
+
+Tensor transpose(const Tensor& x, const std::vector<int>& perm_in) {
+  detail::require_defined(x, "transpose");
+  const int rank = x.rank();
+  std::vector<int> perm = perm_in;
+  if (perm.empty()) {
+    perm.resize(static_cast<std::size_t>(rank));
+    std::iota(perm.rbegin(), perm.rend(), 0);
+  }
+  if (static_cast<int>(perm.size()) != rank)
+    throw ShapeError("weft::transpose: the permutation has " + std::to_string(perm.size()) +
+                     " entries but the tensor of shape " + x.shape().str() + " has rank " + std::to_string(rank));
+  std::vector<bool> seen(static_cast<std::size_t>(rank), false);
+  for (int& p : perm) {
+    p = normalize_axis(p, rank, "transpose");
+    if (seen[static_cast<std::size_t>(p)])
+      throw ShapeError("weft::transpose: axis " + std::to_string(p) + " appears twice in the permutation");
+    seen[static_cast<std::size_t>(p)] = true;
+  }
+  std::vector<std::int64_t> in_stride(static_cast<std::size_t>(rank)), dims(static_cast<std::size_t>(rank));
+  std::vector<std::int64_t> contiguous(static_cast<std::size_t>(rank), 1);
+  for (int d = rank - 2; d >= 0; --d) contiguous[static_cast<std::size_t>(d)] = contiguous[static_cast<std::size_t>(d) + 1] * x.shape()[d + 1];
+  bool identity = true;
+  for (int d = 0; d < rank; ++d) {
+    dims[static_cast<std::size_t>(d)] = x.shape()[perm[static_cast<std::size_t>(d)]];
+    in_stride[static_cast<std::size_t>(d)] = contiguous[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])];
+    identity = identity && perm[static_cast<std::size_t>(d)] == d;
+  }
+  const Shape out_shape(dims);
+  Tensor out;
+  if (identity) {
+    out = detail::alias(x, out_shape);
+  } else if (rank == 2) {
+    out = dispatch_copy(x, out_shape, [&](const auto* px, auto* po) { transpose_2d(px, po, x.shape()[0], x.shape()[1]); });
+  } else {
+    out = dispatch_copy(x, out_shape, [&](const auto* px, auto* po) { strided_gather(px, po, out_shape, in_stride); });
+  }
+  if (autodiff::any_tracked(x)) {
+    std::vector<int> inverse(static_cast<std::size_t>(rank));
+    for (int d = 0; d < rank; ++d) inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])] = d;
+    autodiff::record(out, "transpose", {&x}, [inverse](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = transpose(g, inverse);
+    });
+  }
+  return out;
+}
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  detail::require_defined(x, "broadcast_to");
+  const Shape& s = x.shape();
+  bool ok = s.rank() <= shape.rank();
+  for (int i = 0; ok && i < s.rank(); ++i) {
+    const std::int64_t d = s[i], t = shape[shape.rank() - s.rank() + i];
+    ok = d == t || d == 1;
+  }
+  if (!ok)
+    throw ShapeError("weft::broadcast_to: cannot broadcast shape " + s.str() + " to " + shape.str() +
+                     "; each extent must equal the target's or be 1, counting from the last axis");
+  if (s == shape) return x;
+  std::vector<std::int64_t> in_stride(static_cast<std::size_t>(shape.rank()), 0);
+  std::int64_t c = 1;
+  for (int i = s.rank() - 1; i >= 0; --i) {
+    const int o = shape.rank() - s.rank() + i;
+    in_stride[static_cast<std::size_t>(o)] = s[i] == 1 ? 0 : c;
+    c *= s[i];
+  }
+  Tensor out = dispatch_copy(x, shape, [&](const auto* px, auto* po) { strided_gather(px, po, shape, in_stride); });
+  if (autodiff::any_tracked(x)) {
+    autodiff::record(out, "broadcast_to", {&x}, [s](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = detail::sum_to_shape(g, s);
+    });
+  }
+  return out;
+}
+
+}  // namespace weft

@@ -1,0 +1,76 @@
+#include "weft/shape.hpp"
+
+#include <ostream>
+#include <sstream>
+
+#include "weft/error.hpp"
+
+namespace weft {
+
+namespace {
+[[noreturn]] void throw_rank(std::size_t rank) {
+  throw ShapeError("weft::Shape: rank " + std::to_string(rank) + " is more than the supported " +
+                   std::to_string(Shape::kMaxRank) + " dimensions; reshape the data to fewer axes");
+}
+}  // namespace
+
+Shape::Shape(std::initializer_list<std::int64_t> dims) : Shape(std::span<const std::int64_t>(dims.begin(), dims.size())) {}
+
+Shape::Shape(std::span<const std::int64_t> dims) {
+  if (dims.size() > static_cast<std::size_t>(kMaxRank)) throw_rank(dims.size());
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 0) {
+      std::ostringstream msg;
+      msg << "weft::Shape: extent " << dims[i] << " at axis " << i << " is negative; extents are >= 0";
+      throw ShapeError(msg.str());
+    }
+    dims_[i] = dims[i];
+  }
+  rank_ = static_cast<std::uint8_t>(dims.size());
+}
+
+std::int64_t Shape::dim(int axis) const { return (*this)[normalize_axis(axis, rank_, "Shape::dim")]; }
+
+std::int64_t Shape::numel() const noexcept {
+  std::int64_t n = 1;
+  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+  return n;
+}
+
+Shape Shape::with(int axis, std::int64_t extent) const {
+  auto dims = to_vector();
+  dims[static_cast<std::size_t>(normalize_axis(axis, rank_, "Shape::with"))] = extent;
+  return Shape(dims);
+}
+
+std::string Shape::str() const {
+  std::string s = "(";
+  for (int i = 0; i < rank_; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims_[static_cast<std::size_t>(i)]);
+  }
+  if (rank_ == 1) s += ",";
+  return s + ")";
+}
+
+bool operator==(const Shape& a, const Shape& b) noexcept {
+  if (a.rank_ != b.rank_) return false;
+  for (int i = 0; i < a.rank_; ++i)
+    if (a.dims_[static_cast<std::size_t>(i)] != b.dims_[static_cast<std::size_t>(i)]) return false;
+  return true;
+}
+
+std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
+
+int normalize_axis(int axis, int rank, const char* op) {
+  const int r = rank;
+  if (axis < -r || axis >= r) {
+    std::ostringstream msg;
+    msg << "weft::" << op << ": axis " << axis << " is out of range for a tensor of rank " << rank
+        << "; use an axis in [" << -r << ", " << r - 1 << "]";
+    throw ShapeError(msg.str());
+  }
+  return axis < 0 ? axis + r : axis;
+}
+
+}  // namespace weft

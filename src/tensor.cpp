@@ -1,0 +1,221 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <new>
+#include <ostream>
+#include <sstream>
+
+#include "autodiff/node.hpp"
+#include "buffer.hpp"
+#include "tensor_impl.hpp"
+
+namespace weft {
+
+namespace detail {
+
+Tensor empty(const Shape& shape, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  const auto bytes = static_cast<std::size_t>(shape.numel()) * 4;  // both dtypes are 4 bytes wide
+  if (bytes <= kInlineBytes) {
+    impl->data = impl->inline_buf;
+  } else {
+    auto buffer = allocate_buffer(bytes);
+    impl->data = buffer.get();
+    impl->owner = std::move(buffer);
+  }
+  return TensorAccess::make(std::move(impl));
+}
+
+Tensor alias(const Tensor& t, const Shape& shape) {
+  const auto& src = TensorAccess::impl(t);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = src->dtype;
+  impl->data = src->data;
+  // Share ownership of whatever keeps the elements alive: the buffer, or the source impl itself
+  // when its elements are inline.
+  impl->owner = src->owner ? src->owner : std::shared_ptr<const void>(src, src->data);
+  return TensorAccess::make(std::move(impl));
+}
+
+Tensor detach(const Tensor& t) {
+  if (!node_of(t)) return t;
+  return alias(t, t.shape());
+}
+
+void require_defined(const Tensor& t, const char* op) {
+  if (!t.defined())
+    throw Error(std::string("weft::") + op +
+                ": got an empty Tensor (default-constructed); give it a value before using it");
+}
+
+void require_float(const Tensor& t, const char* op) {
+  require_defined(t, op);
+  if (t.dtype() != DType::float32)
+    throw DTypeError(std::string("weft::") + op + ": expects a float32 tensor but got " +
+                     std::string(name(t.dtype())) + " with shape " + t.shape().str() +
+                     "; convert it with weft::astype(x, DType::float32)");
+}
+
+}  // namespace detail
+
+namespace {
+
+template <class T>
+Tensor from_values(std::vector<T> values, const Shape& shape, const char* what) {
+  if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+    std::ostringstream msg;
+    msg << "weft::Tensor: " << values.size() << " " << what << " values cannot fill shape " << shape.str()
+        << ", which holds " << shape.numel() << " elements; pass exactly that many values or change the shape";
+    throw ShapeError(msg.str());
+  }
+  Tensor t = detail::empty(shape, dtype_of<T>());
+  if (!values.empty()) std::memcpy(detail::mutable_data<T>(t), values.data(), values.size() * sizeof(T));
+  return t;
+}
+
+}  // namespace
+
+Tensor::Tensor(std::vector<float> values, Shape shape) : Tensor(from_values(std::move(values), shape, "float32")) {}
+Tensor::Tensor(std::vector<std::int32_t> values, Shape shape)
+    : Tensor(from_values(std::move(values), shape, "int32")) {}
+Tensor::Tensor(float value) : Tensor(full(Shape{}, value)) {}
+
+const Shape& Tensor::shape() const {
+  detail::require_defined(*this, "Tensor::shape");
+  return impl_->shape;
+}
+
+DType Tensor::dtype() const {
+  detail::require_defined(*this, "Tensor::dtype");
+  return impl_->dtype;
+}
+
+bool Tensor::is_tracked() const noexcept { return impl_ && impl_->node; }
+
+template <class T>
+std::span<const T> Tensor::values() const {
+  detail::require_defined(*this, "Tensor::values");
+  if (impl_->dtype != dtype_of<T>())
+    throw DTypeError("weft::Tensor::values: the tensor is " + std::string(name(impl_->dtype)) +
+                     " but its values were asked for as " + std::string(name(dtype_of<T>())));
+  return {static_cast<const T*>(impl_->data), static_cast<std::size_t>(impl_->shape.numel())};
+}
+template std::span<const float> Tensor::values<float>() const;
+template std::span<const std::int32_t> Tensor::values<std::int32_t>() const;
+
+std::vector<float> Tensor::to_vector() const {
+  detail::require_defined(*this, "Tensor::to_vector");
+  if (impl_->dtype != DType::float32)
+    throw DTypeError("weft::Tensor::to_vector: the tensor is int32; use to_int_vector()");
+  auto v = values<float>();
+  return {v.begin(), v.end()};
+}
+
+std::vector<std::int32_t> Tensor::to_int_vector() const {
+  detail::require_defined(*this, "Tensor::to_int_vector");
+  if (impl_->dtype != DType::int32)
+    throw DTypeError("weft::Tensor::to_int_vector: the tensor is float32; use to_vector()");
+  auto v = values<std::int32_t>();
+  return {v.begin(), v.end()};
+}
+
+float Tensor::item() const {
+  detail::require_defined(*this, "Tensor::item");
+  if (impl_->shape.numel() != 1)
+    throw ShapeError("weft::Tensor::item: needs a tensor of exactly one element, got shape " +
+                     impl_->shape.str() + "; reduce it (weft::sum, weft::mean) or index it first");
+  return impl_->dtype == DType::float32 ? *static_cast<const float*>(impl_->data)
+                                        : static_cast<float>(*static_cast<const std::int32_t*>(impl_->data));
+}
+
+namespace {
+
+constexpr std::int64_t kPrintEdge = 3;  // elements shown at each end of a long axis
+
+template <class T>
+void print_axis(std::ostream& os, const T* data, const Shape& shape, int axis, std::int64_t offset,
+                std::int64_t stride, int indent) {
+  const std::int64_t n = shape[axis];
+  const std::int64_t inner = stride / (n == 0 ? 1 : n);
+  os << '[';
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (n > 2 * kPrintEdge && i == kPrintEdge) {
+      os << (axis + 1 == shape.rank() ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+      i = n - kPrintEdge;
+    }
+    if (axis + 1 == shape.rank()) {
+      if constexpr (std::is_same_v<T, float>) {
+        os << std::setprecision(6) << data[offset + i];
+      } else {
+        os << data[offset + i];
+      }
+      if (i + 1 < n) os << ", ";
+    } else {
+      print_axis(os, data, shape, axis + 1, offset + i * inner, inner, indent + 1);
+      if (i + 1 < n) os << ",\n" << std::string(static_cast<std::size_t>(indent + 1), ' ');
+    }
+  }
+  os << ']';
+}
+
+}  // namespace
+
+std::string Tensor::str() const {
+  if (!impl_) return "Tensor(empty)";
+  std::ostringstream os;
+  os << "Tensor(shape=" << impl_->shape.str() << ", dtype=" << name(impl_->dtype) << ")\n";
+  if (impl_->shape.rank() == 0) {
+    os << item();
+  } else if (impl_->dtype == DType::float32) {
+    print_axis(os, static_cast<const float*>(impl_->data), impl_->shape, 0, 0, impl_->shape.numel(), 0);
+  } else {
+    print_axis(os, static_cast<const std::int32_t*>(impl_->data), impl_->shape, 0, 0, impl_->shape.numel(), 0);
+  }
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+
+Tensor zeros(Shape shape, DType dtype) {
+  Tensor t = detail::empty(shape, dtype);
+  std::memset(detail::TensorAccess::impl(t)->data, 0, static_cast<std::size_t>(shape.numel()) * 4);
+  return t;
+}
+
+Tensor ones(Shape shape, DType dtype) {
+  return dtype == DType::float32 ? full(shape, 1.0f) : full(shape, std::int32_t{1});
+}
+
+Tensor full(Shape shape, float value) {
+  Tensor t = detail::empty(shape, DType::float32);
+  std::fill_n(detail::mutable_data<float>(t), shape.numel(), value);
+  return t;
+}
+
+Tensor full(Shape shape, std::int32_t value) {
+  Tensor t = detail::empty(shape, DType::int32);
+  std::fill_n(detail::mutable_data<std::int32_t>(t), shape.numel(), value);
+  return t;
+}
+
+Tensor arange(std::int64_t stop, DType dtype) { return arange(0, stop, 1, dtype); }
+
+Tensor arange(std::int64_t start, std::int64_t stop, std::int64_t step, DType dtype) {
+  if (step == 0) throw ValueError("weft::arange: step must not be 0");
+  const std::int64_t n = std::max<std::int64_t>(0, (stop - start + step + (step > 0 ? -1 : 1)) / step);
+  Tensor t = detail::empty(Shape{n}, dtype);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t v = start + i * step;
+    if (dtype == DType::float32)
+      detail::mutable_data<float>(t)[i] = static_cast<float>(v);
+    else
+      detail::mutable_data<std::int32_t>(t)[i] = static_cast<std::int32_t>(v);
+  }
+  return t;
+}
+
+}  // namespace weft

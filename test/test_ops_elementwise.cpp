@@ -1,0 +1,147 @@
+#include "testing.hpp"
+
+using namespace weft;
+using weft::testing::check_close;
+using weft::testing::check_gradient;
+using weft::testing::check_throws_with;
+using weft::testing::pattern;
+
+TEST_CASE("broadcasting arithmetic follows NumPy") {
+  const Tensor a({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, Shape{2, 3});
+  const Tensor row({10.f, 20.f, 30.f}, Shape{3});
+  const Tensor col({100.f, 200.f}, Shape{2, 1});
+  check_close(a + row, {11, 22, 33, 14, 25, 36}, Shape{2, 3});
+  check_close(a + col, {101, 102, 103, 204, 205, 206}, Shape{2, 3});
+  check_close(col + row, {110, 120, 130, 210, 220, 230}, Shape{2, 3});
+  check_close(a - row, {-9, -18, -27, -6, -15, -24}, Shape{2, 3});
+  check_close(a * col, {100, 200, 300, 800, 1000, 1200}, Shape{2, 3});
+  check_close(row / a, {10, 10, 10, 2.5f, 4, 5}, Shape{2, 3});
+  check_close(-a, {-1, -2, -3, -4, -5, -6}, Shape{2, 3});
+  check_close(2.0f * a - 1.0f, {1, 3, 5, 7, 9, 11}, Shape{2, 3});
+  check_close(1.0f / Tensor({2.f, 4.f}, Shape{2}), {0.5f, 0.25f}, Shape{2});
+  // (2,1,3) with (4,1) -> (2,4,3)
+  const Tensor x = arange(6);
+  const Tensor y = arange(4);
+  const Tensor z = reshape(x, Shape{2, 1, 3}) + reshape(y, Shape{4, 1});
+  CHECK(z.shape() == Shape{2, 4, 3});
+  std::vector<float> expected;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int k = 0; k < 3; ++k) expected.push_back(static_cast<float>(i * 3 + k + j));
+  check_close(z, expected, Shape{2, 4, 3});
+}
+
+TEST_CASE("broadcast errors name the op and both shapes") {
+  const Tensor a = ones(Shape{2, 3});
+  const Tensor b = ones(Shape{4});
+  check_throws_with<ShapeError>([&] { (void)(a + b); }, {"add", "(2, 3)", "(4,)"});
+  check_throws_with<ShapeError>([&] { (void)(a * ones(Shape{3, 3})); }, {"multiply", "(2, 3)", "(3, 3)"});
+  check_throws_with<DTypeError>([&] { (void)(a + arange(3, DType::int32)); }, {"add", "float32", "int32"});
+  check_throws_with<DTypeError>([&] { (void)(arange(3, DType::int32) / arange(3, DType::int32)); }, {"divide"});
+}
+
+TEST_CASE("int32 arithmetic and comparisons") {
+  const Tensor a(std::vector<std::int32_t>{1, 2, 3}, Shape{3});
+  const Tensor b(std::vector<std::int32_t>{3, 2, 1}, Shape{3});
+  CHECK((a + b).to_int_vector() == std::vector<std::int32_t>{4, 4, 4});
+  CHECK((a * b).to_int_vector() == std::vector<std::int32_t>{3, 4, 3});
+  CHECK((a == b).to_int_vector() == std::vector<std::int32_t>{0, 1, 0});
+  CHECK((a < b).to_int_vector() == std::vector<std::int32_t>{1, 0, 0});
+  const Tensor f({-1.f, 0.f, 2.f}, Shape{3});
+  CHECK((f > 0.0f).to_int_vector() == std::vector<std::int32_t>{0, 0, 1});
+  CHECK((f >= 0.0f).to_int_vector() == std::vector<std::int32_t>{0, 1, 1});
+  CHECK((f <= 0.0f).to_int_vector() == std::vector<std::int32_t>{1, 1, 0});
+  CHECK((f != f).to_int_vector() == std::vector<std::int32_t>{0, 0, 0});
+}
+
+TEST_CASE("unary functions match closed forms") {
+  const Tensor x({-2.f, -0.5f, 0.f, 0.5f, 2.f}, Shape{5});
+  std::vector<float> e_exp, e_tanh, e_sig, e_relu, e_gelu_exact, e_gelu_tanh, e_silu;
+  for (float v : x.to_vector()) {
+    e_exp.push_back(std::exp(v));
+    e_tanh.push_back(std::tanh(v));
+    e_sig.push_back(1.0f / (1.0f + std::exp(-v)));
+    e_relu.push_back(v > 0 ? v : 0);
+    e_gelu_exact.push_back(0.5f * v * (1.0f + std::erf(v / std::sqrt(2.0f))));
+    e_gelu_tanh.push_back(0.5f * v * (1.0f + std::tanh(std::sqrt(2.0f / 3.14159265f) * (v + 0.044715f * v * v * v))));
+    e_silu.push_back(v / (1.0f + std::exp(-v)));
+  }
+  check_close(exp(x), e_exp, Shape{5});
+  check_close(tanh(x), e_tanh, Shape{5});
+  check_close(sigmoid(x), e_sig, Shape{5});
+  check_close(relu(x), e_relu, Shape{5});
+  check_close(gelu(x, false), e_gelu_exact, Shape{5});
+  check_close(gelu(x), e_gelu_tanh, Shape{5});
+  check_close(silu(x), e_silu, Shape{5});
+  // Known values: gelu(1) exact = 0.8413447, tanh form = 0.8411920.
+  check_close(gelu(Tensor(1.0f), false), {0.8413447f}, Shape{}, 1e-6f);
+  check_close(gelu(Tensor(1.0f), true), {0.8411920f}, Shape{}, 1e-6f);
+  const Tensor p({0.25f, 1.f, 4.f}, Shape{3});
+  check_close(log(p), {std::log(0.25f), 0.f, std::log(4.f)}, Shape{3});
+  check_close(sqrt(p), {0.5f, 1.f, 2.f}, Shape{3});
+  check_close(rsqrt(p), {2.f, 1.f, 0.5f}, Shape{3});
+  check_close(square(x), {4, 0.25f, 0, 0.25f, 4}, Shape{5});
+  check_close(abs(x), {2, 0.5f, 0, 0.5f, 2}, Shape{5});
+  check_close(pow(p, 1.5f), {0.125f, 1.f, 8.f}, Shape{3});
+  check_close(clip(x, -1.f, 1.f), {-1, -0.5f, 0, 0.5f, 1}, Shape{5});
+  check_close(maximum(x, zeros(Shape{1})), {0, 0, 0, 0.5f, 2}, Shape{5});
+  check_close(minimum(x, zeros(Shape{1})), {-2, -0.5f, 0, 0, 0}, Shape{5});
+  CHECK_THROWS_AS((void)clip(x, 1.f, -1.f), ValueError);
+  CHECK_THROWS_AS((void)exp(arange(3, DType::int32)), DTypeError);
+}
+
+TEST_CASE("where selects with a broadcast int32 mask") {
+  const Tensor x({-1.f, 2.f, -3.f, 4.f}, Shape{2, 2});
+  check_close(where(x > 0.0f, x, zeros(Shape{})), {0, 2, 0, 4}, Shape{2, 2});
+  const Tensor c(std::vector<std::int32_t>{1, 0}, Shape{2});
+  check_close(where(c, x, full(Shape{2, 1}, 9.f)), {-1, 9, -3, 9}, Shape{2, 2});
+  check_throws_with<DTypeError>([&] { (void)where(x, x, x); }, {"where", "int32 mask"});
+}
+
+TEST_CASE("astype converts between dtypes") {
+  CHECK(astype(Tensor({1.7f, -1.7f}, Shape{2}), DType::int32).to_int_vector() == std::vector<std::int32_t>{1, -1});
+  check_close(astype(arange(3, DType::int32), DType::float32), {0, 1, 2}, Shape{3});
+}
+
+TEST_CASE("gradients of elementwise ops match finite differences, with broadcasting") {
+  const Tensor x = pattern(Shape{2, 3}, -1.5f, 1.5f);
+  const Tensor pos = pattern(Shape{2, 3}, 0.5f, 2.0f, 1);
+  const Tensor row = pattern(Shape{3}, -1.0f, 1.0f, 2);
+  const Tensor col = pattern(Shape{2, 1}, 0.5f, 1.5f, 3);
+  auto wsum = [](const Tensor& t) { return sum(t * pattern(t.shape(), -1.0f, 1.0f, 9)); };  // a generic linear read-out
+  check_gradient([&](const Tensor& t) { return wsum(t + row); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(x + t); }, row);
+  check_gradient([&](const Tensor& t) { return wsum(x - t); }, col);
+  check_gradient([&](const Tensor& t) { return wsum(t * col); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(x * t); }, col);
+  check_gradient([&](const Tensor& t) { return wsum(x / t); }, col);
+  check_gradient([&](const Tensor& t) { return wsum(t / col); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(-t * 3.0f + 1.0f); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(exp(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(log(t)); }, pos);
+  check_gradient([&](const Tensor& t) { return wsum(sqrt(t)); }, pos);
+  check_gradient([&](const Tensor& t) { return wsum(rsqrt(t)); }, pos);
+  check_gradient([&](const Tensor& t) { return wsum(square(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(abs(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(tanh(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(sigmoid(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(relu(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(gelu(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(gelu(t, false)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(silu(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(pow(t, 2.5f)); }, pos);
+  check_gradient([&](const Tensor& t) { return wsum(clip(t, -0.7f, 0.9f)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(maximum(t, row)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(minimum(x, t)); }, row);
+  check_gradient([&](const Tensor& t) { return wsum(where(x > 0.0f, t, t * t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(where(x > 0.0f, x, t)); }, row);
+}
+
+TEST_CASE("a non-differentiable op under grad is an error naming it") {
+  const Tensor x = pattern(Shape{3});
+  check_throws_with<Error>([&] { (void)grad([](const Tensor& t) { return sum(astype(astype(t, DType::int32), DType::float32)); })(x); },
+                           {"astype(int32)", "not differentiable", "stop_gradient"});
+  // Through stop_gradient the same computation is allowed and contributes nothing.
+  const Tensor g = grad([](const Tensor& t) { return sum(astype(astype(stop_gradient(t), DType::int32), DType::float32)) + sum(t); })(x);
+  check_close(g, {1, 1, 1}, Shape{3});
+}
