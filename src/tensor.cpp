@@ -42,7 +42,7 @@ Tensor alias(const Tensor& t, const Shape& shape) {
 }
 
 Tensor detach(const Tensor& t) {
-  if (!node_of(t)) return t;
+  // Always a new impl: an op may capture its own output before attaching the node to it.
   return alias(t, t.shape());
 }
 

@@ -42,7 +42,8 @@ const T* data(const Tensor& t) {
 /// The same elements under another shape of equal size (no copy, no gradient recorded).
 Tensor alias(const Tensor& t, const Shape& shape);
 
-/// The same elements, not recorded (the value without its autodiff node).
+/// The same elements in a new impl that carries no autodiff node (safe to capture in a node,
+/// including the node of the tensor itself).
 Tensor detach(const Tensor& t);
 
 inline autodiff::Node* node_of(const Tensor& t) noexcept {
