@@ -34,10 +34,15 @@ Tensor alias(const Tensor& t, const Shape& shape) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = src->dtype;
-  impl->data = src->data;
-  // Share ownership of whatever keeps the elements alive: the buffer, or the source impl itself
-  // when its elements are inline.
-  impl->owner = src->owner ? src->owner : std::shared_ptr<const void>(src, src->data);
+  if (src->owner) {
+    impl->data = src->data;
+    impl->owner = src->owner;
+  } else {
+    // Inline elements are copied (at most kInlineBytes): holding the source impl instead would
+    // make a node that captures an alias of its own output keep that output alive forever.
+    std::memcpy(impl->inline_buf, src->data, static_cast<std::size_t>(shape.numel()) * 4);
+    impl->data = impl->inline_buf;
+  }
   return TensorAccess::make(std::move(impl));
 }
 
