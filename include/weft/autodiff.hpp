@@ -26,8 +26,11 @@ Tensor track_leaf(const Tensor& value, std::size_t index);
 /// indices 0..n-1), each of its leaf's shape; zeros where the output does not depend on a leaf.
 std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leaves);
 
-/// How a differentiable argument is taken apart into leaves and put back together.
-/// Specialised for Tensor and std::vector<Tensor> here, and for Variables in variables.hpp.
+/// How a differentiable argument is taken apart into leaves and put back together:
+/// `leaves(x)` lists what is differentiated, `rebuild(x, leaves)` is x with those leaves replaced
+/// (to run f on recorded leaves), and `gradient(x, grads)` packs one gradient per leaf into the
+/// gradient's type. Specialised for Tensor and std::vector<Tensor> here, and for Variables in
+/// variables.hpp (leaves: the `params` collection; gradient: a Variables of that collection only).
 template <class T>
 struct Differentiable;
 
@@ -35,19 +38,25 @@ template <>
 struct Differentiable<Tensor> {
   static std::vector<Tensor> leaves(const Tensor& t) { return {t}; }
   static Tensor rebuild(const Tensor&, std::vector<Tensor> leaves) { return std::move(leaves[0]); }
+  static Tensor gradient(const Tensor&, std::vector<Tensor> grads) { return std::move(grads[0]); }
 };
 
 template <>
 struct Differentiable<std::vector<Tensor>> {
   static std::vector<Tensor> leaves(const std::vector<Tensor>& ts) { return ts; }
   static std::vector<Tensor> rebuild(const std::vector<Tensor>&, std::vector<Tensor> leaves) { return leaves; }
+  static std::vector<Tensor> gradient(const std::vector<Tensor>&, std::vector<Tensor> grads) { return grads; }
 };
 
 template <class T>
 concept DifferentiableArgument = requires(const T& t, std::vector<Tensor> leaves) {
   { Differentiable<T>::leaves(t) } -> std::same_as<std::vector<Tensor>>;
   { Differentiable<T>::rebuild(t, std::move(leaves)) } -> std::same_as<T>;
+  Differentiable<T>::gradient(t, std::move(leaves));
 };
+
+template <class T>
+using gradient_t = decltype(Differentiable<T>::gradient(std::declval<const T&>(), std::vector<Tensor>{}));
 
 void check_scalar_output(const Tensor& value, const char* where);
 
@@ -84,9 +93,8 @@ auto run_recorded(const F& f, const X& x, std::vector<Tensor>& leaves, Args&&...
 }
 
 template <class X>
-X grads_of(const X& x, const Tensor& value, const std::vector<Tensor>& leaves) {
-  // The recorded leaves hold the graph alive through `value`; gradients() walks it.
-  return Differentiable<X>::rebuild(x, gradients(value, leaves));
+gradient_t<X> grads_of(const X& x, const Tensor& value, const std::vector<Tensor>& leaves) {
+  return Differentiable<X>::gradient(x, gradients(value, leaves));
 }
 
 }  // namespace autodiff::detail
@@ -99,8 +107,8 @@ auto value_and_grad(F f) {
     std::vector<Tensor> leaves;
     Tensor value = autodiff::detail::run_recorded(f, x, leaves, std::forward<Args>(args)...);
     autodiff::check_scalar_output(value, "value_and_grad");
-    X g = autodiff::detail::grads_of(x, value, leaves);
-    return ValueAndGrad<X>{stop_gradient_value(value), std::move(g)};
+    auto g = autodiff::detail::grads_of(x, value, leaves);
+    return ValueAndGrad<autodiff::gradient_t<X>>{stop_gradient_value(value), std::move(g)};
   };
 }
 
@@ -112,8 +120,9 @@ auto value_and_grad_with_aux(F f) {
     std::vector<Tensor> leaves;
     auto [value, aux] = autodiff::detail::run_recorded(f, x, leaves, std::forward<Args>(args)...);
     autodiff::check_scalar_output(value, "value_and_grad_with_aux");
-    X g = autodiff::detail::grads_of(x, value, leaves);
-    return ValueAuxAndGrad<X, std::decay_t<decltype(aux)>>{stop_gradient_value(value), std::move(aux), std::move(g)};
+    auto g = autodiff::detail::grads_of(x, value, leaves);
+    return ValueAuxAndGrad<autodiff::gradient_t<X>, std::decay_t<decltype(aux)>>{stop_gradient_value(value),
+                                                                                std::move(aux), std::move(g)};
   };
 }
 
