@@ -1,0 +1,303 @@
+// 2-D convolution with the semantics of lax.conv_general_dilated (NHWC input, HWIO kernel,
+// cross-correlation), on the GEMM backend, and its gradients.
+//
+// Forward: the input's patches become the rows of a matrix (im2col), one row per output pixel,
+// with columns ordered (group, kh, kw, i); each group is then one GEMM against the kernel, whose
+// HWIO layout already is the [KH*KW*I, O] matrix the product needs. Backward: the kernel gradient
+// is patches^T . dy, and the input gradient scatters dy . kernel^T back onto the input (col2im).
+//
+// Determinism: the rows are cut into chunks whose size depends only on the problem, every chunk
+// runs inside an OpenMP region (so oneDNN runs its GEMM on one thread: threaded, it may split the
+// contraction across threads and tie the rounding to the thread count), and the kernel gradient's
+// partial sums are added in a fixed order.
+#include <algorithm>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "../backend/gemm.hpp"
+#include "conv_impl.hpp"
+#include "internal.hpp"
+
+namespace weft {
+
+namespace detail {
+
+namespace {
+
+/// Patch floats per chunk: 512 KiB, which keeps a chunk's patches in L2 while its GEMM is still
+/// large enough to run near the backend's peak.
+constexpr std::int64_t kChunkFloats = std::int64_t{1} << 17;
+/// At most this many partial kernel gradients (and at most kPartialFloats floats of them).
+constexpr std::int64_t kMaxSlices = 16;
+constexpr std::int64_t kPartialFloats = std::int64_t{1} << 22;
+
+std::int64_t patch_cols(const ConvGeometry& g) { return g.win.kh * g.win.kw * g.win.c; }
+
+std::int64_t rows_per_chunk(std::int64_t cols) { return std::max<std::int64_t>(1, kChunkFloats / std::max<std::int64_t>(cols, 1)); }
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+/// Calls f(i) for i in [0, chunks) so that every GEMM f makes runs on one thread (see the file
+/// comment): inside an OpenMP parallel region when there are several chunks, else with the thread
+/// count set to 1 around the loop. Rethrows the first exception a chunk threw once all have finished.
+template <class F>
+void run_chunks(std::int64_t chunks, F&& f) {
+  if (chunks <= 0) return;
+  if (chunks == 1 || omp_get_max_threads() == 1 || omp_in_parallel()) {
+    struct SingleThread {  // restores the caller's thread count, also when f throws
+      int saved = omp_get_max_threads();
+      SingleThread() { omp_set_num_threads(1); }
+      ~SingleThread() { omp_set_num_threads(saved); }
+      SingleThread(const SingleThread&) = delete;
+      SingleThread& operator=(const SingleThread&) = delete;
+    } const single;
+    for (std::int64_t i = 0; i < chunks; ++i) f(i);
+    return;
+  }
+  std::exception_ptr error;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < chunks; ++i) {
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical(weft_conv_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+/// Rows [r0, r1) of the patch matrix into dst ([r1 - r0, KH*KW*C]); zeros where the window lies in
+/// the padding.
+void im2col(const float* x, const ConvGeometry& g, std::int64_t r0, std::int64_t r1, float* dst) {
+  const Window2d& w = g.win;
+  const std::int64_t in = g.in_per_group, block = w.kh * w.kw * in, cols = block * g.groups;
+  const std::int64_t pixels = w.oh * w.ow;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t n = r / pixels, oh = (r % pixels) / w.ow, ow = r % w.ow;
+    float* row = dst + (r - r0) * cols;
+    for (std::int64_t kh = 0; kh < w.kh; ++kh) {
+      const std::int64_t ih = w.in_row(oh, kh);
+      const bool row_inside = ih >= 0 && ih < w.h;
+      for (std::int64_t kw = 0; kw < w.kw; ++kw) {
+        const std::int64_t iw = w.in_col(ow, kw);
+        float* d = row + (kh * w.kw + kw) * in;
+        if (row_inside && iw >= 0 && iw < w.w) {
+          const float* s = x + ((n * w.h + ih) * w.w + iw) * w.c;
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) std::copy_n(s + gi * in, in, d + gi * block);
+        } else {
+          for (std::int64_t gi = 0; gi < g.groups; ++gi) std::fill_n(d + gi * block, in, 0.0f);
+        }
+      }
+    }
+  }
+}
+
+/// Adds rows [r0, r1) of a patch-shaped matrix (src, [r1 - r0, KH*KW*C]) onto the input pixels they
+/// were gathered from: the transpose of im2col. Rows and window positions are visited in order.
+void col2im_add(const float* src, const ConvGeometry& g, std::int64_t r0, std::int64_t r1, float* dx) {
+  const Window2d& w = g.win;
+  const std::int64_t in = g.in_per_group, block = w.kh * w.kw * in, cols = block * g.groups;
+  const std::int64_t pixels = w.oh * w.ow;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t n = r / pixels, oh = (r % pixels) / w.ow, ow = r % w.ow;
+    const float* row = src + (r - r0) * cols;
+    for (std::int64_t kh = 0; kh < w.kh; ++kh) {
+      const std::int64_t ih = w.in_row(oh, kh);
+      if (ih < 0 || ih >= w.h) continue;
+      for (std::int64_t kw = 0; kw < w.kw; ++kw) {
+        const std::int64_t iw = w.in_col(ow, kw);
+        if (iw < 0 || iw >= w.w) continue;
+        const float* s = row + (kh * w.kw + kw) * in;
+        float* d = dx + ((n * w.h + ih) * w.w + iw) * w.c;
+        for (std::int64_t gi = 0; gi < g.groups; ++gi)
+          for (std::int64_t i = 0; i < in; ++i) d[gi * in + i] += s[gi * block + i];
+      }
+    }
+  }
+}
+
+/// A chunk's patches: the input itself for a pointwise window, else im2col into `buffer`.
+const float* patches_of(const float* x, const ConvGeometry& g, std::int64_t r0, std::int64_t r1,
+                        std::unique_ptr<float[]>& buffer) {
+  if (g.win.is_pointwise()) return x + r0 * g.win.c;
+  if (!buffer) buffer = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(rows_per_chunk(patch_cols(g)) * patch_cols(g)));
+  im2col(x, g, r0, r1, buffer.get());
+  return buffer.get();
+}
+
+}  // namespace
+
+ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions& o) {
+  const std::string where = "weft::conv2d: ";
+  if (x.rank() != 4)
+    throw ShapeError(where + "the input must be NHWC (rank 4), got shape " + x.str() +
+                     (x.rank() == 3 ? "; add a batch axis with weft::reshape(x, {1, H, W, C})"
+                                    : "; reshape it to (batch, height, width, channels)"));
+  if (k.rank() != 4)
+    throw ShapeError(where + "the kernel must be HWIO (rank 4: height, width, in-channels / feature_group_count, "
+                             "out-channels), got shape " + k.str() + " for input " + x.str());
+  if (o.feature_group_count < 1)
+    throw ValueError(where + "feature_group_count must be >= 1, got " + std::to_string(o.feature_group_count));
+  const std::int64_t groups = o.feature_group_count;
+  if (k[0] == 0 || k[1] == 0)
+    throw ShapeError(where + "the kernel " + k.str() + " has an empty spatial extent; its height and width must be >= 1");
+  if (x[3] % groups != 0)
+    throw ShapeError(where + "the input " + x.str() + " has C = " + std::to_string(x[3]) +
+                     " channels, not a multiple of feature_group_count " + std::to_string(groups) +
+                     "; every group takes C / feature_group_count channels");
+  if (x[3] != k[2] * groups)
+    throw ShapeError(where + "the input " + x.str() + " has C = " + std::to_string(x[3]) + " channels but the kernel " +
+                     k.str() + " expects I * feature_group_count = " + std::to_string(k[2]) + " * " +
+                     std::to_string(groups) + " = " + std::to_string(k[2] * groups) +
+                     "; the kernel's axis 2 must be C / feature_group_count = " + std::to_string(x[3] / groups));
+  if (k[3] % groups != 0)
+    throw ShapeError(where + "the kernel " + k.str() + " has O = " + std::to_string(k[3]) +
+                     " output channels, not a multiple of feature_group_count " + std::to_string(groups) +
+                     "; every group produces O / feature_group_count channels");
+  ConvGeometry g;
+  g.win = window2d(x, k[0], k[1], o.strides, o.padding, o.dilation, "conv2d");
+  g.groups = groups;
+  g.in_per_group = k[2];
+  g.out = k[3];
+  return g;
+}
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry& g) {
+  const Window2d& w = g.win;
+  Tensor y = empty(Shape{w.n, w.oh, w.ow, g.out}, DType::float32);
+  float* py = mutable_data<float>(y);
+  const std::int64_t rows = w.rows(), cols = patch_cols(g);
+  if (y.size() == 0) return y;
+  if (cols == 0) {  // no input channels: an empty sum
+    std::fill_n(py, y.size(), 0.0f);
+    return y;
+  }
+  const float* px = data<float>(x);
+  const float* pk = data<float>(kernel);
+  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
+  const std::int64_t step = rows_per_chunk(cols);
+  run_chunks(ceil_div(rows, step), [&](std::int64_t chunk) {
+    const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
+    std::unique_ptr<float[]> buffer;
+    const float* patches = patches_of(px, g, r0, r1, buffer);
+    for (std::int64_t gi = 0; gi < g.groups; ++gi)
+      backend::sgemm(false, false, r1 - r0, out_per_group, block, patches + gi * block, cols, pk + gi * out_per_group,
+                     g.out, 0.0f, py + r0 * g.out + gi * out_per_group, g.out);
+  });
+  return y;
+}
+
+Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeometry& g) {
+  const Window2d& w = g.win;
+  Tensor dx = empty(Shape{w.n, w.h, w.w, w.c}, DType::float32);
+  float* pdx = mutable_data<float>(dx);
+  const std::int64_t rows = w.rows(), cols = patch_cols(g);
+  if (dx.size() == 0) return dx;
+  if (g.out == 0) {  // nothing depends on x
+    std::fill_n(pdx, dx.size(), 0.0f);
+    return dx;
+  }
+  const float* pdy = data<float>(dy);
+  const float* pk = data<float>(kernel);
+  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
+  const std::int64_t step = rows_per_chunk(cols);
+  // d patches[r0:r1] = dy[r0:r1] . kernel^T, group by group, into `dst` with leading dimension cols.
+  auto patch_grad = [&](std::int64_t r0, std::int64_t r1, float* dst) {
+    for (std::int64_t gi = 0; gi < g.groups; ++gi)
+      backend::sgemm(false, true, r1 - r0, block, out_per_group, pdy + r0 * g.out + gi * out_per_group, g.out,
+                     pk + gi * out_per_group, g.out, 0.0f, dst + gi * block, cols);
+  };
+  if (w.is_pointwise()) {  // the patch matrix is the input: its gradient is dx itself
+    run_chunks(ceil_div(rows, step), [&](std::int64_t chunk) {
+      const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
+      patch_grad(r0, r1, pdx + r0 * w.c);
+    });
+    return dx;
+  }
+  // Chunks of whole images, so that no two chunks add onto the same input pixel; within a chunk,
+  // blocks of rows in order.
+  const std::int64_t pixels = w.oh * w.ow, image = w.h * w.w * w.c;
+  const std::int64_t images_per_chunk = std::max<std::int64_t>(1, step / pixels);
+  run_chunks(ceil_div(w.n, images_per_chunk), [&](std::int64_t chunk) {
+    const std::int64_t n0 = chunk * images_per_chunk, n1 = std::min(w.n, n0 + images_per_chunk);
+    std::fill(pdx + n0 * image, pdx + n1 * image, 0.0f);
+    const auto buffer = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(std::min(step, (n1 - n0) * pixels) * cols));
+    for (std::int64_t r0 = n0 * pixels; r0 < n1 * pixels; r0 += step) {
+      const std::int64_t r1 = std::min(n1 * pixels, r0 + step);
+      patch_grad(r0, r1, buffer.get());
+      col2im_add(buffer.get(), g, r0, r1, pdx);
+    }
+  });
+  return dx;
+}
+
+Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry& g) {
+  const Window2d& w = g.win;
+  Tensor dk = empty(Shape{w.kh, w.kw, g.in_per_group, g.out}, DType::float32);
+  float* pdk = mutable_data<float>(dk);
+  const std::int64_t ksize = dk.size(), rows = w.rows(), cols = patch_cols(g);
+  if (ksize == 0) return dk;
+  if (rows == 0) {  // an empty batch
+    std::fill_n(pdk, ksize, 0.0f);
+    return dk;
+  }
+  const float* px = data<float>(x);
+  const float* pdy = data<float>(dy);
+  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
+  const std::int64_t step = rows_per_chunk(cols), chunks = ceil_div(rows, step);
+  // Each slice sums a fixed run of chunks into its own partial; the partials are added in order.
+  const std::int64_t slices =
+      std::clamp<std::int64_t>(std::min(kMaxSlices, kPartialFloats / ksize), 1, chunks);
+  std::vector<float> partials(static_cast<std::size_t>(slices > 1 ? slices * ksize : 0), 0.0f);
+  if (slices == 1) std::fill_n(pdk, ksize, 0.0f);
+  run_chunks(slices, [&](std::int64_t s) {
+    float* acc = slices == 1 ? pdk : partials.data() + s * ksize;
+    std::unique_ptr<float[]> buffer;
+    for (std::int64_t chunk = s * chunks / slices; chunk < (s + 1) * chunks / slices; ++chunk) {
+      const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
+      const float* patches = patches_of(px, g, r0, r1, buffer);
+      for (std::int64_t gi = 0; gi < g.groups; ++gi)
+        backend::sgemm(true, false, block, out_per_group, r1 - r0, patches + gi * block, cols,
+                       pdy + r0 * g.out + gi * out_per_group, g.out, 1.0f, acc + gi * out_per_group, g.out);
+    }
+  });
+  if (slices > 1) {
+    parallel_for(ksize, kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        float total = partials[static_cast<std::size_t>(i)];
+        for (std::int64_t s = 1; s < slices; ++s) total += partials[static_cast<std::size_t>(s * ksize + i)];
+        pdk[i] = total;
+      }
+    });
+  }
+  return dk;
+}
+
+}  // namespace detail
+
+Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& options) {
+  detail::require_defined(x, "conv2d");
+  detail::require_defined(kernel, "conv2d");
+  detail::require_float(x, "conv2d");
+  detail::require_float(kernel, "conv2d");
+  const detail::ConvGeometry g = detail::conv2d_geometry(x.shape(), kernel.shape(), options);
+  Tensor y = detail::conv2d_forward(x, kernel, g);
+  if (autodiff::any_tracked(x, kernel)) {
+    const bool need_x = detail::node_of(x) != nullptr, need_k = detail::node_of(kernel) != nullptr;
+    // Each gradient needs only the other operand.
+    autodiff::record(y, "conv2d", {&x, &kernel},
+                     [vx = need_k ? detail::detach(x) : Tensor(), vk = need_x ? detail::detach(kernel) : Tensor(), g,
+                      need_x, need_k](const Tensor& dy, std::span<Tensor> gr) {
+                       if (need_x) gr[0] = detail::conv2d_input_grad(dy, vk, g);
+                       if (need_k) gr[1] = detail::conv2d_kernel_grad(vx, dy, g);
+                     });
+  }
+  return y;
+}
+
+}  // namespace weft

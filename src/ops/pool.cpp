@@ -1,0 +1,194 @@
+// Max and average pooling with the semantics of flax.linen.max_pool / avg_pool (lax.reduce_window
+// over the spatial axes of NHWC), and their gradients.
+//
+// max_pool's gradient goes, in each window, to the first element (in row-major window order) equal
+// to the window's maximum, as XLA's select-and-scatter with `>=` does for jax.grad of max_pool;
+// padding never receives it. A window with a NaN has maximum NaN and routes to its first NaN.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "internal.hpp"
+#include "window.hpp"
+
+namespace weft {
+
+namespace {
+
+using detail::Window2d;
+
+std::int64_t image_grain(const Window2d& w) {
+  return std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(1, w.oh * w.ow * w.c * w.kh * w.kw));
+}
+
+/// Calls f(ih, iw) for the window positions of output pixel (oh, ow) that lie inside the input,
+/// in row-major window order.
+template <class F>
+void for_each_inside(const Window2d& w, std::int64_t oh, std::int64_t ow, F&& f) {
+  for (std::int64_t kh = 0; kh < w.kh; ++kh) {
+    const std::int64_t ih = w.in_row(oh, kh);
+    if (ih < 0 || ih >= w.h) continue;
+    for (std::int64_t kw = 0; kw < w.kw; ++kw) {
+      const std::int64_t iw = w.in_col(ow, kw);
+      if (iw >= 0 && iw < w.w) f(ih, iw);
+    }
+  }
+}
+
+/// The number of window positions of output pixel (oh, ow) inside the input.
+std::int64_t inside_count(const Window2d& w, std::int64_t oh, std::int64_t ow) {
+  std::int64_t count = 0;
+  for_each_inside(w, oh, ow, [&](std::int64_t, std::int64_t) { ++count; });
+  return count;
+}
+
+float divisor(const Window2d& w, bool count_include_pad, std::int64_t oh, std::int64_t ow) {
+  return static_cast<float>(count_include_pad ? w.kh * w.kw : inside_count(w, oh, ow));
+}
+
+/// Runs body(n, oh, ow, out) for every output pixel, in parallel over output rows; `out` points at
+/// the pixel's C channels.
+template <class F>
+Tensor pool_forward(const Window2d& w, F body) {
+  Tensor y = detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::float32);
+  float* py = detail::mutable_data<float>(y);
+  const std::int64_t grain = std::max<std::int64_t>(1, image_grain(w) * w.oh);
+  detail::parallel_for(w.n * w.oh, grain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t row = b; row < e; ++row)
+      for (std::int64_t ow = 0; ow < w.ow; ++ow) body(row / w.oh, row % w.oh, ow, py + (row * w.ow + ow) * w.c);
+  });
+  return y;
+}
+
+Tensor max_pool_forward(const Tensor& x, const Window2d& w) {
+  const float* px = detail::data<float>(x);
+  return pool_forward(w, [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* out) {
+    std::fill_n(out, w.c, -std::numeric_limits<float>::infinity());  // the padding value
+    for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
+      const float* s = px + ((n * w.h + ih) * w.w + iw) * w.c;
+      for (std::int64_t c = 0; c < w.c; ++c) {
+        const float v = s[c], a = out[c];
+        out[c] = (v > a || (std::isnan(v) && !std::isnan(a))) ? v : a;  // NaN propagates, as lax.max
+      }
+    });
+  });
+}
+
+Tensor avg_pool_forward(const Tensor& x, const Window2d& w, bool count_include_pad) {
+  const float* px = detail::data<float>(x);
+  return pool_forward(w, [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* out) {
+    std::fill_n(out, w.c, 0.0f);
+    for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
+      const float* s = px + ((n * w.h + ih) * w.w + iw) * w.c;
+      for (std::int64_t c = 0; c < w.c; ++c) out[c] += s[c];
+    });
+    const float d = divisor(w, count_include_pad, oh, ow);
+    for (std::int64_t c = 0; c < w.c; ++c) out[c] /= d;
+  });
+}
+
+/// dx for one gradient dy of a pooled output: body(n, oh, ow, dx_image) adds one output pixel's
+/// contribution, with body = make_body() made once per chunk (it may own scratch space). Parallel
+/// over images, each image's pixels in order, so sums are deterministic.
+template <class MakeBody>
+Tensor pool_backward(const Window2d& w, MakeBody make_body) {
+  Tensor dx = detail::empty(Shape{w.n, w.h, w.w, w.c}, DType::float32);
+  float* pdx = detail::mutable_data<float>(dx);
+  const std::int64_t image = w.h * w.w * w.c;
+  detail::parallel_for(w.n, image_grain(w), [&](std::int64_t b, std::int64_t e) {
+    auto body = make_body();
+    std::fill(pdx + b * image, pdx + e * image, 0.0f);
+    for (std::int64_t n = b; n < e; ++n)
+      for (std::int64_t oh = 0; oh < w.oh; ++oh)
+        for (std::int64_t ow = 0; ow < w.ow; ++ow) body(n, oh, ow, pdx + n * image);
+  });
+  return dx;
+}
+
+Tensor max_pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Window2d& w) {
+  const float* px = detail::data<float>(x);
+  const float* py = detail::data<float>(y);
+  const float* pg = detail::data<float>(dy);
+  return pool_backward(w, [&] {
+    // done[c]: channel c of the current window has received its gradient.
+    std::vector<unsigned char> done(static_cast<std::size_t>(w.c));
+    return [&, done](std::int64_t n, std::int64_t oh, std::int64_t ow, float* dx) mutable {
+      const std::int64_t o = ((n * w.oh + oh) * w.ow + ow) * w.c;
+      const float* image = px + n * w.h * w.w * w.c;
+      std::ranges::fill(done, 0);
+      for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
+        const std::int64_t i = (ih * w.w + iw) * w.c;
+        for (std::int64_t c = 0; c < w.c; ++c) {
+          const float v = image[i + c], m = py[o + c];
+          auto& d = done[static_cast<std::size_t>(c)];
+          if (!d && (v == m || (std::isnan(v) && std::isnan(m)))) {
+            dx[i + c] += pg[o + c];
+            d = 1;
+          }
+        }
+      });
+    };
+  });
+}
+
+Tensor avg_pool_backward(const Tensor& dy, const Window2d& w, bool count_include_pad) {
+  const float* pg = detail::data<float>(dy);
+  return pool_backward(w, [&] {
+    return [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* dx) {
+      const float* g = pg + ((n * w.oh + oh) * w.ow + ow) * w.c;
+      const float d = divisor(w, count_include_pad, oh, ow);
+      for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
+        float* t = dx + (ih * w.w + iw) * w.c;
+        for (std::int64_t c = 0; c < w.c; ++c) t[c] += g[c] / d;
+      });
+    };
+  });
+}
+
+enum class PoolKind { max, avg };
+
+Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
+  const char* op = kind == PoolKind::max ? "max_pool" : "avg_pool";
+  detail::require_defined(x, op);
+  detail::require_float(x, op);
+  if (x.rank() == 3) {  // HWC: Flax adds a batch axis
+    const Shape& s = x.shape();
+    const Tensor y = pool(reshape(x, Shape{1, s[0], s[1], s[2]}), o, kind);
+    return reshape(y, Shape{y.shape()[1], y.shape()[2], y.shape()[3]});
+  }
+  const std::string where = std::string("weft::") + op + ": ";
+  if (x.rank() != 4)
+    throw ShapeError(where + "the input must be NHWC (rank 4) or HWC (rank 3), got shape " + x.shape().str() +
+                     "; pooling runs over the two spatial axes");
+  if (o.window.size() != 2)
+    throw ValueError(where + "window " + detail::extents_str(o.window) + " has " + std::to_string(o.window.size()) +
+                     " entries; give two, (height, width)");
+  if (o.window[0] < 1 || o.window[1] < 1)
+    throw ValueError(where + "window " + detail::extents_str(o.window) + " must be positive");
+  const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
+  const Window2d w = detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
+
+  Tensor y = kind == PoolKind::max ? max_pool_forward(x, w) : avg_pool_forward(x, w, o.count_include_pad);
+  if (autodiff::any_tracked(x)) {
+    if (kind == PoolKind::max) {
+      autodiff::record(y, op, {&x}, [vx = detail::detach(x), vy = detail::detach(y), w](const Tensor& g,
+                                                                                      std::span<Tensor> gr) {
+        gr[0] = max_pool_backward(vx, vy, g, w);
+      });
+    } else {
+      autodiff::record(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = avg_pool_backward(g, w, include);
+      });
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor max_pool(const Tensor& x, const PoolOptions& options) { return pool(x, options, PoolKind::max); }
+
+Tensor avg_pool(const Tensor& x, const PoolOptions& options) { return pool(x, options, PoolKind::avg); }
+
+}  // namespace weft

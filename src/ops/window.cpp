@@ -1,0 +1,148 @@
+// Padding of window ops (XLA's rules for "SAME" and "VALID") and the shared 2-D window geometry.
+#include "window.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+#include "weft/error.hpp"
+
+namespace weft {
+
+namespace {
+
+std::string upper(std::string s) {
+  std::ranges::transform(s, s.begin(), [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+  return s;
+}
+
+std::string pairs_str(const std::vector<std::pair<std::int64_t, std::int64_t>>& pairs) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < pairs.size(); ++i)
+    s += (i ? ", (" : "(") + std::to_string(pairs[i].first) + ", " + std::to_string(pairs[i].second) + ")";
+  return s + (pairs.size() == 1 ? ",)" : ")");
+}
+
+std::string prefix(const char* op) { return std::string("weft::") + op + ": "; }
+
+}  // namespace
+
+Padding::Padding(const char* mode) : Padding(std::string(mode ? mode : "")) {}
+
+Padding::Padding(std::string mode) {
+  // lax.padtype_to_pads accepts either case.
+  const std::string m = upper(mode);
+  if (m == "SAME") {
+    mode_ = Mode::same;
+  } else if (m == "VALID") {
+    mode_ = Mode::valid;
+  } else {
+    throw ValueError("weft::Padding: unknown padding \"" + mode +
+                     "\"; use \"SAME\", \"VALID\" or explicit (low, high) pairs, one per spatial axis, "
+                     "such as {{1, 1}, {1, 1}}");
+  }
+}
+
+Padding::Padding(std::vector<std::pair<std::int64_t, std::int64_t>> pairs)
+    : mode_(Mode::explicit_pairs), pairs_(std::move(pairs)) {}
+
+Padding::Padding(std::initializer_list<std::pair<std::int64_t, std::int64_t>> pairs)
+    : mode_(Mode::explicit_pairs), pairs_(pairs) {}
+
+std::string Padding::str() const {
+  switch (mode_) {
+    case Mode::same: return "SAME";
+    case Mode::valid: return "VALID";
+    case Mode::explicit_pairs: break;
+  }
+  return pairs_str(pairs_);
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> Padding::resolve(const std::vector<std::int64_t>& in,
+                                                                    const std::vector<std::int64_t>& window,
+                                                                    const std::vector<std::int64_t>& strides,
+                                                                    const std::vector<std::int64_t>& dilation,
+                                                                    const char* op) const {
+  const std::size_t n = in.size();
+  const auto check_count = [&](const std::vector<std::int64_t>& v, const char* what) {
+    if (v.size() != n)
+      throw ValueError(prefix(op) + what + " " + detail::extents_str(v) + " has " + std::to_string(v.size()) +
+                       " entries but the op has " + std::to_string(n) +
+                       " spatial axes; give one entry per spatial axis");
+    if (std::ranges::any_of(v, [](std::int64_t e) { return e <= 0; }))
+      throw ValueError(prefix(op) + what + " " + detail::extents_str(v) + " must be positive");
+  };
+  check_count(window, "window");
+  check_count(strides, "strides");
+  check_count(dilation, "dilation");
+
+  std::vector<std::pair<std::int64_t, std::int64_t>> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t effective = (window[i] - 1) * dilation[i] + 1;
+    switch (mode_) {
+      case Mode::valid: out[i] = {0, 0}; break;
+      case Mode::same: {
+        // XLA: as many outputs as ceil(in / stride); any odd pad goes on the high side.
+        const std::int64_t outputs = (in[i] + strides[i] - 1) / strides[i];
+        const std::int64_t total = std::max<std::int64_t>((outputs - 1) * strides[i] + effective - in[i], 0);
+        out[i] = {total / 2, total - total / 2};
+        break;
+      }
+      case Mode::explicit_pairs: break;
+    }
+  }
+  if (mode_ == Mode::explicit_pairs) {
+    if (pairs_.size() != n)
+      throw ValueError(prefix(op) + "padding " + pairs_str(pairs_) + " has " + std::to_string(pairs_.size()) +
+                       " (low, high) pairs but the op has " + std::to_string(n) +
+                       " spatial axes; give one pair per spatial axis");
+    if (std::ranges::any_of(pairs_, [](const auto& p) { return p.first < 0 || p.second < 0; }))
+      throw ValueError(prefix(op) + "padding " + pairs_str(pairs_) +
+                       " has a negative pad; pads must be >= 0 (to crop the input, use weft::slice first)");
+    out = pairs_;
+  }
+  return out;
+}
+
+namespace detail {
+
+std::string extents_str(const std::vector<std::int64_t>& v) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + (v.size() == 1 ? ",)" : ")");
+}
+
+Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::vector<std::int64_t>& strides,
+                  const Padding& padding, const std::vector<std::int64_t>& dilation, const char* op) {
+  const std::vector<std::int64_t> in{x[1], x[2]}, window{kh, kw};
+  const auto pads = padding.resolve(in, window, strides, dilation, op);
+  Window2d g;
+  g.n = x[0];
+  g.h = x[1];
+  g.w = x[2];
+  g.c = x[3];
+  g.kh = kh;
+  g.kw = kw;
+  g.sh = strides[0];
+  g.sw = strides[1];
+  g.dh = dilation[0];
+  g.dw = dilation[1];
+  g.pad_h = pads[0].first;
+  g.pad_w = pads[1].first;
+  const std::int64_t padded_h = g.h + pads[0].first + pads[0].second;
+  const std::int64_t padded_w = g.w + pads[1].first + pads[1].second;
+  const std::int64_t eff_h = (kh - 1) * g.dh + 1, eff_w = (kw - 1) * g.dw + 1;
+  if (eff_h > padded_h || eff_w > padded_w)
+    throw ShapeError(prefix(op) + "the window " + extents_str({eff_h, eff_w}) +
+                     (g.dh > 1 || g.dw > 1 ? " (after dilation " + extents_str(dilation) + ")" : std::string()) +
+                     " is larger than the padded input " + extents_str({padded_h, padded_w}) + " (input " +
+                     x.str() + ", padding " + padding.str() + " = " + pairs_str(pads) +
+                     "); use a smaller window or dilation, or pad more (\"SAME\" always fits)");
+  g.oh = (padded_h - eff_h) / g.sh + 1;
+  g.ow = (padded_w - eff_w) / g.sw + 1;
+  return g;
+}
+
+}  // namespace detail
+
+}  // namespace weft
