@@ -1,0 +1,82 @@
+#include "weft/core/initializers.hpp"
+
+#include <cmath>
+
+#include "weft/ops.hpp"
+
+namespace weft::core::initializers {
+
+Initializer zeros() {
+  return [](Key, const Shape& shape) { return weft::zeros(shape); };
+}
+Initializer ones() {
+  return [](Key, const Shape& shape) { return weft::ones(shape); };
+}
+Initializer constant(float value) {
+  return [value](Key, const Shape& shape) { return weft::full(shape, value); };
+}
+Initializer normal(float stddev) {
+  return [stddev](Key key, const Shape& shape) { return weft::normal(key, shape) * stddev; };
+}
+Initializer uniform(float scale) {
+  return [scale](Key key, const Shape& shape) { return weft::uniform(key, shape) * scale; };
+}
+Initializer truncated_normal(float stddev, float lower, float upper) {
+  return [=](Key key, const Shape& shape) { return weft::truncated_normal(key, lower, upper, shape) * stddev; };
+}
+
+std::pair<double, double> compute_fans(const Shape& shape, int in_axis, int out_axis) {
+  if (shape.rank() < 2)
+    throw ValueError("weft::core::initializers: cannot compute input and output sizes of a " +
+                     std::to_string(shape.rank()) + "-dimensional weights tensor " + shape.str() +
+                     "; variance-scaling initializers need at least 2 axes (use zeros/normal for biases)");
+  const int ia = normalize_axis(in_axis, shape.rank(), "initializers::compute_fans");
+  const int oa = normalize_axis(out_axis, shape.rank(), "initializers::compute_fans");
+  double receptive = 1;
+  for (int i = 0; i < shape.rank(); ++i)
+    if (i != ia && i != oa) receptive *= static_cast<double>(shape[i]);
+  return {static_cast<double>(shape[ia]) * receptive, static_cast<double>(shape[oa]) * receptive};
+}
+
+Initializer variance_scaling(float scale, FanMode mode, Distribution distribution, int in_axis, int out_axis) {
+  if (!(scale > 0.0f)) throw ValueError("weft::core::initializers::variance_scaling: scale must be positive");
+  return [=](Key key, const Shape& shape) {
+    const auto [fan_in, fan_out] = compute_fans(shape, in_axis, out_axis);
+    const double denominator = mode == FanMode::fan_in ? fan_in : mode == FanMode::fan_out ? fan_out : (fan_in + fan_out) / 2;
+    // The same float32 steps as jax.nn.initializers.variance_scaling, so values match to the bit.
+    const auto variance = static_cast<float>(static_cast<double>(scale) / denominator);
+    switch (distribution) {
+      case Distribution::truncated_normal: {
+        // 0.879...: the stddev of a standard normal truncated to [-2, 2].
+        const float stddev = std::sqrt(variance) / 0.87962566103423978f;
+        return weft::truncated_normal(key, -2.0f, 2.0f, shape) * stddev;
+      }
+      case Distribution::normal:
+        return weft::normal(key, shape) * std::sqrt(variance);
+      case Distribution::uniform:
+        return weft::uniform(key, shape, -1.0f, 1.0f) * std::sqrt(3.0f * variance);
+    }
+    throw ValueError("weft::core::initializers::variance_scaling: unknown distribution");
+  };
+}
+
+Initializer lecun_normal(int in_axis, int out_axis) {
+  return variance_scaling(1.0f, FanMode::fan_in, Distribution::truncated_normal, in_axis, out_axis);
+}
+Initializer lecun_uniform(int in_axis, int out_axis) {
+  return variance_scaling(1.0f, FanMode::fan_in, Distribution::uniform, in_axis, out_axis);
+}
+Initializer glorot_normal(int in_axis, int out_axis) {
+  return variance_scaling(1.0f, FanMode::fan_avg, Distribution::truncated_normal, in_axis, out_axis);
+}
+Initializer glorot_uniform(int in_axis, int out_axis) {
+  return variance_scaling(1.0f, FanMode::fan_avg, Distribution::uniform, in_axis, out_axis);
+}
+Initializer he_normal(int in_axis, int out_axis) {
+  return variance_scaling(2.0f, FanMode::fan_in, Distribution::truncated_normal, in_axis, out_axis);
+}
+Initializer he_uniform(int in_axis, int out_axis) {
+  return variance_scaling(2.0f, FanMode::fan_in, Distribution::uniform, in_axis, out_axis);
+}
+
+}  // namespace weft::core::initializers

@@ -1,0 +1,227 @@
+#include "weft/core/scope.hpp"
+
+#include <boost/uuid/detail/sha1.hpp>
+
+#include "weft/error.hpp"
+#include "weft/ops.hpp"
+
+namespace weft::core {
+
+namespace {
+
+std::string quoted(std::string_view s) {
+  std::string r;
+  r.reserve(s.size() + 2);
+  r += '"';
+  r.append(s);
+  r += '"';
+  return r;
+}
+
+std::string join_path(const std::vector<std::string>& path) {
+  std::string s;
+  for (const auto& p : path) {
+    if (!s.empty()) s += '/';
+    s += p;
+  }
+  return s;
+}
+
+/// Flax's _fold_in_static: SHA-1 over the names (UTF-8) and the counter (minimal big-endian bytes),
+/// first 4 digest bytes as a big-endian uint32.
+std::uint32_t hash_path(const std::vector<std::string>& names, std::uint32_t counter) {
+  boost::uuids::detail::sha1 sha;
+  for (const auto& n : names) sha.process_bytes(n.data(), n.size());
+  unsigned char bytes[4];
+  int len = 0;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    const auto b = static_cast<unsigned char>((counter >> shift) & 0xffu);
+    if (len > 0 || b != 0) bytes[len++] = b;
+  }
+  sha.process_bytes(bytes, static_cast<std::size_t>(len));
+  boost::uuids::detail::sha1::digest_type digest;
+  sha.get_digest(digest);
+  return static_cast<std::uint32_t>(digest[0]);  // digest words are big-endian: word 0 is bytes 0..3
+}
+
+}  // namespace
+
+std::string Mutable::str() const {
+  std::string s = kind_ == Kind::only ? (names_.empty() ? "none" : "only {") : (names_.empty() ? "all" : "all except {");
+  if (names_.empty()) return s;
+  bool first = true;
+  for (const auto& n : names_) {
+    s += (first ? "" : ", ") + quoted(n);
+    first = false;
+  }
+  return s + "}";
+}
+
+// ---------------------------------------------------------------- Variable
+
+Tensor Variable::value() const { return root_->variables.at(path_); }
+
+
+bool Variable::is_mutable() const { return root_->mutable_collections.contains(collection_); }
+
+void Variable::set(Tensor value) const {
+  if (!is_mutable())
+    throw Error("weft::core::Variable::set: cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
+                " because collection " + quoted(collection_) + " is immutable; pass it as mutable to apply, e.g. "
+                "core::apply(f, {\"" + collection_ + "\"}) or nn::apply(..., {.mutable_collections = {\"" +
+                collection_ + "\"}})");
+  const Tensor& old = root_->variables.at(path_);
+  if (!(old.shape() == value.shape()) || old.dtype() != value.dtype())
+    throw ShapeError("weft::core::Variable::set: variable " + quoted(path_) + " has shape " + old.shape().str() + " " +
+                     std::string(weft::name(old.dtype())) + " but the new value has shape " + value.shape().str() +
+                     " " + std::string(weft::name(value.dtype())) + "; a variable keeps its shape and dtype");
+  root_->variables = root_->variables.set(path_, stop_gradient(value));
+}
+
+// ---------------------------------------------------------------- Scope
+
+Scope::Scope(detail::ScopeRoot* root, std::vector<std::string> path) : root_(root), path_(std::move(path)) {}
+
+std::string Scope::path_str() const {
+  std::string s(1, '/');
+  s.append(join_path(path_));
+  return s;
+}
+
+std::string Scope::variable_path(std::string_view collection, std::string_view name) const {
+  std::string p(collection);
+  for (const auto& s : path_) (p += '/') += s;
+  return (p += '/') += name;
+}
+
+void Scope::reserve(std::string_view name, std::string_view collection) {
+  if (name.empty() || name.find('/') != std::string_view::npos)
+    throw ValueError("weft::core::Scope: invalid name " + quoted(name) + " in scope " + quoted(path_str()) +
+                     "; names are non-empty and contain no '/'");
+  auto it = reserved_.find(name);
+  if (it != reserved_.end()) {
+    const auto& used = it->second;
+    // Variables of different collections may share a name; a child scope shares it with nothing.
+    const bool clash = collection == kChildCollection || used.contains(kChildCollection) || used.contains(collection);
+    if (clash)
+      throw ValueError("weft::core::Scope: Duplicate use of scope name: " + quoted(name) + " in scope " +
+                       quoted(path_str()) + "; give each child and each variable of a collection its own name");
+    it->second.emplace(collection);
+    return;
+  }
+  reserved_[std::string(name)].emplace(collection);
+}
+
+std::string Scope::default_name(std::string_view prefix) const {
+  for (int i = 0;; ++i) {
+    std::string n = std::string(prefix) + std::to_string(i);
+    if (!reserved_.contains(n)) return n;
+  }
+}
+
+Scope Scope::push(std::string_view name) {
+  std::vector<std::string> p = path_;
+  p.emplace_back(name);
+  return Scope(root_, std::move(p));
+}
+
+bool Scope::is_initializing() const { return root_->initializing; }
+bool Scope::is_mutable(std::string_view collection) const { return root_->mutable_collections.contains(collection); }
+bool Scope::has_rng(std::string_view stream) const { return root_->rngs.contains(stream); }
+
+bool Scope::has_variable(std::string_view collection, std::string_view name) const {
+  return root_->variables.contains(variable_path(collection, name));
+}
+
+Key Scope::make_rng(std::string_view stream) {
+  std::string used(stream);
+  if (!has_rng(used)) {
+    if (has_rng("params")) {
+      used = "params";
+    } else {
+      const std::string who = path_.empty() ? "None" : path_.back();
+      throw Error("weft::core::Scope::make_rng: " + who + " needs PRNG for " + quoted(stream) + " (scope " +
+                  quoted(path_str()) + "); pass a key for the stream, e.g. rngs = {{\"" + std::string(stream) +
+                  "\", key}} to init/apply (a \"params\" key also serves as fallback)");
+    }
+  }
+  std::uint32_t& counter = root_->rng_counters[{join_path(path_), used}];
+  ++counter;
+  return fold_in(root_->rngs.find(used)->second, hash_path(path_, counter));
+}
+
+Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Shape& shape) {
+  reserve(name, "params");
+  const std::string path = variable_path("params", name);
+  if (const Tensor* existing = root_->variables.find(path)) {
+    const Tensor& value = *existing;
+    if (!(value.shape() == shape))
+      throw ShapeError("weft::core::Scope::param: For parameter " + quoted(name) + " in " + quoted(path_str()) +
+                       ", the given initializer is expected to generate shape " + shape.str() +
+                       ", but the existing parameter it received has shape " + value.shape().str() +
+                       "; the input shape probably differs from the one used at init: re-run init with the new "
+                       "shapes, or fix the input");
+    return value;
+  }
+  if (!is_mutable("params")) {
+    if (!root_->variables.contains_collection("params"))
+      throw KeyError("weft::core::Scope::param: Tried to access " + quoted(name) + " from collection \"params\" in " +
+                     quoted(path_str()) + " but the collection is empty; pass the variables returned by init to apply");
+    throw KeyError("weft::core::Scope::param: Could not find parameter named " + quoted(name) + " in scope " +
+                   quoted(path_str()) + "; the variables given to apply were made for another model or path");
+  }
+  Tensor value = init_fn(make_rng("params"), shape);
+  if (!(value.shape() == shape))
+    throw ShapeError("weft::core::Scope::param: the initializer of " + quoted(path) + " returned shape " +
+                     value.shape().str() + " but shape " + shape.str() + " was asked for");
+  root_->variables = root_->variables.set(path, value);
+  return value;
+}
+
+Variable Scope::variable(std::string_view collection, std::string_view name, const std::function<Tensor()>& init_fn) {
+  if (collection == "params")
+    throw ValueError("weft::core::Scope::variable: use param() for the \"params\" collection (variable " +
+                     quoted(name) + " in " + quoted(path_str()) + ")");
+  reserve(name, collection);
+  const std::string path = variable_path(collection, name);
+  if (!root_->variables.contains(path)) {
+    if (!is_mutable(collection) || !init_fn) {
+      if (!root_->variables.contains_collection(collection))
+        throw KeyError("weft::core::Scope::variable: Tried to access " + quoted(name) + " from collection " +
+                       quoted(collection) + " in " + quoted(path_str()) +
+                       " but the collection is empty; pass the variables returned by init (all collections, not "
+                       "only \"params\") to apply");
+      throw KeyError("weft::core::Scope::variable: No variable named " + quoted(name) + " in collection " +
+                     quoted(collection) + " in scope " + quoted(path_str()));
+    }
+    root_->variables = root_->variables.set(path, init_fn());
+  }
+  return Variable(root_, std::string(collection), std::string(name), path_str(), path);
+}
+
+namespace detail {
+
+Scope make_root_scope(ScopeRoot& root) { return Scope(&root, {}); }
+
+void check_apply_variables(const Variables& variables) {
+  const auto params = variables.collection("params");
+  if (params.empty()) return;
+  bool doubled = true;
+  for (const auto& [path, value] : params.leaves()) doubled = doubled && path.rfind("params/params/", 0) == 0;
+  if (doubled)
+    throw ValueError(
+        "weft::core::apply: expected the variables passed to apply to have the structure {\"params\": ...}, but got "
+        "one with an extra params layer, i.e. {\"params\": {\"params\": ...}}; pass the variables returned by init "
+        "(or their collection(\"params\")) unchanged");
+}
+
+Variables mutable_variables(const ScopeRoot& root) {
+  Variables out;
+  for (const auto& c : root.variables.collections())
+    if (root.mutable_collections.contains(c)) out = out.merge(root.variables.collection(c));
+  return out;
+}
+
+}  // namespace detail
+
+}  // namespace weft::core
