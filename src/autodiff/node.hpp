@@ -55,18 +55,19 @@ class FnNode final : public Node {
 
 template <class... Ts>
 [[nodiscard]] inline bool any_tracked(const Ts&... ts) noexcept {
-  return ((detail::node_of(ts) != nullptr) || ...);
+  return ((weft::detail::node_of(ts) != nullptr) || ...);
 }
 
-/// Attaches to `out` a node for `op` over `inputs`; `backward(g, grads)` fills the input gradients.
-/// Call only when any_tracked(inputs...); capture detached values (detail::detach) in `backward`
+/// Attaches to `out` a node for `op` over `inputs` (an input may be an empty Tensor: an absent operand);
+/// `backward(g, grads)` fills the input gradients.
+/// Call only when any_tracked(inputs...); capture detached values (weft::detail::detach) in `backward`
 /// so that the backward pass itself records nothing.
 template <class F>
 void record(Tensor& out, const char* op, std::initializer_list<const Tensor*> inputs, F backward) {
   auto node = std::make_shared<FnNode<F>>(op, std::move(backward));
   node->inputs.reserve(inputs.size());
-  for (const Tensor* t : inputs) node->inputs.push_back(detail::node_ptr(*t));
-  detail::set_node(out, std::move(node));
+  for (const Tensor* t : inputs) node->inputs.push_back(weft::detail::node_of(*t) ? weft::detail::node_ptr(*t) : nullptr);
+  weft::detail::set_node(out, std::move(node));
 }
 
 /// Same, for ops with a runtime number of inputs (concat).
@@ -74,8 +75,8 @@ template <class F>
 void record(Tensor& out, const char* op, std::span<const Tensor> inputs, F backward) {
   auto node = std::make_shared<FnNode<F>>(op, std::move(backward));
   node->inputs.reserve(inputs.size());
-  for (const Tensor& t : inputs) node->inputs.push_back(detail::node_of(t) ? detail::node_ptr(t) : nullptr);
-  detail::set_node(out, std::move(node));
+  for (const Tensor& t : inputs) node->inputs.push_back(weft::detail::node_of(t) ? weft::detail::node_ptr(t) : nullptr);
+  weft::detail::set_node(out, std::move(node));
 }
 
 /// Throws when `t` is tracked: `op` has no gradient rule.

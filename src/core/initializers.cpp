@@ -32,10 +32,11 @@ std::pair<double, double> compute_fans(const Shape& shape, int in_axis, int out_
                      "; variance-scaling initializers need at least 2 axes (use zeros/normal for biases)");
   const int ia = normalize_axis(in_axis, shape.rank(), "initializers::compute_fans");
   const int oa = normalize_axis(out_axis, shape.rank(), "initializers::compute_fans");
-  double receptive = 1;
-  for (int i = 0; i < shape.rank(); ++i)
-    if (i != ia && i != oa) receptive *= static_cast<double>(shape[i]);
-  return {static_cast<double>(shape[ia]) * receptive, static_cast<double>(shape[oa]) * receptive};
+  // JAX's formula, also when in_axis and out_axis name the same axis (Embed's out_axis=0):
+  // receptive field = size / in extent / out extent.
+  const double in = static_cast<double>(shape[ia]), out = static_cast<double>(shape[oa]);
+  const double receptive = static_cast<double>(shape.numel()) / in / out;
+  return {in * receptive, out * receptive};
 }
 
 Initializer variance_scaling(float scale, FanMode mode, Distribution distribution, int in_axis, int out_axis) {

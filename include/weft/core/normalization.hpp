@@ -1,0 +1,52 @@
+#pragma once
+// Normalization layers of the functional core: layer_norm, batch_norm, group_norm (Flax's math and
+// defaults; variables named scale, bias, and batch_stats mean, var).
+#include <vector>
+
+#include "weft/core/initializers.hpp"
+#include "weft/core/scope.hpp"
+#include "weft/record.hpp"
+
+namespace weft::core {
+
+struct LayerNormOptions {
+  float epsilon = 1e-6f;
+  bool use_bias = true;
+  bool use_scale = true;
+  Initializer bias_init = initializers::zeros();
+  Initializer scale_init = initializers::ones();
+  std::vector<int> reduction_axes = {-1};  ///< statistics over these axes; scale and bias over the last
+};
+
+struct layer_norm_fn {
+  using options_type = LayerNormOptions;
+  /// y = (x - mean) / sqrt(var + epsilon) * scale + bias, statistics over the reduction axes.
+  Tensor operator()(const LayerNormOptions& options, Scope& scope, const Tensor& x) const;
+};
+inline constexpr layer_norm_fn layer_norm{};
+
+struct BatchNormOptions {
+  required<bool> use_running_average;  ///< true: normalise with the running statistics (eval)
+  int axis = -1;                        ///< the feature axis; every other axis is reduced
+  float momentum = 0.99f;
+  float epsilon = 1e-5f;
+  bool use_bias = true;
+  bool use_scale = true;
+  Initializer bias_init = initializers::zeros();
+  Initializer scale_init = initializers::ones();
+};
+
+struct batch_norm_fn {
+  using options_type = BatchNormOptions;
+  /// Training (use_running_average false): normalise with the batch mean and biased variance and,
+  /// unless initialising, update batch_stats mean/var as momentum * old + (1 - momentum) * batch
+  /// (batch_stats must then be mutable). Eval: normalise with the running statistics.
+  Tensor operator()(const BatchNormOptions& options, Scope& scope, const Tensor& x) const;
+};
+inline constexpr batch_norm_fn batch_norm{};
+
+}  // namespace weft::core
+
+WEFT_RECORD(weft::core::LayerNormOptions, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
+WEFT_RECORD(weft::core::BatchNormOptions, use_running_average, axis, momentum, epsilon, use_bias, use_scale, bias_init,
+            scale_init);

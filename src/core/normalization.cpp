@@ -1,0 +1,172 @@
+#include "weft/core/normalization.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "../autodiff/node.hpp"
+#include "../ops/internal.hpp"
+#include "weft/ops.hpp"
+
+namespace weft::core {
+
+namespace {
+
+using weft::detail::data;
+using weft::detail::mutable_data;
+
+/// Rows per parallel chunk of the fused layer norm: a fixed count, so partial sums of the
+/// gradients of scale and bias combine in the same order on any thread count.
+constexpr std::int64_t kRowsPerChunk = 64;
+
+/// Layer norm over the last axis of x viewed as (rows, c), fused: two passes over each row (mean,
+/// then centred variance, more accurate than Flax's E[x^2] - E[x]^2; equal up to rounding), then
+/// the output. Saves each row's mean and 1/std for the gradient.
+Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+  Tensor y = weft::detail::empty(x.shape(), DType::float32);
+  auto stats = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * rows));  // mean, rstd
+  const float* px = data<float>(x);
+  const float* ps = scale.defined() ? data<float>(scale) : nullptr;
+  const float* pb = bias.defined() ? data<float>(bias) : nullptr;
+  float* py = mutable_data<float>(y);
+  float* st = stats->data();
+  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / std::max<std::int64_t>(c, 1)),
+                             [&](std::int64_t r0, std::int64_t r1) {
+                               for (std::int64_t r = r0; r < r1; ++r) {
+                                 const float* xr = px + r * c;
+                                 float* yr = py + r * c;
+                                 float sum = 0.0f;
+                                 for (std::int64_t i = 0; i < c; ++i) sum += xr[i];
+                                 const float mean = sum / static_cast<float>(c);
+                                 float sq = 0.0f;
+                                 for (std::int64_t i = 0; i < c; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
+                                 const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
+                                 for (std::int64_t i = 0; i < c; ++i) {
+                                   float v = (xr[i] - mean) * rstd;
+                                   if (ps) v *= ps[i];
+                                   if (pb) v += pb[i];
+                                   yr[i] = v;
+                                 }
+                                 st[2 * r] = mean;
+                                 st[2 * r + 1] = rstd;
+                               }
+                             });
+  if (autodiff::any_tracked(x, scale, bias)) {
+    const bool need_x = weft::detail::node_of(x) != nullptr;
+    autodiff::record(y, "layer_norm", {&x, &scale, &bias},
+                     [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{}, stats,
+                      c, rows, need_x](const Tensor& g, std::span<Tensor> grads) {
+                       const float* pg = data<float>(g);
+                       const float* px = data<float>(vx);
+                       const float* ps = vs.defined() ? data<float>(vs) : nullptr;
+                       const float* st = stats->data();
+                       Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor{};
+                       float* pdx = need_x ? mutable_data<float>(dx) : nullptr;
+                       const std::int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+                       std::vector<float> dscale(static_cast<std::size_t>(chunks * c), 0.0f);
+                       std::vector<float> dbias(static_cast<std::size_t>(chunks * c), 0.0f);
+                       weft::detail::parallel_for(chunks, 1, [&](std::int64_t k0, std::int64_t k1) {
+                         for (std::int64_t k = k0; k < k1; ++k) {
+                           float* ds = dscale.data() + k * c;
+                           float* db = dbias.data() + k * c;
+                           for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r) {
+                             const float* xr = px + r * c;
+                             const float* gr = pg + r * c;
+                             const float mean = st[2 * r], rstd = st[2 * r + 1];
+                             float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
+                             for (std::int64_t i = 0; i < c; ++i) {
+                               const float xhat = (xr[i] - mean) * rstd;
+                               const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                               ds[i] += gr[i] * xhat;
+                               db[i] += gr[i];
+                               m1 += dxhat;
+                               m2 += dxhat * xhat;
+                             }
+                             if (!pdx) continue;
+                             m1 /= static_cast<float>(c);
+                             m2 /= static_cast<float>(c);
+                             float* dr = pdx + r * c;
+                             for (std::int64_t i = 0; i < c; ++i) {
+                               const float xhat = (xr[i] - mean) * rstd;
+                               const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                               dr[i] = rstd * (dxhat - m1 - xhat * m2);
+                             }
+                           }
+                         }
+                       });
+                       // Chunk partial sums combined in chunk order: independent of the thread count.
+                       auto combine = [&](const std::vector<float>& parts) {
+                         Tensor out = zeros(Shape{c});
+                         float* po = mutable_data<float>(out);
+                         for (std::int64_t k = 0; k < chunks; ++k)
+                           for (std::int64_t i = 0; i < c; ++i) po[i] += parts[static_cast<std::size_t>(k * c + i)];
+                         return out;
+                       };
+                       if (need_x) grads[0] = dx;
+                       grads[1] = combine(dscale);
+                       grads[2] = combine(dbias);
+                     });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor layer_norm_fn::operator()(const LayerNormOptions& options, Scope& scope, const Tensor& x) const {
+  weft::detail::require_float(x, "core::layer_norm");
+  if (x.rank() == 0) throw ShapeError("weft::core::layer_norm: needs an input with at least one axis, got a scalar");
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const Tensor scale = options.use_scale ? scope.param("scale", options.scale_init, Shape{c}) : Tensor{};
+  const Tensor bias = options.use_bias ? scope.param("bias", options.bias_init, Shape{c}) : Tensor{};
+  const auto axes = weft::detail::normalize_axes(Axes(options.reduction_axes), x.rank(), "core::layer_norm");
+  if (axes.size() == 1 && axes[0] == x.rank() - 1) return layer_norm_last_axis(x, scale, bias, options.epsilon);
+  // Other reduction axes: the same formula from ops.
+  const Axes ax(std::vector<int>(axes.begin(), axes.end()));
+  const Tensor mu = mean(x, ax, true);
+  const Tensor centered = x - mu;
+  Tensor y = centered * rsqrt(mean(square(centered), ax, true) + options.epsilon);
+  if (scale.defined()) y = y * scale;
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+
+Tensor batch_norm_fn::operator()(const BatchNormOptions& options, Scope& scope, const Tensor& x) const {
+  weft::detail::require_float(x, "core::batch_norm");
+  if (x.rank() < 2)
+    throw ShapeError("weft::core::batch_norm: needs at least a batch axis and a feature axis, got shape " +
+                     x.shape().str());
+  const int feature_axis = normalize_axis(options.axis, x.rank(), "core::batch_norm");
+  const std::int64_t c = x.shape()[feature_axis];
+  std::vector<int> reduce;
+  std::vector<std::int64_t> stat_dims;  // the statistics, shaped to broadcast against x
+  for (int i = 0; i < x.rank(); ++i) {
+    if (i != feature_axis) reduce.push_back(i);
+    stat_dims.push_back(i == feature_axis ? c : 1);
+  }
+  const Shape stat_shape(stat_dims);
+  // Variables first, then parameters (Flax's order, which fixes the params rng counters).
+  auto ra_mean = scope.variable("batch_stats", "mean", [c] { return zeros(Shape{c}); });
+  auto ra_var = scope.variable("batch_stats", "var", [c] { return ones(Shape{c}); });
+  Tensor mu, var;
+  if (options.use_running_average) {
+    mu = reshape(ra_mean.value(), stat_shape);
+    var = reshape(ra_var.value(), stat_shape);
+  } else {
+    const Axes ax(reduce);
+    mu = mean(x, ax, true);
+    var = mean(square(x - mu), ax, true);  // biased, as Flax
+    if (!scope.is_initializing()) {
+      const float m = options.momentum;
+      ra_mean.set(ra_mean.value() * m + reshape(stop_gradient(mu), Shape{c}) * (1.0f - m));
+      ra_var.set(ra_var.value() * m + reshape(stop_gradient(var), Shape{c}) * (1.0f - m));
+    }
+  }
+  Tensor y = (x - mu) * rsqrt(var + options.epsilon);
+  if (options.use_scale) y = y * reshape(scope.param("scale", options.scale_init, Shape{c}), stat_shape);
+  if (options.use_bias) y = y + reshape(scope.param("bias", options.bias_init, Shape{c}), stat_shape);
+  return y;
+}
+
+}  // namespace weft::core
