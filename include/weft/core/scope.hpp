@@ -24,6 +24,10 @@
 #include "weft/tensor.hpp"
 #include "weft/variables.hpp"
 
+namespace weft::nn {
+class Scope;
+}
+
 namespace weft::core {
 
 /// Named random streams: {"params": key, "dropout": key2}.
@@ -135,9 +139,15 @@ class Scope {
   /// The child scope `name`, without reserving it (the caller reserved it, or reuses it).
   [[nodiscard]] Scope push(std::string_view name);
 
+ protected:
+  /// A view of the same scope (same variables, path and random counters) with its own name
+  /// reservations: how the object layer wraps the scope it is given.
+  Scope(const Scope& other, std::nullptr_t) : root_(other.root_), path_(other.path_) {}
+
  private:
   friend Scope detail::make_root_scope(detail::ScopeRoot& root);
   friend class Variable;
+  friend class weft::nn::Scope;
 
   static constexpr std::string_view kChildCollection = "\x01child";  // marks a name held by a child scope
   Scope(detail::ScopeRoot* root, std::vector<std::string> path);
@@ -242,3 +252,7 @@ auto apply(F f, Mutable mutable_collections) {
 }
 
 }  // namespace weft::core
+
+namespace weft {
+using core::Rngs;  // named random streams are used at every level: weft::Rngs{{"dropout", key}}
+}  // namespace weft

@@ -1,0 +1,59 @@
+#pragma once
+// Normalization modules: nn::LayerNorm, nn::BatchNorm (math in core::layer_norm / core::batch_norm).
+// BatchNorm's `use_running_average` may be an attribute or a call argument, exactly once.
+#include <optional>
+#include <vector>
+
+#include "weft/core/normalization.hpp"
+#include "weft/nn/module.hpp"
+
+namespace weft::nn {
+
+struct LayerNorm {
+  float epsilon = 1e-6f;
+  bool use_bias = true;
+  bool use_scale = true;
+  Initializer bias_init = core::initializers::zeros();
+  Initializer scale_init = core::initializers::ones();
+  std::vector<int> reduction_axes = {-1};
+
+  Tensor operator()(Scope& s, const Tensor& x) const {
+    return core::layer_norm(core::LayerNormOptions{.epsilon = epsilon,
+                                                   .use_bias = use_bias,
+                                                   .use_scale = use_scale,
+                                                   .bias_init = bias_init,
+                                                   .scale_init = scale_init,
+                                                   .reduction_axes = reduction_axes},
+                            s, x);
+  }
+};
+
+struct BatchNorm {
+  std::optional<bool> use_running_average{};
+  int axis = -1;
+  float momentum = 0.99f;
+  float epsilon = 1e-5f;
+  bool use_bias = true;
+  bool use_scale = true;
+  Initializer bias_init = core::initializers::zeros();
+  Initializer scale_init = core::initializers::ones();
+
+  Tensor operator()(Scope& s, const Tensor& x, std::optional<bool> use_running_average = std::nullopt) const {
+    const bool running = merge_param("use_running_average", this->use_running_average, use_running_average);
+    return core::batch_norm(core::BatchNormOptions{.use_running_average = running,
+                                                   .axis = axis,
+                                                   .momentum = momentum,
+                                                   .epsilon = epsilon,
+                                                   .use_bias = use_bias,
+                                                   .use_scale = use_scale,
+                                                   .bias_init = bias_init,
+                                                   .scale_init = scale_init},
+                            s, x);
+  }
+};
+
+}  // namespace weft::nn
+
+WEFT_RECORD(weft::nn::LayerNorm, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
+WEFT_RECORD(weft::nn::BatchNorm, use_running_average, axis, momentum, epsilon, use_bias, use_scale, bias_init,
+            scale_init);

@@ -1,0 +1,33 @@
+#pragma once
+// nn::Dropout (math in core::dropout). `deterministic` may be an attribute or a call argument,
+// exactly once; it is merged first, so it is required even at rate 0 (as Linen).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "weft/core/stochastic.hpp"
+#include "weft/nn/module.hpp"
+
+namespace weft::nn {
+
+struct Dropout {
+  required<float> rate;
+  std::vector<int> broadcast_dims{};
+  std::optional<bool> deterministic{};
+  std::string rng_collection = "dropout";
+
+  /// `rng` overrides the key that would come from the rng_collection stream (Linen's rng argument).
+  Tensor operator()(Scope& s, const Tensor& x, std::optional<bool> deterministic = std::nullopt,
+                    std::optional<Key> rng = std::nullopt) const {
+    const bool det = merge_param("deterministic", this->deterministic, deterministic);
+    return core::dropout(core::DropoutOptions{.rate = rate,
+                                              .deterministic = det,
+                                              .broadcast_dims = broadcast_dims,
+                                              .rng_collection = rng_collection},
+                         s, x, rng);
+  }
+};
+
+}  // namespace weft::nn
+
+WEFT_RECORD(weft::nn::Dropout, rate, broadcast_dims, deterministic, rng_collection);
