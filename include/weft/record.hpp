@@ -22,6 +22,7 @@
 #include <array>
 #include <concepts>
 #include <cstddef>
+#include <initializer_list>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -49,6 +50,25 @@ namespace weft {
 /// works) and implicitly convertible to `const T&`. Its default constructor is explicit, so an
 /// aggregate initialisation that omits the field (`Opts{}`) does not compile, while the library
 /// can still value-initialise a record (`Opts()`) and fill it field by field.
+namespace detail {
+struct no_list_element {};
+/// The element type of a sequence type T constructible from a braced list, else no_list_element.
+template <class T>
+struct list_element {
+  using type = no_list_element;
+};
+template <class T>
+  requires requires { typename T::value_type; } &&
+           std::is_constructible_v<T, std::initializer_list<typename T::value_type>>
+struct list_element<T> {
+  using type = typename T::value_type;
+};
+template <class T>
+using list_element_t = typename list_element<T>::type;
+template <class T>
+inline constexpr bool has_list_element = !std::is_same_v<list_element_t<T>, no_list_element>;
+}  // namespace detail
+
 template <class T>
 class required {
  public:
@@ -58,6 +78,12 @@ class required {
     requires(!std::is_same_v<std::remove_cvref_t<U>, required> && std::is_convertible_v<U, T>)
   constexpr required(U&& value) noexcept(std::is_nothrow_constructible_v<T, U>)
       : value_(std::forward<U>(value)) {}
+
+  /// A braced list for a sequence field: `Opts{.kernel_size = {3, 3}}` (a template constructor
+  /// cannot deduce from a braced list). An empty `{}` still picks the explicit default constructor.
+  constexpr required(std::initializer_list<detail::list_element_t<T>> values)
+    requires detail::has_list_element<T>
+      : value_(values) {}
 
   [[nodiscard]] constexpr const T& value() const& noexcept { return value_; }
   [[nodiscard]] constexpr T& value() & noexcept { return value_; }
