@@ -169,4 +169,34 @@ Tensor batch_norm_fn::operator()(const BatchNormOptions& options, Scope& scope, 
   return y;
 }
 
+Tensor group_norm_fn::operator()(const GroupNormOptions& options, Scope& scope, const Tensor& x) const {
+  weft::detail::require_float(x, "core::group_norm");
+  if (x.rank() == 0) throw ShapeError("weft::core::group_norm: needs an input with a channel axis, got a scalar");
+  const int r = x.rank();
+  const std::int64_t c = x.shape()[r - 1];
+  const std::int64_t groups = options.num_groups;
+  if (groups <= 0 || c % groups != 0)
+    throw ValueError("weft::core::group_norm: Number of groups (" + std::to_string(groups) +
+                     ") does not divide the number of channels (" + std::to_string(c) + ") of the input " +
+                     x.shape().str() + " (scope \"" + scope.path_str() + "\"); choose num_groups dividing " +
+                     std::to_string(c));
+  // x as (batch, spatial..., groups, group size): statistics over spatial... and group size.
+  std::vector<std::int64_t> grouped(x.shape().begin(), x.shape().end() - 1);
+  grouped.push_back(groups);
+  grouped.push_back(c / groups);
+  if (grouped.size() > static_cast<std::size_t>(Shape::kMaxRank))
+    throw ShapeError("weft::core::group_norm: the input " + x.shape().str() + " has too many axes (at most " +
+                     std::to_string(Shape::kMaxRank - 1) + ")");
+  std::vector<int> reduce;
+  for (int i = 1; i < r - 1; ++i) reduce.push_back(i);
+  reduce.push_back(r);  // the group size axis
+  const Axes ax(reduce);
+  const Tensor xg = reshape(x, grouped);
+  const Tensor centered = xg - mean(xg, ax, true);
+  Tensor y = reshape(centered * rsqrt(mean(square(centered), ax, true) + options.epsilon), x.shape());
+  if (options.use_scale) y = y * scope.param("scale", options.scale_init, Shape{c});
+  if (options.use_bias) y = y + scope.param("bias", options.bias_init, Shape{c});
+  return y;
+}
+
 }  // namespace weft::core

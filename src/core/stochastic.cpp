@@ -35,7 +35,9 @@ Tensor dropout_fn::operator()(const DropoutOptions& options, Scope& scope, const
                      "\") is not a probability; use a rate in [0, 1]");
   weft::detail::require_float(x, "core::dropout");
   if (options.deterministic || rate == 0.0f) return x;
-  if (rate == 1.0f) return x * 0.0f;  // zeros, with a zero (not NaN) gradient
+  // Zeros (Flax's zeros_like), not x * 0, which is NaN where x is infinite or NaN; the output does
+  // not depend on x, so its gradient is zero (not NaN).
+  if (rate == 1.0f) return zeros(x.shape());
   const float keep = 1.0f - rate;
   const Key key = rng ? *rng : scope.make_rng(options.rng_collection);
 

@@ -1,6 +1,7 @@
 #pragma once
 // Normalization layers of the functional core: layer_norm, batch_norm, group_norm (Flax's math and
 // defaults; variables named scale, bias, and batch_stats mean, var).
+#include <cstdint>
 #include <vector>
 
 #include "weft/core/initializers.hpp"
@@ -45,8 +46,28 @@ struct batch_norm_fn {
 };
 inline constexpr batch_norm_fn batch_norm{};
 
+struct GroupNormOptions {
+  std::int64_t num_groups = 32;  ///< must divide the number of channels (the last axis)
+  float epsilon = 1e-6f;
+  bool use_bias = true;
+  bool use_scale = true;
+  Initializer bias_init = initializers::zeros();
+  Initializer scale_init = initializers::ones();
+};
+
+struct group_norm_fn {
+  using options_type = GroupNormOptions;
+  /// Flax's GroupNorm: the channels (last axis) are split into num_groups groups of consecutive
+  /// channels; each group is normalised with the mean and biased variance over all non-batch axes
+  /// (axes 1..rank-2 and its channels), then scale and bias (channels,) apply per channel.
+  /// num_groups = 1 is LayerNorm over all non-batch axes; num_groups = channels is InstanceNorm.
+  Tensor operator()(const GroupNormOptions& options, Scope& scope, const Tensor& x) const;
+};
+inline constexpr group_norm_fn group_norm{};
+
 }  // namespace weft::core
 
 WEFT_RECORD(weft::core::LayerNormOptions, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
 WEFT_RECORD(weft::core::BatchNormOptions, use_running_average, axis, momentum, epsilon, use_bias, use_scale, bias_init,
             scale_init);
+WEFT_RECORD(weft::core::GroupNormOptions, num_groups, epsilon, use_bias, use_scale, bias_init, scale_init);
