@@ -227,6 +227,14 @@ TEST_CASE("argmax: first index on ties, NaN counts as the maximum, any axis") {
   CHECK(argmax(y, 1).to_int_vector() == std::vector<std::int32_t>{2, 2, 1, 1});
   CHECK(argmax(y, 0).to_int_vector() == std::vector<std::int32_t>{1, 0, 1, 1, 0, 0});
   CHECK(argmax(y, 2).to_int_vector() == std::vector<std::int32_t>{1, 0, 1, 0, 1, 0});
+  // Long rows (the vectorised path): ties keep the first maximum; the first NaN wins.
+  std::vector<float> long_rows(80, 1.0f);
+  long_rows[17] = long_rows[30] = 9.0f;
+  long_rows[40 + 33] = long_rows[40 + 2] = kNaN;
+  long_rows[40 + 25] = 50.0f;
+  CHECK(argmax(Tensor(long_rows, Shape{2, 40})).to_int_vector() == std::vector<std::int32_t>{17, 2});
+  CHECK(std::isnan(max(Tensor(long_rows, Shape{2, 40}), 1).to_vector()[1]));
+  check_close(max(Tensor(long_rows, Shape{2, 40}), 1, true), {9.0f, kNaN}, Shape{2, 1});
   // int32 inputs.
   CHECK(argmax(Tensor(std::vector<std::int32_t>{3, 8, 8, -1}, Shape{2, 2}), 0).to_int_vector() ==
         std::vector<std::int32_t>{1, 0});
@@ -332,6 +340,21 @@ TEST_CASE("softmax and log_softmax agree with the definition on every axis, acro
       check_close(sum(softmax(x, axis), axis), ones(reduced(s, {axis}, false)), 1e-6f);
     }
   }
+}
+
+TEST_CASE("softmax is accurate to a few ulp over the whole range of exponents") {
+  // Rows (0, -t): the second probability is exp(-t) / (1 + exp(-t)), from 0.5 down to below 1e-38.
+  std::vector<float> v, expected;
+  for (int i = 0; i < 300; ++i) {
+    const double t = 0.31 * i;
+    v.push_back(0.0f);
+    v.push_back(static_cast<float>(-t));
+    const double e = std::exp(-static_cast<double>(static_cast<float>(t)));
+    expected.push_back(static_cast<float>(1.0 / (1.0 + e)));
+    expected.push_back(static_cast<float>(e / (1.0 + e)));
+  }
+  check_close(softmax(Tensor(v, Shape{300, 2})), expected, Shape{300, 2}, 1e-37f, 1e-6f);
+  check_close(softmax(transpose(Tensor(v, Shape{300, 2})), 0), transpose(Tensor(expected, Shape{300, 2})), 1e-37f, 1e-6f);
 }
 
 TEST_CASE("softmax and log_softmax at extreme logits: no NaN or inf where the math is finite") {

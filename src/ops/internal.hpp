@@ -108,6 +108,8 @@ enum class ReduceKind { sum, max, min };
 /// Deterministic: the order of additions depends only on the shape, not on the thread count.
 /// max and min propagate NaN and throw ValueError over an axis of extent 0.
 Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, ReduceKind kind);
+/// The largest of x[0..n), n >= 1, NaN if any element is NaN (the kernel of max over a contiguous row).
+float max_contiguous(const float* x, std::int64_t n);
 /// Exact sum of an int32 tensor over normalised `axes`.
 Tensor sum_int(const Tensor& x, const std::vector<int>& axes, bool keepdims);
 

@@ -49,17 +49,24 @@ constexpr T identity() {
 template <ReduceKind K, class T>
 inline T combine(T a, T b) {
   if constexpr (K == ReduceKind::sum) return a + b;
-  if constexpr (K == ReduceKind::max) return (a > b || a != a) ? a : b;  // NaN propagates
-  return (a < b || a != a) ? a : b;
+  // NaN propagates; bitwise | (no branch) so that the lane loops vectorise.
+  if constexpr (K == ReduceKind::max) return ((a > b) | (a != a)) ? a : b;
+  return ((a < b) | (a != a)) ? a : b;
 }
 
 /// Reduces x[0..n) with kLanes partial results combined in a fixed order.
 template <ReduceKind K, class T>
 T reduce_contiguous(const T* x, std::int64_t n) {
+  if (n < kLanes) {  // short rows (a few classes) in order, without setting up the lanes
+    T acc = identity<K, T>();
+    for (std::int64_t i = 0; i < n; ++i) acc = combine<K>(acc, x[i]);
+    return acc;
+  }
   T acc[kLanes];
   for (auto& a : acc) a = identity<K, T>();
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd  // max/min select per lane; without it the unrolled lanes stay scalar branches
     for (std::int64_t j = 0; j < kLanes; ++j) acc[j] = combine<K>(acc[j], x[i + j]);
   for (std::int64_t j = 0; i < n; ++i, ++j) acc[j] = combine<K>(acc[j], x[i]);
   for (std::int64_t w = kLanes / 2; w > 0; w /= 2)
@@ -111,6 +118,8 @@ void reduce_dispatch(ReduceKind kind, const T* x, T* out, std::int64_t outer, st
 }
 
 }  // namespace
+
+float max_contiguous(const float* x, std::int64_t n) { return reduce_contiguous<ReduceKind::max>(x, n); }
 
 Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, ReduceKind kind) {
   const Shape& shape = x.shape();

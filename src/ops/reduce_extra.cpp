@@ -80,8 +80,18 @@ void argmax_kernel(const T* x, std::int32_t* out, const detail::AxisView& v) {
       for (std::int64_t o = o0; o < o1; ++o) {
         const T* px = x + o * n;
         std::int64_t best = 0;
-        for (std::int64_t k = 1; k < n; ++k)
-          if (beats(px[k], px[best])) best = k;
+        if constexpr (std::is_same_v<T, float>) {
+          // The (vectorised) maximum first, then its first position: a compare-and-branch per
+          // element on unsorted data mispredicts often.
+          const float m = detail::max_contiguous(px, n);
+          if (m != m)
+            while (px[best] == px[best]) ++best;  // the first NaN
+          else
+            while (px[best] != m) ++best;
+        } else {
+          for (std::int64_t k = 1; k < n; ++k)
+            if (beats(px[k], px[best])) best = k;
+        }
         out[o] = static_cast<std::int32_t>(best);
       }
     });
