@@ -1,16 +1,92 @@
 #include "buffer.hpp"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
+#include <vector>
 
 namespace weft::detail {
 
 namespace {
+
 constexpr std::align_val_t kAlignment{64};  // one cache line; the width of an AVX-512 register
+constexpr std::size_t kCachedFrom = 256 * 1024;          // smaller blocks: glibc's heap reuses them well
+constexpr std::size_t kHugeFrom = 4 * 1024 * 1024;       // blocks worth transparent huge pages
+constexpr std::size_t kHugeAlignment = 2 * 1024 * 1024;
+constexpr std::size_t kCacheLimit = 1024ull * 1024 * 1024;  // bytes kept for reuse at most
+
+/// Rounds up to one of 8 sizes per power of two, so that blocks of nearby sizes are reused.
+std::size_t size_class(std::size_t bytes) {
+  std::size_t p = 1;
+  while (p * 16 <= bytes) p <<= 1;
+  return (bytes + p - 1) / p * p;
 }
 
+/// Freed large blocks, kept for the next allocation of the same size class.
+///
+/// This is the one piece of process-wide mutable state in weft, deliberately: a fresh large block
+/// from the system is page-faulted in again on first touch (about 3 us per 4 KiB page on a VM),
+/// which costs more than the arithmetic of most ops on it. Keeping freed blocks (as PyTorch's
+/// allocator does, or glibc when told to via GLIBC_TUNABLES) removes that cost. Bounded by
+/// kCacheLimit; thread-safe; invisible to results.
+class BlockCache {
+ public:
+  void* take(std::size_t cls) {
+    std::lock_guard lock(mutex_);
+    auto it = free_.find(cls);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_ -= cls;
+    return p;
+  }
+  bool give(void* p, std::size_t cls) {
+    std::lock_guard lock(mutex_);
+    if (cached_ + cls > kCacheLimit) return false;
+    free_[cls].push_back(p);
+    cached_ += cls;
+    return true;
+  }
+  static void release(void* p, std::size_t cls) {
+    ::operator delete(p, cls >= kHugeFrom ? std::align_val_t{kHugeAlignment} : kAlignment);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::size_t, std::vector<void*>> free_;
+  std::size_t cached_ = 0;
+};
+
+BlockCache& cache() {
+  // Never destroyed: a tensor held by a static object may be freed after any static destructor ran.
+  // The blocks it holds at exit stay reachable and go back to the system with the process.
+  static BlockCache* const c = new BlockCache();
+  return *c;
+}
+
+}  // namespace
+
 std::shared_ptr<void> allocate_buffer(std::size_t bytes) {
-  void* p = ::operator new(bytes, kAlignment);
-  return {p, [](void* q) { ::operator delete(q, kAlignment); }};
+  if (bytes < kCachedFrom) {
+    void* p = ::operator new(bytes, kAlignment);
+    return {p, [](void* q) { ::operator delete(q, kAlignment); }};
+  }
+  const std::size_t cls = size_class(bytes);
+  void* p = cache().take(cls);
+  if (!p) {
+    if (cls >= kHugeFrom) {
+      p = ::operator new(cls, std::align_val_t{kHugeAlignment});
+      ::madvise(p, cls, MADV_HUGEPAGE);  // fewer, larger page faults on first touch; a hint only
+    } else {
+      p = ::operator new(cls, kAlignment);
+    }
+  }
+  return {p, [cls](void* q) {
+            if (!cache().give(q, cls)) BlockCache::release(q, cls);
+          }};
 }
 
 }  // namespace weft::detail

@@ -139,16 +139,17 @@ float Tensor::item() const {
 
 namespace {
 
-constexpr std::int64_t kPrintEdge = 3;  // elements shown at each end of a long axis
+constexpr std::int64_t kPrintEdge = 3;         // elements shown at each end of a long axis...
+constexpr std::int64_t kPrintThreshold = 1000;  // ...when the tensor has more elements than this (NumPy's)
 
 template <class T>
 void print_axis(std::ostream& os, const T* data, const Shape& shape, int axis, std::int64_t offset,
-                std::int64_t stride, int indent) {
+                std::int64_t stride, int indent, bool summarize) {
   const std::int64_t n = shape[axis];
   const std::int64_t inner = stride / (n == 0 ? 1 : n);
   os << '[';
   for (std::int64_t i = 0; i < n; ++i) {
-    if (n > 2 * kPrintEdge && i == kPrintEdge) {
+    if (summarize && n > 2 * kPrintEdge && i == kPrintEdge) {
       os << (axis + 1 == shape.rank() ? "..., " : "...,\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
       i = n - kPrintEdge;
     }
@@ -160,7 +161,7 @@ void print_axis(std::ostream& os, const T* data, const Shape& shape, int axis, s
       }
       if (i + 1 < n) os << ", ";
     } else {
-      print_axis(os, data, shape, axis + 1, offset + i * inner, inner, indent + 1);
+      print_axis(os, data, shape, axis + 1, offset + i * inner, inner, indent + 1, summarize);
       if (i + 1 < n) os << ",\n" << std::string(static_cast<std::size_t>(indent + 1), ' ');
     }
   }
@@ -173,12 +174,14 @@ std::string Tensor::str() const {
   if (!impl_) return "Tensor(empty)";
   std::ostringstream os;
   os << "Tensor(shape=" << impl_->shape.str() << ", dtype=" << name(impl_->dtype) << ")\n";
+  const bool summarize = impl_->shape.numel() > kPrintThreshold;
   if (impl_->shape.rank() == 0) {
     os << item();
   } else if (impl_->dtype == DType::float32) {
-    print_axis(os, static_cast<const float*>(impl_->data), impl_->shape, 0, 0, impl_->shape.numel(), 0);
+    print_axis(os, static_cast<const float*>(impl_->data), impl_->shape, 0, 0, impl_->shape.numel(), 0, summarize);
   } else {
-    print_axis(os, static_cast<const std::int32_t*>(impl_->data), impl_->shape, 0, 0, impl_->shape.numel(), 0);
+    print_axis(os, static_cast<const std::int32_t*>(impl_->data), impl_->shape, 0, 0, impl_->shape.numel(), 0,
+               summarize);
   }
   return os.str();
 }

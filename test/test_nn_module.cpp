@@ -143,3 +143,188 @@ TEST_CASE("Linen's Dropout requires the flag even at rate 0") {
   check_throws_with<nn::MergeParamError>([] { (void)nn::apply(Wrap{}, Variables{}, ones(Shape{2})); },
                                          {"\"deterministic\" must be passed"});
 }
+
+namespace seed {
+
+// Scenario 4: a ResNet-style block receives a BatchNorm template factory, as Flax's ImageNet example
+// passes `norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5)`.
+template <class Norm>
+struct ResNetBlock {
+  Norm norm;
+  std::int64_t filters = 4;
+  Tensor operator()(nn::Scope& s, const Tensor& x) const {
+    Tensor y = s(nn::Dense{.features = filters}, x);
+    y = relu(s(norm(), y));
+    y = s(nn::Dense{.features = filters}, y);
+    y = s(norm("scale_init"_kw = core::initializers::zeros()), y);
+    Tensor residual = x;
+    if (!(residual.shape() == y.shape())) {
+      residual = s("conv_proj", nn::Dense{.features = filters}, residual);
+      residual = s("norm_proj", norm(), residual);
+    }
+    return relu(residual + y);
+  }
+};
+
+struct ResNet {
+  Tensor operator()(nn::Scope& s, const Tensor& x, bool train) const {
+    const auto norm = nn::partial<nn::BatchNorm>("use_running_average"_kw = !train, "momentum"_kw = 0.9f,
+                                                 "epsilon"_kw = 1e-5f);
+    return s(ResNetBlock<std::remove_const_t<decltype(norm)>>{.norm = norm}, x);
+  }
+};
+
+// Scenario 5: the same architecture in compact style and in setup style.
+struct CompactMLP {
+  Tensor operator()(nn::Scope& s, const Tensor& x) const {
+    return s("out", nn::Dense{.features = 2}, relu(s("hidden", nn::Dense{.features = 3}, x)));
+  }
+};
+struct SetupMLP {
+  nn::Dense hidden{.features = 3};
+  nn::Dense out{.features = 2};
+  Tensor operator()(nn::Scope& s, const Tensor& x) const { return s(out, relu(s(hidden, x))); }
+};
+
+struct Twice {
+  nn::Dense dense{.features = 4};
+  Tensor operator()(nn::Scope& s, const Tensor& t) const { return s(dense, s(dense, t)); }
+};
+
+}  // namespace seed
+
+WEFT_RECORD(seed::SetupMLP, hidden, out);
+WEFT_RECORD(seed::Twice, dense);
+
+TEST_CASE("seed 4: BatchNorm's use_running_average as attribute or call argument, and its statistics") {
+  const Tensor x({1.f, 2.f, 3.f, 4.f, 2.f, 6.f}, Shape{3, 2});  // batch mean (2, 4), biased var (2/3, 8/3)
+  struct Train {
+    nn::BatchNorm bn;
+    std::optional<bool> at_call;
+    Tensor operator()(nn::Scope& s, const Tensor& t) const { return at_call ? s(bn, t, *at_call) : s(bn, t); }
+  };
+  const Train attr{.bn = nn::BatchNorm{.use_running_average = false, .momentum = 0.9f}, .at_call = std::nullopt};
+  const Train call{.bn = nn::BatchNorm{.momentum = 0.9f}, .at_call = false};
+  auto [y0, vars] = nn::init_with_output(attr, Key(0), x);
+  check_close(vars.at("batch_stats/BatchNorm_0/mean"), {0, 0}, Shape{2});  // not updated during init
+  check_close(vars.at("batch_stats/BatchNorm_0/var"), {1, 1}, Shape{2});
+  check_close(mean(y0, 0), {0, 0}, Shape{2}, 1e-6f);
+  check_close(var(y0, 0), {1, 1}, Shape{2}, 1e-3f, 1e-3f);  // epsilon = 1e-5 shifts it a little
+  for (const Train& m : {attr, call}) {
+    auto [y, updated] = nn::apply(m, vars, nn::Mutable{"batch_stats"}, x);
+    check_close(updated.at("batch_stats/BatchNorm_0/mean"), {0.2f, 0.4f}, Shape{2}, 1e-6f);
+    check_close(updated.at("batch_stats/BatchNorm_0/var"), {0.9f + 0.1f * 2.f / 3.f, 0.9f + 0.1f * 8.f / 3.f}, Shape{2},
+                1e-6f);
+    CHECK(updated.collections() == std::vector<std::string>{"batch_stats"});
+  }
+  // Training without batch_stats mutable: the error names the variable and the collection.
+  check_throws_with<Error>([&] { (void)nn::apply(call, vars, x); },
+                           {"\"mean\"", "\"/BatchNorm_0\"", "collection \"batch_stats\" is immutable"});
+  // Eval without the batch_stats collection: the error says it is empty.
+  const Train eval{.bn = nn::BatchNorm{.momentum = 0.9f}, .at_call = true};
+  check_throws_with<KeyError>([&] { (void)nn::apply(eval, vars.collection("params"), x); },
+                              {"collection \"batch_stats\"", "\"/BatchNorm_0\"", "the collection is empty"});
+  check_close(nn::apply(eval, vars, x), x / std::sqrt(1.0f + 1e-5f));  // running stats: mean 0, var 1
+  // Both given, neither given.
+  const Train both{.bn = nn::BatchNorm{.use_running_average = true}, .at_call = true};
+  check_throws_with<nn::MergeParamError>([&] { (void)nn::apply(both, vars, x); },
+                                         {"\"use_running_average\" was passed to the constructor and at call time"});
+  const Train neither{.bn = nn::BatchNorm{}, .at_call = std::nullopt};
+  check_throws_with<nn::MergeParamError>([&] { (void)nn::apply(neither, vars, x); },
+                                         {"\"use_running_average\" must be passed"});
+}
+
+TEST_CASE("seed 4: a ResNet block with a norm template, train and eval") {
+  const Tensor x = pattern(Shape{6, 3});
+  const seed::ResNet model;
+  const Variables vars = nn::init(model, Key(0), x, true);
+  const std::string b = "/ResNetBlock_0/";
+  for (const char* p : {"Dense_0/kernel", "Dense_1/kernel", "conv_proj/kernel", "BatchNorm_0/scale", "BatchNorm_1/bias",
+                        "norm_proj/scale"})
+    CHECK(vars.contains("params" + b + p));
+  CHECK(vars.contains("batch_stats" + b + "BatchNorm_1/mean"));
+  CHECK(vars.contains("batch_stats" + b + "norm_proj/var"));
+  // The template's extra attribute reached the second norm only: its scale starts at zero.
+  check_close(vars.at("params" + b + "BatchNorm_1/scale"), {0, 0, 0, 0}, Shape{4});
+  check_close(vars.at("params" + b + "BatchNorm_0/scale"), {1, 1, 1, 1}, Shape{4});
+  // Train updates every BatchNorm's statistics with momentum 0.9; eval reads them and changes nothing.
+  auto [y, stats] = nn::apply(model, vars, nn::Mutable{"batch_stats"}, x, true);
+  CHECK(stats.size() == 6);
+  CHECK(sum(abs(stats.at("batch_stats" + b + "BatchNorm_0/mean"))).item() > 0.0f);
+  const Tensor eval_out = nn::apply(model, vars.merge(stats), x, false);
+  CHECK(eval_out.shape() == Shape{6, 4});
+  CHECK_THROWS_AS((void)nn::apply(model, vars, x, true), Error);  // train needs batch_stats mutable
+}
+
+TEST_CASE("seed 5: a compact model and its setup-style twin have the same variables, path by path") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables compact = nn::init(seed::CompactMLP{}, Key(0), x);
+  const Variables setup = nn::init(seed::SetupMLP{}, Key(0), x);
+  CHECK(compact.paths() == setup.paths());
+  CHECK(compact.paths() == std::vector<std::string>{"params/hidden/bias", "params/hidden/kernel", "params/out/bias",
+                                                    "params/out/kernel"});
+  for (const auto& p : compact.paths()) check_close(setup.at(p), compact.at(p), 0.0f, 0.0f);  // same keys: same values
+  check_close(nn::apply(seed::SetupMLP{}, compact, x), nn::apply(seed::CompactMLP{}, setup, x), 0.0f, 0.0f);
+  // Calling a field twice shares its variables (one scope, named after the field)...
+  CHECK(nn::init(seed::Twice{}, Key(0), ones(Shape{1, 4})).paths() ==
+        std::vector<std::string>{"params/dense/bias", "params/dense/kernel"});
+  // ...which needs the field names: without WEFT_RECORD each call is named like a temporary.
+  struct Unreflected {
+    nn::Dense dense{.features = 4};
+    Tensor operator()(nn::Scope& s, const Tensor& t) const { return s(dense, s(dense, t)); }
+  };
+  CHECK(nn::init(Unreflected{}, Key(0), ones(Shape{1, 4})).paths() ==
+        std::vector<std::string>{"params/Dense_0/bias", "params/Dense_0/kernel", "params/Dense_1/bias",
+                                 "params/Dense_1/kernel"});
+  // Two explicit names that clash are an error naming the name and the parent.
+  struct Clash {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      return s("same", nn::Dense{.features = 2}, s("same", nn::Dense{.features = 2}, t));
+    }
+  };
+  check_throws_with<ValueError>([] { (void)nn::init(Clash{}, Key(0), ones(Shape{1, 2})); },
+                                {"\"same\"", "Clash at \"/\"", "Name in use"});
+}
+
+TEST_CASE("nn::partial and nn::clone on weft's modules") {
+  const auto dense = nn::partial<nn::Dense>("use_bias"_kw = false);
+  const nn::Dense d = dense("features"_kw = 3);
+  CHECK(d.features == 3);
+  CHECK_FALSE(d.use_bias);
+  const nn::Dense e = nn::clone(d, "features"_kw = 5);
+  CHECK(e.features == 5);
+  CHECK_FALSE(e.use_bias);
+  CHECK(d.features == 3);  // the original is unchanged
+  const Variables v = nn::init(e, Key(0), ones(Shape{1, 2}));
+  CHECK(v.paths() == std::vector<std::string>{"params/kernel"});
+  const nn::Dropout drop = nn::clone(nn::Dropout{.rate = 0.1f}, "deterministic"_kw = true);
+  CHECK(drop.deterministic == std::optional<bool>(true));
+}
+
+#include "weft/nn/sequential.hpp"
+#include "weft/nn/tabulate.hpp"
+
+TEST_CASE("nn::Sequential names its modules layers_N and chains outputs") {
+  const auto model = nn::sequential(nn::Dense{.features = 3}, [](const Tensor& t) { return relu(t); },
+                                    nn::Dense{.features = 1});
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(model, Key(0), x);
+  CHECK(v.paths() == std::vector<std::string>{"params/layers_0/bias", "params/layers_0/kernel", "params/layers_2/bias",
+                                              "params/layers_2/kernel"});
+  const Tensor expected = matmul(relu(matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias")),
+                                 v.at("params/layers_2/kernel")) +
+                          v.at("params/layers_2/bias");
+  check_close(nn::apply(model, v, x), expected);
+}
+
+TEST_CASE("nn::tabulate lists each module call with shapes and parameter counts") {
+  const seed::ResidualModel model{.drop_rate = 0.1f};
+  const std::string table = nn::tabulate(model, Key(0), ones(Shape{4, 8}), false);
+  INFO(table);
+  CHECK(table.find("/ResidualBlock_3/Dense_0") != std::string::npos);
+  CHECK(table.find("ResidualModel") != std::string::npos);
+  CHECK(table.find("/ResidualBlock_0/dropout | Dropout") != std::string::npos);
+  CHECK(table.find("72 (288 B)") != std::string::npos);   // 8x8 kernel + 8 bias per Dense
+  CHECK(table.find("720 (2.8 KB)") != std::string::npos);  // ten of them
+  CHECK(table.find("(4, 8)") != std::string::npos);
+}

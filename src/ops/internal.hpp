@@ -1,7 +1,9 @@
 #pragma once
 // Internal helpers shared by the op implementations.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../autodiff/node.hpp"
 #include "../tensor_impl.hpp"
@@ -102,10 +104,90 @@ std::vector<int> normalize_axes(const Axes& axes, int rank, const char* op);
 Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdims);
 
 enum class ReduceKind { sum, max, min };
-/// The reduction of a float32 tensor over normalised `axes` (no gradient recorded).
+/// The reduction of a float32 tensor (or an int32 one) over normalised `axes` (no gradient recorded).
 /// Deterministic: the order of additions depends only on the shape, not on the thread count.
+/// max and min propagate NaN and throw ValueError over an axis of extent 0.
 Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, ReduceKind kind);
+/// The largest of x[0..n), n >= 1, NaN if any element is NaN (the kernel of max over a contiguous row).
+float max_contiguous(const float* x, std::int64_t n);
 /// Exact sum of an int32 tensor over normalised `axes`.
 Tensor sum_int(const Tensor& x, const std::vector<int>& axes, bool keepdims);
+
+/// A tensor seen as (outer, n, inner) around one axis: element (o, k, i) is at (o * n + k) * inner + i.
+struct AxisView {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+inline AxisView axis_view(const Shape& shape, int axis) {
+  AxisView v;
+  for (int d = 0; d < axis; ++d) v.outer *= shape[d];
+  v.n = shape[axis];
+  for (int d = axis + 1; d < shape.rank(); ++d) v.inner *= shape[d];
+  return v;
+}
+
+/// out (of shape `out_shape`, row-major) = x read at offsets sum_d idx[d] * in_stride[d].
+template <class T>
+void strided_gather(const T* x, T* out, const Shape& out_shape, const std::vector<std::int64_t>& in_stride) {
+  const int rank = out_shape.rank();
+  const std::int64_t n = out_shape.numel();
+  if (n == 0) return;
+  if (rank == 0) {
+    out[0] = x[0];
+    return;
+  }
+  const std::int64_t inner = out_shape[rank - 1];
+  const std::int64_t s_inner = in_stride[static_cast<std::size_t>(rank - 1)];
+  const std::int64_t rows = n / inner;
+  parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      std::int64_t rem = r, off = 0;
+      for (int d = rank - 2; d >= 0; --d) {
+        off += (rem % out_shape[d]) * in_stride[static_cast<std::size_t>(d)];
+        rem /= out_shape[d];
+      }
+      T* po = out + r * inner;
+      const T* px = x + off;
+      if (s_inner == 1) {
+        std::copy_n(px, inner, po);
+      } else if (s_inner == 0) {
+        std::fill_n(po, inner, px[0]);
+      } else {
+        for (std::int64_t i = 0; i < inner; ++i) po[i] = px[i * s_inner];
+      }
+    }
+  });
+}
+
+/// The inverse of strided_gather for distinct offsets: out at offsets sum_d idx[d] * out_stride[d]
+/// = x (of shape `x_shape`, row-major). Positions not written keep their value.
+template <class T>
+void strided_scatter(const T* x, T* out, const Shape& x_shape, const std::vector<std::int64_t>& out_stride) {
+  const int rank = x_shape.rank();
+  const std::int64_t n = x_shape.numel();
+  if (n == 0) return;
+  if (rank == 0) {
+    out[0] = x[0];
+    return;
+  }
+  const std::int64_t inner = x_shape[rank - 1];
+  const std::int64_t s_inner = out_stride[static_cast<std::size_t>(rank - 1)];
+  const std::int64_t rows = n / inner;
+  parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      std::int64_t rem = r, off = 0;
+      for (int d = rank - 2; d >= 0; --d) {
+        off += (rem % x_shape[d]) * out_stride[static_cast<std::size_t>(d)];
+        rem /= x_shape[d];
+      }
+      const T* px = x + r * inner;
+      T* po = out + off;
+      if (s_inner == 1) {
+        std::copy_n(px, inner, po);
+      } else {
+        for (std::int64_t i = 0; i < inner; ++i) po[i * s_inner] = px[i];
+      }
+    }
+  });
+}
 
 }  // namespace weft::detail

@@ -38,27 +38,35 @@ namespace {
 constexpr std::int64_t kLanes = 16;          // independent partial sums: one AVX-512 register
 constexpr std::int64_t kBlock = 1 << 16;     // fixed block of a long reduction (thread-count independent)
 
-template <ReduceKind K>
-constexpr float identity() {
-  if constexpr (K == ReduceKind::sum) return 0.0f;
-  if constexpr (K == ReduceKind::max) return -std::numeric_limits<float>::infinity();
-  return std::numeric_limits<float>::infinity();
+template <ReduceKind K, class T>
+constexpr T identity() {
+  if constexpr (K == ReduceKind::sum) return T{0};
+  if constexpr (K == ReduceKind::max)
+    return std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::lowest();
+  return std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity() : std::numeric_limits<T>::max();
 }
 
-template <ReduceKind K>
-inline float combine(float a, float b) {
+template <ReduceKind K, class T>
+inline T combine(T a, T b) {
   if constexpr (K == ReduceKind::sum) return a + b;
-  if constexpr (K == ReduceKind::max) return (a > b || a != a) ? a : b;  // NaN propagates
-  return (a < b || a != a) ? a : b;
+  // NaN propagates; bitwise | (no branch) so that the lane loops vectorise.
+  if constexpr (K == ReduceKind::max) return ((a > b) | (a != a)) ? a : b;
+  return ((a < b) | (a != a)) ? a : b;
 }
 
 /// Reduces x[0..n) with kLanes partial results combined in a fixed order.
-template <ReduceKind K>
-float reduce_contiguous(const float* x, std::int64_t n) {
-  float acc[kLanes];
-  for (auto& a : acc) a = identity<K>();
+template <ReduceKind K, class T>
+T reduce_contiguous(const T* x, std::int64_t n) {
+  if (n < kLanes) {  // short rows (a few classes) in order, without setting up the lanes
+    T acc = identity<K, T>();
+    for (std::int64_t i = 0; i < n; ++i) acc = combine<K>(acc, x[i]);
+    return acc;
+  }
+  T acc[kLanes];
+  for (auto& a : acc) a = identity<K, T>();
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd  // max/min select per lane; without it the unrolled lanes stay scalar branches
     for (std::int64_t j = 0; j < kLanes; ++j) acc[j] = combine<K>(acc[j], x[i + j]);
   for (std::int64_t j = 0; i < n; ++i, ++j) acc[j] = combine<K>(acc[j], x[i]);
   for (std::int64_t w = kLanes / 2; w > 0; w /= 2)
@@ -67,12 +75,12 @@ float reduce_contiguous(const float* x, std::int64_t n) {
 }
 
 /// out[o, i] = reduce_r x[o, r, i] for a (outer, r, inner) view of x.
-template <ReduceKind K>
-void reduce_pass(const float* x, float* out, std::int64_t outer, std::int64_t r, std::int64_t inner) {
+template <ReduceKind K, class T>
+void reduce_pass(const T* x, T* out, std::int64_t outer, std::int64_t r, std::int64_t inner) {
   if (inner == 1) {
     if (outer == 1 && r > 2 * kBlock) {
       const std::int64_t blocks = (r + kBlock - 1) / kBlock;
-      std::vector<float> partial(static_cast<std::size_t>(blocks));
+      std::vector<T> partial(static_cast<std::size_t>(blocks));
       parallel_for(blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
         for (std::int64_t b = b0; b < b1; ++b)
           partial[static_cast<std::size_t>(b)] =
@@ -91,8 +99,8 @@ void reduce_pass(const float* x, float* out, std::int64_t outer, std::int64_t r,
   const std::int64_t grain = std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(r * inner, 1));
   parallel_for(outer, grain, [&](std::int64_t o0, std::int64_t o1) {
     for (std::int64_t o = o0; o < o1; ++o) {
-      float* po = out + o * inner;
-      const float* px = x + o * r * inner;
+      T* po = out + o * inner;
+      const T* px = x + o * r * inner;
       std::copy_n(px, inner, po);
       for (std::int64_t k = 1; k < r; ++k)
         for (std::int64_t i = 0; i < inner; ++i) po[i] = combine<K>(po[i], px[k * inner + i]);
@@ -100,7 +108,18 @@ void reduce_pass(const float* x, float* out, std::int64_t outer, std::int64_t r,
   });
 }
 
+template <class T>
+void reduce_dispatch(ReduceKind kind, const T* x, T* out, std::int64_t outer, std::int64_t r, std::int64_t inner) {
+  switch (kind) {
+    case ReduceKind::sum: reduce_pass<ReduceKind::sum>(x, out, outer, r, inner); break;
+    case ReduceKind::max: reduce_pass<ReduceKind::max>(x, out, outer, r, inner); break;
+    case ReduceKind::min: reduce_pass<ReduceKind::min>(x, out, outer, r, inner); break;
+  }
+}
+
 }  // namespace
+
+float max_contiguous(const float* x, std::int64_t n) { return reduce_contiguous<ReduceKind::max>(x, n); }
 
 Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, ReduceKind kind) {
   const Shape& shape = x.shape();
@@ -110,6 +129,8 @@ Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, 
                        ": cannot reduce over axis " + std::to_string(a) + " of extent 0 in shape " + shape.str() +
                        " (the result has no identity)");
   }
+  if (x.dtype() == DType::int32 && kind == ReduceKind::sum) return sum_int(x, axes, keepdims);
+  const bool is_int = x.dtype() == DType::int32;
   Tensor cur = detach(x);
   std::vector<std::int64_t> dims = shape.to_vector();
   // Reduce runs of consecutive axes, last run first, so earlier axis numbers stay valid.
@@ -123,16 +144,13 @@ Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, 
     for (int i = a0; i <= a1; ++i) r *= dims[static_cast<std::size_t>(i)];
     for (std::size_t i = static_cast<std::size_t>(a1) + 1; i < dims.size(); ++i) inner *= dims[i];
     for (int i = a0; i <= a1; ++i) dims[static_cast<std::size_t>(i)] = 1;
-    Tensor next = empty(Shape(dims), DType::float32);
-    float* po = mutable_data<float>(next);
-    if (r == 0) {
-      std::fill_n(po, outer * inner, 0.0f);
+    Tensor next = empty(Shape(dims), x.dtype());
+    if (is_int) {
+      reduce_dispatch(kind, data<std::int32_t>(cur), mutable_data<std::int32_t>(next), outer, r, inner);
+    } else if (r == 0) {
+      std::fill_n(mutable_data<float>(next), outer * inner, 0.0f);
     } else {
-      switch (kind) {
-        case ReduceKind::sum: reduce_pass<ReduceKind::sum>(data<float>(cur), po, outer, r, inner); break;
-        case ReduceKind::max: reduce_pass<ReduceKind::max>(data<float>(cur), po, outer, r, inner); break;
-        case ReduceKind::min: reduce_pass<ReduceKind::min>(data<float>(cur), po, outer, r, inner); break;
-      }
+      reduce_dispatch(kind, data<float>(cur), mutable_data<float>(next), outer, r, inner);
     }
     cur = next;
     k = start;

@@ -7,41 +7,9 @@ namespace weft {
 
 using detail::data;
 using detail::detach;
+using detail::strided_gather;
 
 namespace {
-
-/// out (of shape `out_shape`, row-major) = x read at offsets sum_d idx[d] * in_stride[d].
-template <class T>
-void strided_gather(const T* x, T* out, const Shape& out_shape, const std::vector<std::int64_t>& in_stride) {
-  const int rank = out_shape.rank();
-  const std::int64_t n = out_shape.numel();
-  if (n == 0) return;
-  if (rank == 0) {
-    out[0] = x[0];
-    return;
-  }
-  const std::int64_t inner = out_shape[rank - 1];
-  const std::int64_t s_inner = in_stride[static_cast<std::size_t>(rank - 1)];
-  const std::int64_t rows = n / inner;
-  detail::parallel_for(rows, std::max<std::int64_t>(1, detail::kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      std::int64_t rem = r, off = 0;
-      for (int d = rank - 2; d >= 0; --d) {
-        off += (rem % out_shape[d]) * in_stride[static_cast<std::size_t>(d)];
-        rem /= out_shape[d];
-      }
-      T* po = out + r * inner;
-      const T* px = x + off;
-      if (s_inner == 1) {
-        std::copy_n(px, inner, po);
-      } else if (s_inner == 0) {
-        std::fill_n(po, inner, px[0]);
-      } else {
-        for (std::int64_t i = 0; i < inner; ++i) po[i] = px[i * s_inner];
-      }
-    }
-  });
-}
 
 /// Blocked 2-D transpose: out[j, i] = x[i, j] for x of shape (m, n).
 template <class T>

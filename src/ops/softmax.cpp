@@ -1,0 +1,251 @@
+// softmax and log_softmax along one axis: fused, numerically stable kernels and their fused backward.
+//
+// Each row (the elements along the axis) takes three passes: its maximum, exp(x - max) and its
+// sum, then the output. Along the last axis a row is contiguous and summed in kLanes independent
+// partial sums (vectorised, combined in a fixed order); along any other axis a task handles a
+// tile of up to kTile neighbouring rows at once, vectorised across them. Rows are spread over
+// threads in chunks that depend only on the shape, so results are bit-identical on any thread count.
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+#include "internal.hpp"
+
+namespace weft {
+
+using detail::AxisView;
+using detail::data;
+using detail::detach;
+
+namespace {
+
+constexpr std::int64_t kLanes = 16;  // independent partial sums: one AVX-512 register
+constexpr std::int64_t kTile = 64;   // neighbouring rows handled together along a non-last axis
+
+/// exp(x) for x <= 0 or NaN (every exponent in this file is x - max(x) <= 0, or log-probabilities),
+/// branch-free so that the loops calling it vectorise. glibc's vector expf (libmvec) is only used
+/// by the compiler under -ffast-math, which would break the NaN and -inf handling softmax needs,
+/// and with a scalar std::exp the kernels ran about five times slower on large rows.
+/// Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, then scaled
+/// by 2^n through the exponent bits; relative error about 1e-7. Results below exp(-87) (under
+/// 1.7e-38, negligible next to a softmax denominator >= 1) are flushed to 0, and -inf gives 0.
+inline float exp_nonpositive(float x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f;   // ln 2 split so that n * kLn2Hi is exact
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;    // 1.5 * 2^23: adding it rounds to an integer
+  const float xc = x < -87.0f ? -87.0f : x;
+  const float t = xc * kLog2e + kRound;
+  const float n = t - kRound;
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = (p * (r * r) + r) + 1.0f;
+  // n + 127 is in [1, 127] here: a normal power of two.
+  const std::uint32_t exponent = (std::bit_cast<std::uint32_t>(t) - std::bit_cast<std::uint32_t>(kRound) + 127u) << 23;
+  const float y = e * std::bit_cast<float>(exponent);
+  return x < -87.0f ? 0.0f : (x != x ? x : y);
+}
+
+/// The larger of a and b; NaN wins, so a row holding NaN gives NaN throughout (as JAX).
+inline float max_nan(float a, float b) {
+  const bool keep_a = (a > b) | (a != a);  // bitwise: no branch, so the lane loops vectorise
+  return keep_a ? a : b;
+}
+
+/// Combines kLanes partial sums in a fixed order.
+inline float lanes_sum(float* acc) {
+  for (std::int64_t w = kLanes / 2; w > 0; w /= 2)
+    for (std::int64_t j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+
+/// sum_i f(i) over [0, n) in kLanes partial sums (f may also write an output element).
+template <class F>
+inline float lanes_accumulate(std::int64_t n, F f) {
+  if (n < kLanes) {  // a short row (a few classes): in order, without the lane set-up
+    float s = 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) s += f(i);
+    return s;
+  }
+  float acc[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd  // the lanes are independent; keeps them vector code even when f holds selects
+    for (std::int64_t j = 0; j < kLanes; ++j) acc[j] += f(i + j);
+  for (std::int64_t j = 0; i < n; ++i, ++j) acc[j] += f(i);
+  return lanes_sum(acc);
+}
+
+/// Runs row(offset) for each contiguous row of a last-axis view, or cols(offset, width) for each
+/// tile of up to kTile rows (stride v.inner) along another axis.
+template <class Row, class Cols>
+void for_each_row(const AxisView& v, Row row, Cols cols) {
+  if (v.outer * v.n * v.inner == 0) return;
+  if (v.inner == 1) {
+    detail::parallel_for(v.outer, std::max<std::int64_t>(1, detail::kParallelGrain / v.n),
+                         [&](std::int64_t o0, std::int64_t o1) {
+                           for (std::int64_t o = o0; o < o1; ++o) row(o * v.n);
+                         });
+    return;
+  }
+  const std::int64_t tiles = (v.inner + kTile - 1) / kTile;
+  const std::int64_t width = std::min(v.inner, kTile);
+  detail::parallel_for(v.outer * tiles, std::max<std::int64_t>(1, detail::kParallelGrain / (v.n * width)),
+                       [&](std::int64_t t0, std::int64_t t1) {
+                         for (std::int64_t t = t0; t < t1; ++t) {
+                           const std::int64_t o = t / tiles, i0 = (t % tiles) * kTile;
+                           cols(o * v.n * v.inner + i0, std::min(kTile, v.inner - i0));
+                         }
+                       });
+}
+
+/// Column maxima m[0..w) of x[k * stride + i] over k in [0, n).
+inline void cols_max(const float* x, std::int64_t n, std::int64_t stride, std::int64_t w, float* m) {
+  std::copy_n(x, w, m);
+  for (std::int64_t k = 1; k < n; ++k)
+    for (std::int64_t i = 0; i < w; ++i) m[i] = max_nan(m[i], x[k * stride + i]);
+}
+
+Tensor softmax_forward(const Tensor& x, const AxisView& v) {
+  Tensor out = detail::empty(x.shape(), DType::float32);
+  const float* px = data<float>(x);
+  float* py = detail::mutable_data<float>(out);
+  const std::int64_t n = v.n, stride = v.inner;
+  for_each_row(
+      v,
+      [&](std::int64_t off) {
+        const float* xr = px + off;
+        float* yr = py + off;
+        const float m = detail::max_contiguous(xr, n);
+        for (std::int64_t i = 0; i < n; ++i) yr[i] = exp_nonpositive(xr[i] - m);
+        const float s = lanes_accumulate(n, [yr](std::int64_t i) { return yr[i]; });
+        for (std::int64_t i = 0; i < n; ++i) yr[i] /= s;
+      },
+      [&](std::int64_t off, std::int64_t w) {
+        const float* xr = px + off;
+        float* yr = py + off;
+        float m[kTile], s[kTile] = {};
+        cols_max(xr, n, stride, w, m);
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) s[i] += yr[k * stride + i] = exp_nonpositive(xr[k * stride + i] - m[i]);
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) yr[k * stride + i] /= s[i];
+      });
+  return out;
+}
+
+Tensor log_softmax_forward(const Tensor& x, const AxisView& v) {
+  Tensor out = detail::empty(x.shape(), DType::float32);
+  const float* px = data<float>(x);
+  float* py = detail::mutable_data<float>(out);
+  const std::int64_t n = v.n, stride = v.inner;
+  for_each_row(
+      v,
+      [&](std::int64_t off) {
+        const float* xr = px + off;
+        float* yr = py + off;
+        const float m = detail::max_contiguous(xr, n);
+        const float ls = std::log(lanes_accumulate(n, [&](std::int64_t i) { return exp_nonpositive(xr[i] - m); }));
+        for (std::int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) - ls;
+      },
+      [&](std::int64_t off, std::int64_t w) {
+        const float* xr = px + off;
+        float* yr = py + off;
+        float m[kTile], s[kTile] = {};
+        cols_max(xr, n, stride, w, m);
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) s[i] += exp_nonpositive(xr[k * stride + i] - m[i]);
+        for (std::int64_t i = 0; i < w; ++i) s[i] = std::log(s[i]);
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) yr[k * stride + i] = (xr[k * stride + i] - m[i]) - s[i];
+      });
+  return out;
+}
+
+/// softmax: dx = y * (g - sum(g * y)) along the axis.
+Tensor softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
+  Tensor dx = detail::empty(y.shape(), DType::float32);
+  const float* pg = data<float>(g);
+  const float* py = data<float>(y);
+  float* pd = detail::mutable_data<float>(dx);
+  const std::int64_t n = v.n, stride = v.inner;
+  for_each_row(
+      v,
+      [&](std::int64_t off) {
+        const float *gr = pg + off, *yr = py + off;
+        float* dr = pd + off;
+        const float dot = lanes_accumulate(n, [&](std::int64_t i) { return gr[i] * yr[i]; });
+        for (std::int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - dot);
+      },
+      [&](std::int64_t off, std::int64_t w) {
+        const float *gr = pg + off, *yr = py + off;
+        float* dr = pd + off;
+        float dot[kTile] = {};
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) dot[i] += gr[k * stride + i] * yr[k * stride + i];
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) dr[k * stride + i] = yr[k * stride + i] * (gr[k * stride + i] - dot[i]);
+      });
+  return dx;
+}
+
+/// log_softmax: dx = g - exp(y) * sum(g) along the axis (exp(y) is the softmax).
+Tensor log_softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
+  Tensor dx = detail::empty(y.shape(), DType::float32);
+  const float* pg = data<float>(g);
+  const float* py = data<float>(y);
+  float* pd = detail::mutable_data<float>(dx);
+  const std::int64_t n = v.n, stride = v.inner;
+  for_each_row(
+      v,
+      [&](std::int64_t off) {
+        const float *gr = pg + off, *yr = py + off;
+        float* dr = pd + off;
+        const float sg = lanes_accumulate(n, [&](std::int64_t i) { return gr[i]; });
+        for (std::int64_t i = 0; i < n; ++i) dr[i] = gr[i] - exp_nonpositive(yr[i]) * sg;
+      },
+      [&](std::int64_t off, std::int64_t w) {
+        const float *gr = pg + off, *yr = py + off;
+        float* dr = pd + off;
+        float sg[kTile] = {};
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i) sg[i] += gr[k * stride + i];
+        for (std::int64_t k = 0; k < n; ++k)
+          for (std::int64_t i = 0; i < w; ++i)
+            dr[k * stride + i] = gr[k * stride + i] - exp_nonpositive(yr[k * stride + i]) * sg[i];
+      });
+  return dx;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis) {
+  detail::require_float(x, "softmax");
+  const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "softmax"));
+  Tensor out = softmax_forward(x, v);
+  if (autodiff::any_tracked(x)) {
+    autodiff::record(out, "softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = softmax_backward(g, y, v);
+    });
+  }
+  return out;
+}
+
+Tensor log_softmax(const Tensor& x, int axis) {
+  detail::require_float(x, "log_softmax");
+  const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "log_softmax"));
+  Tensor out = log_softmax_forward(x, v);
+  if (autodiff::any_tracked(x)) {
+    autodiff::record(out, "log_softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = log_softmax_backward(g, y, v);
+    });
+  }
+  return out;
+}
+
+}  // namespace weft
