@@ -35,14 +35,16 @@ std::string qkv_str(const Tensor& query, const Tensor& key, const Tensor* value)
 }
 
 AttentionDims check_attention(const Tensor& query, const Tensor& key, const Tensor* value, const char* op) {
-  const std::string where = std::string("weft::core::") + op + ": ";
+  const std::string where = std::string("weft::") + op + ": ";
   weft::detail::require_float(query, op);
   weft::detail::require_float(key, op);
   if (value) weft::detail::require_float(*value, op);
   const int r = query.rank();
   if (r < 3 || key.rank() != r || (value && value->rank() != r))
-    throw ShapeError(where + "query, key and value must have the same rank, at least 3 ((batch..., length, heads, "
-                     "depth)), got " + qkv_str(query, key, value));
+    throw ShapeError(where +
+                     "query, key and value must have the same rank, at least 3 ((batch..., length, heads, "
+                     "depth)), got " +
+                     qkv_str(query, key, value));
   const Shape &qs = query.shape(), &ks = key.shape();
   for (int i = 0; i < r - 3; ++i)
     if (ks[i] != qs[i] || (value && value->shape()[i] != qs[i]))
@@ -66,7 +68,7 @@ AttentionDims check_attention(const Tensor& query, const Tensor& key, const Tens
 }
 
 void check_options(const DotProductAttentionOptions& o, const AttentionDims& d, const char* op) {
-  const std::string where = std::string("weft::core::") + op + ": ";
+  const std::string where = std::string("weft::") + op + ": ";
   const Shape weights(d.weights_dims());
   auto check_broadcast = [&](const Tensor& t, const char* what) {
     bool fits = t.rank() <= weights.rank();
@@ -75,9 +77,9 @@ void check_options(const DotProductAttentionOptions& o, const AttentionDims& d, 
       fits = e == 1 || e == weights[weights.rank() - i];
     }
     if (!fits)
-      throw ShapeError(where + "the " + what + " " + t.shape().str() +
-                       " does not broadcast to the attention weights' shape (batch..., heads, q_len, kv_len) = " +
-                       weights.str());
+      throw ShapeError(
+          where + "the " + what + " " + t.shape().str() +
+          " does not broadcast to the attention weights' shape (batch..., heads, q_len, kv_len) = " + weights.str());
   };
   if (o.mask.defined()) {
     if (o.mask.dtype() != DType::int32)
@@ -131,8 +133,8 @@ Tensor weights_of(const Tensor& query, const Tensor& key, const DotProductAttent
       for (std::size_t i = 0; i + 2 < mask_dims.size(); ++i) mask_dims[i] = 1;
     const Shape mask_shape(mask_dims);
     // Flax's multiplier keep / keep_prob; at rate 1 every weight is dropped (not 0 / 0).
-    const Tensor multiplier = keep == 0.0f ? zeros(mask_shape)
-                                           : astype(bernoulli(*o.dropout_rng, keep, mask_shape), DType::float32) / keep;
+    const Tensor multiplier =
+        keep == 0.0f ? zeros(mask_shape) : astype(bernoulli(*o.dropout_rng, keep, mask_shape), DType::float32) / keep;
     w = w * multiplier;
   }
   return w;
@@ -140,16 +142,17 @@ Tensor weights_of(const Tensor& query, const Tensor& key, const DotProductAttent
 
 }  // namespace
 
-Tensor dot_product_attention_weights(const Tensor& query, const Tensor& key, const DotProductAttentionOptions& options) {
-  const AttentionDims d = check_attention(query, key, nullptr, "dot_product_attention_weights");
-  check_options(options, d, "dot_product_attention_weights");
+Tensor dot_product_attention_weights(const Tensor& query, const Tensor& key,
+                                     const DotProductAttentionOptions& options) {
+  const AttentionDims d = check_attention(query, key, nullptr, "core::dot_product_attention_weights");
+  check_options(options, d, "core::dot_product_attention_weights");
   return weights_of(query, key, options, d);
 }
 
 Tensor dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                              const DotProductAttentionOptions& options) {
-  const AttentionDims d = check_attention(query, key, &value, "dot_product_attention");
-  check_options(options, d, "dot_product_attention");
+  const AttentionDims d = check_attention(query, key, &value, "core::dot_product_attention");
+  check_options(options, d, "core::dot_product_attention");
   const std::int64_t rows = d.batch_size * d.heads;
   const std::int64_t v_depth = value.shape()[value.rank() - 1];
   const Tensor w = reshape(weights_of(query, key, options, d), {rows, d.q_len, d.kv_len});
@@ -168,8 +171,8 @@ Tensor dot_product_attention(const Tensor& query, const Tensor& key, const Tenso
   return transpose(reshape(out, dims), perm);
 }
 
-Tensor multi_head_dot_product_attention_fn::operator()(const MultiHeadDotProductAttentionOptions& options,
-                                                       Scope& scope, const Tensor& inputs_q, const Tensor& inputs_kv,
+Tensor multi_head_dot_product_attention_fn::operator()(const MultiHeadDotProductAttentionOptions& options, Scope& scope,
+                                                       const Tensor& inputs_q, const Tensor& inputs_kv,
                                                        const Tensor& mask, std::optional<Key> dropout_rng) const {
   const std::string where = "weft::core::multi_head_dot_product_attention: ";
   const std::string in_scope = " (scope \"" + scope.path_str() + "\")";
@@ -188,8 +191,8 @@ Tensor multi_head_dot_product_attention_fn::operator()(const MultiHeadDotProduct
   const std::int64_t out_features = options.out_features > 0 ? options.out_features : in_features;
   if (qkv_features % heads != 0)
     throw ValueError(where + "Memory dimension (" + std::to_string(qkv_features) +
-                     ") must be divisible by number of heads (" + std::to_string(heads) +
-                     "); set qkv_features (now " + std::to_string(options.qkv_features) +
+                     ") must be divisible by number of heads (" + std::to_string(heads) + "); set qkv_features (now " +
+                     std::to_string(options.qkv_features) +
                      ", 0 meaning inputs_q's last extent) to a multiple of num_heads" + in_scope);
   const float rate = options.dropout_rate;
   if (!(rate >= 0.0f && rate <= 1.0f))
@@ -234,12 +237,14 @@ Tensor make_attention_mask(const Tensor& query_mask, const Tensor& key_mask) {
       throw DTypeError("weft::core::make_attention_mask: the padding masks must be int32 (nonzero = a token), got " +
                        got);
     if (m->rank() == 0)
-      throw ShapeError("weft::core::make_attention_mask: the padding masks must have a length axis "
-                       "((batch..., length)), got " + got);
+      throw ShapeError(
+          "weft::core::make_attention_mask: the padding masks must have a length axis "
+          "((batch..., length)), got " +
+          got);
   }
   std::vector<std::int64_t> qd = query_mask.shape().to_vector(), kd = key_mask.shape().to_vector();
-  qd.push_back(1);                    // (..., q, 1)
-  kd.insert(kd.end() - 1, 1);         // (..., 1, k)
+  qd.push_back(1);             // (..., q, 1)
+  kd.insert(kd.end() - 1, 1);  // (..., 1, k)
   const Tensor zero = full(Shape{}, std::int32_t{0});
   const Tensor q = reshape(query_mask != zero, qd), k = reshape(key_mask != zero, kd);
   const Shape both = broadcast_shapes(q.shape(), k.shape(), "core::make_attention_mask");

@@ -34,14 +34,17 @@ Tensor conv_fn::operator()(const ConvOptions& options, Scope& scope, const Tenso
                      in_scope(scope));
   weft::detail::require_float(x, "core::conv");
   if (x.rank() < 3)
-    throw ShapeError("weft::core::conv: the input must be (batch..., height, width, channels) or (height, width, "
-                     "channels), got shape " + x.shape().str() + in_scope(scope));
+    throw ShapeError(
+        "weft::core::conv: the input must be (batch..., height, width, channels) or (height, width, "
+        "channels), got shape " +
+        x.shape().str() + in_scope(scope));
   const std::int64_t in = x.shape()[x.rank() - 1];
   if (in % groups != 0 || features % groups != 0)
     throw ValueError("weft::core::conv: feature_group_count " + std::to_string(groups) +
                      " must divide both the input channels (" + std::to_string(in) + ") and features (" +
                      std::to_string(features) + ")" + in_scope(scope));
-  const Tensor kernel = scope.param("kernel", options.kernel_init, Shape{kernel_size[0], kernel_size[1], in / groups, features});
+  const Tensor kernel =
+      scope.param("kernel", options.kernel_init, Shape{kernel_size[0], kernel_size[1], in / groups, features});
 
   // One batch axis for conv2d: added for a single image, batch axes flattened into one otherwise.
   const int r = x.rank();
@@ -64,9 +67,8 @@ Tensor conv_fn::operator()(const ConvOptions& options, Scope& scope, const Tenso
 
 Tensor max_pool(const Tensor& x, std::vector<std::int64_t> window_shape, std::vector<std::int64_t> strides,
                 Padding padding) {
-  return weft::max_pool(x, PoolOptions{.window = std::move(window_shape),
-                                       .strides = std::move(strides),
-                                       .padding = std::move(padding)});
+  return weft::max_pool(
+      x, PoolOptions{.window = std::move(window_shape), .strides = std::move(strides), .padding = std::move(padding)});
 }
 
 Tensor avg_pool(const Tensor& x, std::vector<std::int64_t> window_shape, std::vector<std::int64_t> strides,

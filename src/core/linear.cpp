@@ -107,8 +107,8 @@ void check_embed_options(const EmbedOptions& options, const Scope& scope, const 
 }
 
 Tensor embedding_table(const EmbedOptions& options, Scope& scope) {
-  return scope.param("embedding", options.embedding_init,
-                     Shape{static_cast<std::int64_t>(options.num_embeddings), static_cast<std::int64_t>(options.features)});
+  const std::int64_t n = options.num_embeddings, f = options.features;
+  return scope.param("embedding", options.embedding_init, Shape{n, f});
 }
 
 }  // namespace

@@ -18,8 +18,8 @@
 namespace weft::core {
 
 struct DotProductAttentionOptions {
-  Tensor mask{};  ///< int32, broadcastable to (batch..., heads, q_len, kv_len); 0 masks a score out
-  Tensor bias{};  ///< float32 added to the scores before masking (e.g. a relative-position bias)
+  Tensor mask{};                  ///< int32, broadcastable to (batch..., heads, q_len, kv_len); 0 masks a score out
+  Tensor bias{};                  ///< float32 added to the scores before masking (e.g. a relative-position bias)
   float dropout_rate = 0.0f;      ///< dropout on the attention weights
   bool broadcast_dropout = true;  ///< one dropout mask (q_len, kv_len) shared over batch and heads
   std::optional<Key> dropout_rng{};
