@@ -1,0 +1,301 @@
+// IDX files, raw or gzip-compressed, read through zlib's gz* API (which reads uncompressed files
+// as they are, so one code path serves both).
+#include "weft/io/idx.hpp"
+
+#include <zlib.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <new>
+#include <span>
+#include <string>
+#include <system_error>
+
+#include "../tensor_impl.hpp"
+
+namespace weft::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Bytes decompressed per gzread call: large enough that zlib inflates straight into our buffer,
+/// small enough that the chunk stays in cache while it is converted.
+constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+/// deflate never compresses better than about 1032:1, so a gzip file of c bytes holds at most this
+/// many bytes per byte of input; a header that claims more describes data the file cannot hold.
+constexpr std::int64_t kMaxDeflateRatio = 1032;
+
+std::string hex32(std::uint32_t v) {
+  std::array<char, 11> buf{};
+  std::snprintf(buf.data(), buf.size(), "0x%08x", v);
+  return buf.data();
+}
+
+std::string hex_bytes(std::span<const std::uint8_t> bytes) {
+  std::string s;
+  for (const std::uint8_t b : bytes) {
+    std::array<char, 4> buf{};
+    std::snprintf(buf.data(), buf.size(), "%02x", b);
+    if (!s.empty()) s += ' ';
+    s += buf.data();
+  }
+  return s;
+}
+
+std::string dims_str(const std::vector<std::int64_t>& dims) {
+  std::string s;
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
+  return dims.empty() ? "a scalar" : s;
+}
+
+std::string type_name(std::uint8_t type) {
+  switch (type) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "16-bit integer";
+    case 0x0C: return "32-bit integer";
+    case 0x0D: return "float32";
+    case 0x0E: return "float64";
+    default: return "unknown type";
+  }
+}
+
+/// What a magic number announces, in words: "a labels file", "an images file", ...
+std::string describe_magic(std::uint32_t magic) {
+  if (magic == kIdxLabelsMagic) return "a labels file";
+  if (magic == kIdxImagesMagic) return "an images file";
+  if ((magic >> 16) != 0) return "not an IDX file";
+  const auto type = static_cast<std::uint8_t>(magic >> 8);
+  return "an IDX file of " + std::to_string(magic & 0xff) + " dimensions with " + type_name(type) + " elements";
+}
+
+struct GzClose {
+  void operator()(gzFile f) const noexcept { gzclose(f); }
+};
+
+/// An open IDX file: reads the header, then the body in chunks, and turns every failure into a
+/// DataError that names the calling function and the file.
+class IdxReader {
+ public:
+  IdxReader(const fs::path& path, const char* op) : path_(path), op_(op) {
+    std::error_code ec;
+    const auto status = fs::status(path, ec);
+    if (!fs::exists(status))
+      fail("no such file; check the path (and that the data set is installed)");
+    if (fs::is_directory(status)) fail("is a directory, not an IDX file; pass the path of the file inside it");
+    file_size_ = static_cast<std::int64_t>(fs::file_size(path, ec));
+    if (ec) fail("cannot read its size (" + ec.message() + ")");
+    errno = 0;
+    file_.reset(gzopen(path.c_str(), "rb"));
+    if (!file_) {
+      const int err = errno;
+      fail("cannot be opened (" + (err ? std::generic_category().message(err) : std::string("out of memory")) + ")");
+    }
+    gzbuffer(file_.get(), 256 * 1024);  // fewer, larger reads of the compressed input
+    compressed_ = gzdirect(file_.get()) == 0;
+  }
+
+  /// Reads the magic number and the extents. `expected` is the magic the caller needs, or 0 for
+  /// any unsigned-byte file.
+  std::vector<std::int64_t> read_header(std::uint32_t expected) {
+    std::array<std::uint8_t, 4> m{};
+    const std::int64_t got = read_some(m, "header");
+    if (got < 4)
+      fail("is truncated: " + ends() + " after " + std::to_string(got) +
+           " bytes, before the end of the 4-byte IDX magic number" + fix_truncated());
+    const std::uint32_t magic = std::uint32_t{m[0]} << 24 | std::uint32_t{m[1]} << 16 | std::uint32_t{m[2]} << 8 | m[3];
+    if (expected != 0 && magic != expected) {
+      fail("has the wrong magic number: expected " + describe_magic(expected) + " (magic " + hex32(expected) + ") but found " + hex32(magic) +
+           " (" + describe_magic(magic) + ")" + not_gzip_hint(m) +
+           (magic == kIdxLabelsMagic || magic == kIdxImagesMagic
+                ? "; images and labels files may have been swapped"
+                : ""));
+    }
+    if ((magic >> 16) != 0)
+      fail("is not an IDX file: it starts with bytes " + hex_bytes(m) +
+           " but an IDX file starts with 00 00, a type byte and a rank byte" + not_gzip_hint(m));
+    if (m[2] != 0x08)
+      fail("holds " + type_name(m[2]) + " elements (magic " + hex32(magic) +
+           "); weft reads unsigned-byte IDX files (type 0x08) only");
+    const int rank = m[3];
+    std::vector<std::uint8_t> raw(static_cast<std::size_t>(rank) * 4);
+    const std::int64_t got_dims = read_some(raw, "header");
+    if (got_dims < static_cast<std::int64_t>(raw.size()))
+      fail("is truncated: its header announces " + std::to_string(rank) + " dimensions (" + std::to_string(raw.size()) +
+           " bytes of extents) but " + ends() + " after " + std::to_string(got_dims) + " of them" + fix_truncated());
+    std::vector<std::int64_t> dims(static_cast<std::size_t>(rank));
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      const std::uint8_t* p = raw.data() + 4 * d;
+      dims[d] = std::int64_t{p[0]} << 24 | std::int64_t{p[1]} << 16 | std::int64_t{p[2]} << 8 | std::int64_t{p[3]};
+    }
+    header_bytes_ = 4 + static_cast<std::int64_t>(raw.size());
+    check_size(dims);
+    return dims;
+  }
+
+  /// Reads exactly `total` body bytes (the product of the extents), giving each chunk to
+  /// consume(chunk, offset); then makes sure nothing follows them.
+  template <class F>
+  void read_body(F&& consume) {
+    auto chunk = std::make_unique_for_overwrite<std::uint8_t[]>(kChunkBytes);
+    std::int64_t offset = 0;
+    while (offset < total_) {
+      const auto want = static_cast<std::size_t>(std::min<std::int64_t>(total_ - offset, kChunkBytes));
+      const std::int64_t got = read_some(std::span(chunk.get(), want), "data");
+      consume(std::span<const std::uint8_t>(chunk.get(), static_cast<std::size_t>(got)), offset);
+      offset += got;
+      if (got < static_cast<std::int64_t>(want))
+        fail("is truncated: its header says " + dims_str(dims_) + " = " + std::to_string(total_) +
+             " bytes of data but " + ends() + " after " +
+             std::to_string(offset) + " bytes of data" + fix_truncated());
+    }
+    // One more byte read reaches the end of the gzip stream, where zlib checks its CRC and length.
+    std::array<std::uint8_t, 1> extra{};
+    if (read_some(extra, "data") != 0)
+      fail("has more data than its header says (" + dims_str(dims_) + " = " + std::to_string(total_) +
+           " bytes); the header or the data is wrong, so the file cannot be trusted");
+  }
+
+  [[nodiscard]] std::int64_t total() const noexcept { return total_; }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw DataError(std::string("weft::io::") + op_ + ": " + path_.string() + " " + what);
+  }
+
+ private:
+  /// Reads up to out.size() bytes; fewer only at the end of the data. A corrupt gzip stream throws.
+  std::int64_t read_some(std::span<std::uint8_t> out, const char* part) {
+    const int got = gzread(file_.get(), out.data(), static_cast<unsigned>(out.size()));
+    int code = Z_OK;
+    const char* msg = gzerror(file_.get(), &code);
+    cut_off_ = code == Z_BUF_ERROR;
+    if (got < 0 || (code != Z_OK && code != Z_BUF_ERROR)) {
+      if (code == Z_ERRNO) fail(std::string("cannot be read (") + std::generic_category().message(errno) + ")");
+      fail(std::string("is not a valid gzip stream: zlib reports \"") + msg + "\" in the " + part +
+           "; the file is corrupt, so download or copy it again");
+    }
+    return got;
+  }
+
+  /// Checks the extents against int64 and against what a file of this size can hold, before
+  /// anything is allocated for them.
+  void check_size(const std::vector<std::int64_t>& dims) {
+    dims_ = dims;
+    std::int64_t total = 1;
+    for (const std::int64_t d : dims) {
+      if (d != 0 && total > std::numeric_limits<std::int64_t>::max() / d)
+        fail("has a header whose extents " + dims_str(dims) + " overflow 64 bits; the header is corrupt");
+      total *= d;
+    }
+    total_ = total;
+    const std::int64_t available = file_size_ - header_bytes_;
+    if (!compressed_ && total > available)
+      fail("is truncated: its header says " + dims_str(dims) + " = " + std::to_string(total) +
+           " bytes of data but the file ends after " + std::to_string(available) + " bytes of data" + fix_truncated());
+    if (compressed_ && total / kMaxDeflateRatio > file_size_)
+      fail("is truncated or corrupt: its header says " + dims_str(dims) + " = " + std::to_string(total) +
+           " bytes of data, more than a gzip file of " + std::to_string(file_size_) + " bytes can hold" +
+           fix_truncated());
+  }
+
+  /// How the data ended early: a raw file's end, a complete gzip stream's end, or a gzip stream
+  /// that breaks off (the compressed file itself is cut).
+  std::string ends() const {
+    if (!compressed_) return "the file ends";
+    return cut_off_ ? "the gzip stream breaks off (zlib: unexpected end of file)" : "the gzip stream ends";
+  }
+
+  std::string fix_truncated() const {
+    return "; the file is incomplete (an interrupted download or copy?), so fetch or copy it again";
+  }
+
+  /// When a file named *.gz turns out not to be gzip, say so: it explains the garbage.
+  std::string not_gzip_hint(std::span<const std::uint8_t> first) const {
+    if (compressed_ || path_.extension() != ".gz") return "";
+    return " (the file is named .gz but is not gzip-compressed: it starts with " + hex_bytes(first.first(2)) +
+           ", not the gzip magic 1f 8b)";
+  }
+
+  fs::path path_;
+  const char* op_;
+  std::unique_ptr<gzFile_s, GzClose> file_;
+  std::int64_t file_size_ = 0;
+  std::int64_t header_bytes_ = 0;
+  std::int64_t total_ = 0;
+  std::vector<std::int64_t> dims_;
+  bool compressed_ = false;
+  bool cut_off_ = false;
+};
+
+/// A new tensor of `shape`; a header that claims more memory than there is becomes a DataError.
+Tensor allocate(const IdxReader& reader, const Shape& shape, DType dtype) {
+  try {
+    return weft::detail::empty(shape, dtype);
+  } catch (const std::bad_alloc&) {
+    reader.fail("has a header that asks for a tensor of shape " + shape.str() +
+                ", more memory than is available; the header is probably corrupt");
+  }
+}
+
+}  // namespace
+
+IdxData read_idx(const fs::path& path) {
+  IdxReader reader(path, "read_idx");
+  IdxData out;
+  out.dims = reader.read_header(0);
+  try {
+    out.bytes.resize(static_cast<std::size_t>(reader.total()));
+  } catch (const std::bad_alloc&) {
+    reader.fail("has a header that asks for " + std::to_string(reader.total()) +
+                " bytes, more memory than is available; the header is probably corrupt");
+  }
+  reader.read_body([&](std::span<const std::uint8_t> chunk, std::int64_t offset) {
+    std::copy(chunk.begin(), chunk.end(), out.bytes.begin() + offset);
+  });
+  return out;
+}
+
+Tensor read_idx_images(const fs::path& path) {
+  IdxReader reader(path, "read_idx_images");
+  const auto dims = reader.read_header(kIdxImagesMagic);
+  Tensor images = allocate(reader, Shape{dims[0], dims[1], dims[2], 1}, DType::float32);
+  float* out = weft::detail::mutable_data<float>(images);
+  reader.read_body([&](std::span<const std::uint8_t> chunk, std::int64_t offset) {
+    // Division, not a multiplication by 1/255: it gives the correctly rounded byte / 255, so
+    // 255 becomes exactly 1.0f. The loop vectorises.
+    float* dst = out + offset;
+    const std::uint8_t* src = chunk.data();
+    const std::size_t n = chunk.size();
+    for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) / 255.0f;
+  });
+  return images;
+}
+
+Tensor read_idx_labels(const fs::path& path) {
+  IdxReader reader(path, "read_idx_labels");
+  const auto dims = reader.read_header(kIdxLabelsMagic);
+  Tensor labels = allocate(reader, Shape{dims[0]}, DType::int32);
+  std::int32_t* out = weft::detail::mutable_data<std::int32_t>(labels);
+  reader.read_body([&](std::span<const std::uint8_t> chunk, std::int64_t offset) {
+    std::copy(chunk.begin(), chunk.end(), out + offset);
+  });
+  return labels;
+}
+
+LabeledImages read_idx_pair(const fs::path& images_path, const fs::path& labels_path) {
+  LabeledImages out{read_idx_images(images_path), read_idx_labels(labels_path)};
+  const std::int64_t n_images = out.images.shape()[0];
+  const std::int64_t n_labels = out.labels.shape()[0];
+  if (n_images != n_labels)
+    throw DataError("weft::io::read_idx_pair: " + images_path.string() + " holds " + std::to_string(n_images) +
+                    " images but " + labels_path.string() + " holds " + std::to_string(n_labels) +
+                    " labels; an images file needs the labels file of the same split (train with train, "
+                    "t10k with t10k)");
+  return out;
+}
+
+}  // namespace weft::io
