@@ -202,7 +202,7 @@ TEST_CASE("variables: mutable under init, immutable under plain apply, updated u
   check_close(vars.at("state/count"), {0}, Shape{});
   // apply without "state" mutable: setting it is an error naming the variable and collection.
   check_throws_with<Error>([&] { (void)core::apply(counting)(vars, x); },
-                           {"cannot update variable \"count\"", "collection \"state\" is immutable"});
+                           {"Cannot update variable \"count\"", "collection \"state\" is immutable"});
   auto [y2, updated] = core::apply(counting, {"state"})(vars, x);
   check_close(updated.at("state/count"), {1}, Shape{});
   CHECK(updated.collections() == std::vector<std::string>{"state"});

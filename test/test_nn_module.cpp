@@ -328,3 +328,59 @@ TEST_CASE("nn::tabulate lists each module call with shapes and parameter counts"
   CHECK(table.find("720 (2.8 KB)") != std::string::npos);  // ten of them
   CHECK(table.find("(4, 8)") != std::string::npos);
 }
+
+#include "weft/nn/attention.hpp"
+#include "weft/nn/conv.hpp"
+
+TEST_CASE("MultiHeadDotProductAttention merges deterministic only when dropout_rate > 0 (as Linen)") {
+  const Tensor x = pattern(Shape{2, 3, 8});
+  struct NoDropout {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const { return s(nn::SelfAttention{.num_heads = 2}, t); }
+  };
+  const Variables v = nn::init(NoDropout{}, Key(0), x);  // no deterministic anywhere: fine without dropout
+  CHECK(v.contains("params/SelfAttention_0/query/kernel"));
+  CHECK(v.at("params/SelfAttention_0/query/kernel").shape() == Shape{8, 2, 4});
+  struct WithDropout {
+    std::optional<bool> det;
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      return s(nn::MultiHeadDotProductAttention{.num_heads = 2, .dropout_rate = 0.5f}, t, Tensor{}, Tensor{}, det);
+    }
+  };
+  check_throws_with<nn::MergeParamError>([&] { (void)nn::init(WithDropout{}, Key(0), x); },
+                                         {"\"deterministic\" must be passed"});
+  const Variables w = nn::init(WithDropout{true}, Key(0), x);
+  const Tensor eval1 = nn::apply(WithDropout{true}, w, Rngs{{"dropout", Key(1)}}, x);
+  const Tensor eval2 = nn::apply(WithDropout{true}, w, Rngs{{"dropout", Key(2)}}, x);
+  CHECK(eval1.to_vector() == eval2.to_vector());
+  const Tensor train1 = nn::apply(WithDropout{false}, w, Rngs{{"dropout", Key(1)}}, x);
+  CHECK(train1.to_vector() != eval1.to_vector());
+}
+
+TEST_CASE("nn modules delegate to the core function of their layer: same variables, same output") {
+  const Tensor img = pattern(Shape{2, 6, 6, 4});
+  struct ViaNn {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      Tensor y = s(nn::Conv{.features = 4, .kernel_size = {3, 3}}, t);
+      y = s(nn::GroupNorm{.num_groups = 2}, y);
+      return s(nn::DenseGeneral{.features = {2, 3}}, y);
+    }
+  };
+  auto via_core = [](core::Scope& s, const Tensor& t) {
+    Tensor y = s.child("Conv_0", partial(core::conv, 4, std::vector<std::int64_t>{3, 3}))(t);
+    y = s.child("GroupNorm_0", [](core::Scope& c, const Tensor& u) {
+      return core::group_norm(core::GroupNormOptions{.num_groups = 2}, c, u);
+    })(y);
+    return s.child("DenseGeneral_0", partial(core::dense_general, std::vector<std::int64_t>{2, 3}))(y);
+  };
+  const auto [out_nn, vars_nn] = nn::init_with_output(ViaNn{}, Key(4), img);
+  const auto [out_core, vars_core] = core::init(via_core)(Key(4), img);
+  CHECK(vars_nn.paths() == vars_core.paths());
+  check_close(out_nn, out_core, 0.0f, 0.0f);
+  const Tensor ids({0, 3, 1}, Shape{3});
+  struct Lookup {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const { return s(nn::Embed{.num_embeddings = 4, .features = 2}, t); }
+  };
+  const auto [rows, table] = nn::init_with_output(Lookup{}, Key(0), ids);
+  const Tensor e = table.at("params/Embed_0/embedding");
+  check_close(rows, take(e, ids), 0.0f, 0.0f);
+}

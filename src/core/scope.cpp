@@ -66,7 +66,7 @@ bool Variable::is_mutable() const { return root_->mutable_collections.contains(c
 
 void Variable::set(Tensor value) const {
   if (!is_mutable())
-    throw Error("weft::core::Variable::set: cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
+    throw Error("weft::core::Variable::set: Cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
                 " because collection " + quoted(collection_) + " is immutable; pass it as mutable to apply, e.g. "
                 "core::apply(f, {\"" + collection_ + "\"}) or nn::apply(..., {.mutable_collections = {\"" +
                 collection_ + "\"}})");

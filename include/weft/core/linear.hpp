@@ -51,12 +51,16 @@ struct dense_general_fn {
 };
 inline constexpr dense_general_fn dense_general{};
 
+/// Flax's default embedding initializer: variance 1 / features (fan_in of (num_embeddings, features)
+/// with out_axis 0), normal.
+[[nodiscard]] inline Initializer default_embed_init() {
+  return initializers::variance_scaling(1.0f, initializers::FanMode::fan_in, initializers::Distribution::normal, -2, 0);
+}
+
 struct EmbedOptions {
   required<std::int64_t> num_embeddings;
   required<std::int64_t> features;
-  /// Flax's default: variance 1 / features (fan_in of (num_embeddings, features) with out_axis 0).
-  Initializer embedding_init =
-      initializers::variance_scaling(1.0f, initializers::FanMode::fan_in, initializers::Distribution::normal, -2, 0);
+  Initializer embedding_init = default_embed_init();
 };
 
 struct embed_fn {

@@ -1,5 +1,6 @@
 #pragma once
-// Normalization modules: nn::LayerNorm, nn::BatchNorm (math in core::layer_norm / core::batch_norm).
+// Normalization modules: nn::LayerNorm, nn::BatchNorm, nn::GroupNorm (math in core::layer_norm,
+// core::batch_norm, core::group_norm).
 // BatchNorm's `use_running_average` may be an attribute or a call argument, exactly once.
 #include <optional>
 #include <vector>
@@ -52,8 +53,28 @@ struct BatchNorm {
   }
 };
 
+struct GroupNorm {
+  std::int64_t num_groups = 32;
+  float epsilon = 1e-6f;
+  bool use_bias = true;
+  bool use_scale = true;
+  Initializer bias_init = core::initializers::zeros();
+  Initializer scale_init = core::initializers::ones();
+
+  Tensor operator()(Scope& s, const Tensor& x) const {
+    return core::group_norm(core::GroupNormOptions{.num_groups = num_groups,
+                                                   .epsilon = epsilon,
+                                                   .use_bias = use_bias,
+                                                   .use_scale = use_scale,
+                                                   .bias_init = bias_init,
+                                                   .scale_init = scale_init},
+                            s, x);
+  }
+};
+
 }  // namespace weft::nn
 
 WEFT_RECORD(weft::nn::LayerNorm, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
 WEFT_RECORD(weft::nn::BatchNorm, use_running_average, axis, momentum, epsilon, use_bias, use_scale, bias_init,
             scale_init);
+WEFT_RECORD(weft::nn::GroupNorm, num_groups, epsilon, use_bias, use_scale, bias_init, scale_init);

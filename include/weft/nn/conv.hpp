@@ -1,0 +1,39 @@
+#pragma once
+// nn::Conv (math in core::conv). Pooling has no parameters: use weft::max_pool / avg_pool or
+// core::max_pool / core::avg_pool directly.
+#include <vector>
+
+#include "weft/core/conv.hpp"
+#include "weft/nn/module.hpp"
+
+namespace weft::nn {
+
+struct Conv {
+  required<std::int64_t> features;
+  required<std::vector<std::int64_t>> kernel_size;
+  std::vector<std::int64_t> strides = {1, 1};
+  Padding padding = "SAME";
+  std::vector<std::int64_t> kernel_dilation = {1, 1};
+  std::int64_t feature_group_count = 1;
+  bool use_bias = true;
+  Initializer kernel_init = core::initializers::lecun_normal();
+  Initializer bias_init = core::initializers::zeros();
+
+  Tensor operator()(Scope& s, const Tensor& x) const {
+    return core::conv(core::ConvOptions{.features = features,
+                                        .kernel_size = kernel_size,
+                                        .strides = strides,
+                                        .padding = padding,
+                                        .kernel_dilation = kernel_dilation,
+                                        .feature_group_count = feature_group_count,
+                                        .use_bias = use_bias,
+                                        .kernel_init = kernel_init,
+                                        .bias_init = bias_init},
+                      s, x);
+  }
+};
+
+}  // namespace weft::nn
+
+WEFT_RECORD(weft::nn::Conv, features, kernel_size, strides, padding, kernel_dilation, feature_group_count, use_bias,
+            kernel_init, bias_init);
