@@ -125,9 +125,32 @@ inline AxisView axis_view(const Shape& shape, int axis) {
   return v;
 }
 
+/// The same strided view with unit axes dropped and neighbouring axes merged where the strides
+/// allow it, so that copies run over the longest contiguous rows (a trailing axis of extent 1, as
+/// in NHWC images with one channel, would otherwise make every row one element long).
+inline std::pair<Shape, std::vector<std::int64_t>> collapse_strided(const Shape& shape,
+                                                                   const std::vector<std::int64_t>& stride) {
+  std::vector<std::int64_t> dims, strides;
+  for (int d = 0; d < shape.rank(); ++d) {
+    const auto u = static_cast<std::size_t>(d);
+    if (shape[d] == 1) continue;
+    if (!dims.empty() && strides.back() == stride[u] * shape[d]) {
+      dims.back() *= shape[d];
+      strides.back() = stride[u];
+      continue;
+    }
+    dims.push_back(shape[d]);
+    strides.push_back(stride[u]);
+  }
+  if (dims.empty() && shape.numel() == 1) return {Shape{}, {}};
+  if (dims.empty()) return {shape, stride};  // an empty tensor
+  return {Shape(dims), strides};
+}
+
 /// out (of shape `out_shape`, row-major) = x read at offsets sum_d idx[d] * in_stride[d].
 template <class T>
-void strided_gather(const T* x, T* out, const Shape& out_shape, const std::vector<std::int64_t>& in_stride) {
+void strided_gather(const T* x, T* out, const Shape& out_shape_in, const std::vector<std::int64_t>& in_stride_in) {
+  const auto [out_shape, in_stride] = collapse_strided(out_shape_in, in_stride_in);
   const int rank = out_shape.rank();
   const std::int64_t n = out_shape.numel();
   if (n == 0) return;
@@ -161,7 +184,8 @@ void strided_gather(const T* x, T* out, const Shape& out_shape, const std::vecto
 /// The inverse of strided_gather for distinct offsets: out at offsets sum_d idx[d] * out_stride[d]
 /// = x (of shape `x_shape`, row-major). Positions not written keep their value.
 template <class T>
-void strided_scatter(const T* x, T* out, const Shape& x_shape, const std::vector<std::int64_t>& out_stride) {
+void strided_scatter(const T* x, T* out, const Shape& x_shape_in, const std::vector<std::int64_t>& out_stride_in) {
+  const auto [x_shape, out_stride] = collapse_strided(x_shape_in, out_stride_in);
   const int rank = x_shape.rank();
   const std::int64_t n = x_shape.numel();
   if (n == 0) return;
