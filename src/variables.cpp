@@ -382,6 +382,58 @@ Variables Variables::without(std::string_view collection) const {
   return out->children.empty() ? Variables() : Variables(std::move(out));
 }
 
+Variables Variables::prefixed(std::string_view prefix) const {
+  for (std::string_view rest = prefix;;) {
+    const auto [head, tail, last] = split_first(rest);
+    if (head.empty())
+      throw ValueError("weft::Variables::prefixed: invalid prefix " + quoted(prefix) +
+                       ": it is empty or has an empty segment; give '/'-joined names such as \"mu\" or \"0/mu\"");
+    if (last) break;
+    rest = tail;
+  }
+  if (root_ == nullptr) return {};
+  // One new single-child node per segment, innermost first; the tree itself is shared.
+  NodePtr node = root_;
+  for (std::size_t end = prefix.size();;) {
+    const std::size_t slash = prefix.rfind('/', end - 1);
+    const std::size_t begin = slash == std::string_view::npos ? 0 : slash + 1;
+    auto up = std::make_shared<Node>();
+    up->leaf_count = node->leaf_count;
+    up->children.push_back({std::string(prefix.substr(begin, end - begin)), std::move(node)});
+    node = std::move(up);
+    if (begin == 0) break;
+    end = slash;
+  }
+  return Variables(std::move(node));
+}
+
+Variables Variables::unprefixed(std::string_view prefix) const {
+  if (prefix.empty()) return *this;
+  if (root_ == nullptr) return {};
+  const NodePtr* node = &root_;
+  for (std::string_view rest = prefix;;) {
+    const auto [head, tail, last] = split_first(rest);
+    const Child* child = find_child(**node, head, /*inner=*/true);
+    if (child == nullptr) {
+      if (last && find_child(**node, head, /*inner=*/false) != nullptr)
+        throw ValueError("weft::Variables::unprefixed: " + quoted(prefix) +
+                         " is a leaf, not a prefix of leaves; only the paths under a module or collection can be "
+                         "unprefixed");
+      return {};
+    }
+    node = &child->node;
+    if (last) break;
+    rest = tail;
+  }
+  // Every path keeps at least two segments only when no leaf sits directly under the prefix.
+  for (const Child& c : (*node)->children)
+    if (c.node->is_leaf())
+      throw ValueError("weft::Variables::unprefixed: the leaf " + quoted(std::string(prefix) + "/" + c.name) +
+                       " would be left with the one-segment path " + quoted(c.name) + "; " +
+                       std::string(kPathHelp));
+  return Variables(*node);
+}
+
 Variables Variables::collection(std::string_view name) const {
   check_collection_name(name, "collection");
   return subtree(name);

@@ -245,6 +245,41 @@ TEST_CASE("Variables: collection, subtree, merge, without") {
   CHECK(v.size() == 6);
 }
 
+TEST_CASE("Variables: prefixed and unprefixed nest a tree under a name and back, sharing its nodes") {
+  const Variables v = mlp_variables();
+  const Variables mu = v.prefixed("mu");
+  CHECK(mu.paths() == Strings{"mu/batch_stats/BatchNorm_0/mean", "mu/batch_stats/BatchNorm_0/var",
+                              "mu/params/Dense_0/bias", "mu/params/Dense_0/kernel", "mu/params/Dense_1/bias",
+                              "mu/params/Dense_1/kernel"});
+  CHECK(mu.collections() == Strings{"mu"});
+  CHECK(mu.node_identity("mu/params") == v.node_identity("params"));
+  CHECK(mu.node_identity("mu") == v.node_identity(""));
+  const Variables deep = v.collection("params").prefixed("1/nu");
+  CHECK(deep.paths().front() == "1/nu/params/Dense_0/bias");
+  CHECK(deep.size() == 4);
+  CHECK(deep.node_identity("1/nu/params") == v.node_identity("params"));
+  CHECK(Variables().prefixed("mu").empty());
+
+  // unprefixed is the inverse, without copying.
+  CHECK(mu.unprefixed("mu").node_identity("") == v.node_identity(""));
+  CHECK(deep.unprefixed("1/nu").paths() == v.collection("params").paths());
+  CHECK(deep.unprefixed("1").paths().front() == "nu/params/Dense_0/bias");
+  CHECK(deep.unprefixed("2").empty());
+  CHECK(deep.unprefixed("").node_identity("") == deep.node_identity(""));
+  CHECK(Variables().unprefixed("mu").empty());
+  // Both collections of a merged state come apart again.
+  const Variables state = v.prefixed("mu").merge(v.prefixed("nu"));
+  CHECK(state.unprefixed("nu").paths() == v.paths());
+  CHECK(state.unprefixed("nu").node_identity("params") == v.node_identity("params"));
+
+  check_throws_with<ValueError>([&] { (void)v.prefixed(""); }, {"prefixed", "empty"});
+  check_throws_with<ValueError>([&] { (void)v.prefixed("a//b"); }, {"prefixed", "\"a//b\""});
+  check_throws_with<ValueError>([&] { (void)v.prefixed("a/"); }, {"prefixed"});
+  check_throws_with<ValueError>([&] { (void)v.unprefixed("params/Dense_0"); },
+                                {"unprefixed", "\"params/Dense_0/bias\"", "one-segment path \"bias\""});
+  check_throws_with<ValueError>([&] { (void)v.unprefixed("params/Dense_0/bias"); }, {"unprefixed", "is a leaf"});
+}
+
 TEST_CASE("tree_map: one tree, several trees, paths, and structure mismatches") {
   const Variables v = mlp_variables();
   const Variables doubled = tree_map([](const Tensor& t) { return t * 2.f; }, v);

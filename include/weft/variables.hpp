@@ -77,6 +77,15 @@ class Variables {
   /// Everything except the collection `name` (unchanged when there is none).
   [[nodiscard]] Variables without(std::string_view collection) const;
 
+  /// The same leaves with "prefix/" put in front of every path: prefixed("mu") turns
+  /// "params/Dense_0/kernel" into "mu/params/Dense_0/kernel" (how an optimizer state nests a copy of
+  /// the params tree). Shares every node; an empty prefix or segment is a weft::ValueError.
+  [[nodiscard]] Variables prefixed(std::string_view prefix) const;
+  /// The inverse of prefixed: the leaves under `prefix` with "prefix/" taken off their paths, sharing
+  /// their nodes (no copy). Empty when nothing is under `prefix`; a weft::ValueError when a leaf would be
+  /// left with fewer than two segments (a leaf directly under `prefix`, or at `prefix` itself).
+  [[nodiscard]] Variables unprefixed(std::string_view prefix) const;
+
   /// Up to `max_count` existing leaf paths closest to `path`, for error messages: leaves under the
   /// deepest existing node along `path`, by longest common prefix, then edit distance.
   [[nodiscard]] std::vector<std::string> nearest_paths(std::string_view path, std::size_t max_count = 3) const;

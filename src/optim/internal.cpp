@@ -1,0 +1,89 @@
+#include "internal.hpp"
+
+#include <limits>
+
+namespace weft::optim::internal {
+
+namespace {
+std::string quoted(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  out += s;
+  out += '"';
+  return out;
+}
+constexpr std::string_view kStateHelp =
+    "pass the state that this optimizer's init(params) or its previous update returned, for the same params";
+}  // namespace
+
+std::string where(const char* op) { return std::string("weft::optim::") + op; }
+
+void check_structure(const Variables& a, const char* a_name, const Variables& b, const char* b_name, const char* op) {
+  if (same_structure(a, b)) return;
+  const std::string path = *structure_difference(a, b);
+  const bool in_a = a.contains(path);
+  throw KeyError(where(op) + ": " + a_name + " and " + b_name + " differ in structure: " + quoted(path) + " is in " +
+                 (in_a ? a_name : b_name) + " but not in " + (in_a ? b_name : a_name) + " (" +
+                 std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
+                 " leaves); they need the same paths: make the state with init(params) for the params the gradients "
+                 "are taken for (variables.collection(\"params\") when the variables also hold other collections)");
+}
+
+Variables state_part(const Variables& state, std::string_view name, const Variables& grads, const char* op) {
+  Variables part = state.unprefixed(name);
+  if (part.empty() && !grads.empty())
+    throw KeyError(where(op) + ": the state has no " + quoted(name) + " part (its paths: " +
+                   (state.empty() ? std::string("none") : quoted(state.paths().front()) + ", ...") + "); " +
+                   std::string(kStateHelp));
+  const std::string what = "the state's " + quoted(name);
+  check_structure(grads, "the gradients", part, what.c_str(), op);
+  return part;
+}
+
+std::int32_t read_count(const Variables& state, const char* op) {
+  const Tensor* count = state.find("count/count");
+  if (count == nullptr)
+    throw KeyError(where(op) + ": the state has no step count \"count/count\"" +
+                   (state.empty() ? std::string(" (it is empty)") : " (its first path: " + quoted(state.paths().front()) + ")") +
+                   "; " + std::string(kStateHelp));
+  if (count->dtype() != DType::int32 || count->size() != 1)
+    throw ValueError(where(op) + ": the step count \"count/count\" must be an int32 scalar, got " +
+                     std::string(name(count->dtype())) + " " + count->shape().str() + "; " + std::string(kStateHelp));
+  const std::int32_t value = count->values<std::int32_t>()[0];
+  if (value < 0)
+    throw ValueError(where(op) + ": the step count \"count/count\" is negative (" + std::to_string(value) + "); " +
+                     std::string(kStateHelp));
+  return value;
+}
+
+std::int32_t next_count(std::int32_t count) noexcept {
+  return count == std::numeric_limits<std::int32_t>::max() ? count : count + 1;
+}
+
+Variables count_state(std::int32_t count) {
+  Tensor t = weft::detail::empty(Shape{}, DType::int32);
+  weft::detail::mutable_data<std::int32_t>(t)[0] = count;
+  return Variables().set("count/count", std::move(t));
+}
+
+void check_leaf(std::string_view path, const Tensor& g, const Tensor* other, const char* other_name, const char* op) {
+  if (g.dtype() != DType::float32)
+    throw DTypeError(where(op) + ": the gradient at " + quoted(path) + " is int32 " + g.shape().str() +
+                     "; optimizers update float32 params only");
+  if (other != nullptr && (other->shape() != g.shape() || other->dtype() != g.dtype()))
+    throw ShapeError(where(op) + ": at " + quoted(path) + " the gradient is " + std::string(name(g.dtype())) + " " +
+                     g.shape().str() + " but " + other_name + " is " + std::string(name(other->dtype())) + " " +
+                     other->shape().str() + "; they must match (was the state made for other params?)");
+  if (autodiff::any_tracked(g) || (other != nullptr && autodiff::any_tracked(*other)))
+    throw Error(where(op) + ": the tensors at " + quoted(path) +
+                " are being recorded for a gradient; optimizer updates are not differentiable, run them outside "
+                "weft::grad");
+}
+
+Variables rebuild(const Variables& like, std::vector<Tensor>& values) {
+  std::size_t i = 0;
+  return tree_map([&](const Tensor&) { return std::move(values[i++]); }, like);
+}
+
+}  // namespace weft::optim::internal

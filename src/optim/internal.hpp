@@ -1,0 +1,48 @@
+#pragma once
+// Internal: what the optimizers share: checks with messages that name the optimizer and the path,
+// the step count of a state, and a tree rebuilt from per-leaf results.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../autodiff/node.hpp"
+#include "../ops/parallel.hpp"
+#include "../tensor_impl.hpp"
+#include "weft/optim/transform.hpp"
+
+namespace weft::optim::internal {
+
+/// "weft::optim::" + op, the start of every message.
+std::string where(const char* op);
+
+/// A weft::KeyError when `a` and `b` differ in structure, naming the first path (in sorted order) that
+/// is in one and not in the other; `a_name` and `b_name` say what they are ("the gradients").
+void check_structure(const Variables& a, const char* a_name, const Variables& b, const char* b_name, const char* op);
+
+/// The leaves of `state` under "name/" with that prefix removed, checked to have the paths of the
+/// gradients `grads`.
+Variables state_part(const Variables& state, std::string_view name, const Variables& grads, const char* op);
+
+/// The step count of `state` ("count/count", an int32 scalar): the number of updates made so far.
+std::int32_t read_count(const Variables& state, const char* op);
+/// count + 1, staying at the largest int32 instead of overflowing (optax.safe_increment).
+std::int32_t next_count(std::int32_t count) noexcept;
+/// A state holding only "count/count".
+Variables count_state(std::int32_t count);
+
+/// The gradient `g` at `path` is float32 and untracked, and `other` (the same path in the state or
+/// the params, `other_name`) has g's shape and dtype and is untracked.
+void check_leaf(std::string_view path, const Tensor& g, const Tensor* other, const char* other_name, const char* op);
+
+/// The tree with the paths of `like` holding `values` (in sorted path order); `values` is consumed.
+Variables rebuild(const Variables& like, std::vector<Tensor>& values);
+
+/// Runs f(begin, end) over [0, n) in parallel chunks that depend only on n (bit-identical results on
+/// any thread count); the optimizers' kernels are one pass over a few arrays.
+template <class F>
+void for_chunks(std::int64_t n, F&& f) {
+  weft::detail::parallel_for(n, weft::detail::kParallelGrain, std::forward<F>(f));
+}
+
+}  // namespace weft::optim::internal

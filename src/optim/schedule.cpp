@@ -1,0 +1,98 @@
+// Learning-rate schedules, with Optax's formulas (computed in double).
+#include "weft/optim/schedule.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <string>
+
+#include "weft/error.hpp"
+
+namespace weft::optim {
+
+float LearningRate::checked_constant(double value) {
+  if (!std::isfinite(value))
+    throw ValueError("weft::optim: the learning rate is " + std::to_string(value) + "; give a finite number or a Schedule");
+  return static_cast<float>(value);
+}
+
+void LearningRate::throw_empty_schedule() {
+  throw ValueError("weft::optim: the learning-rate schedule is an empty std::function; give a number or a callable");
+}
+
+float LearningRate::at(std::int64_t step, const char* op) const {
+  if (!schedule_) return value_;
+  const float value = schedule_(step);
+  if (!std::isfinite(value))
+    throw ValueError("weft::optim::" + std::string(op) + ": the learning-rate schedule returned " +
+                     (std::isnan(value) ? std::string("nan") : std::to_string(value)) + " at step " + std::to_string(step) +
+                     "; a schedule must give a finite learning rate at every step");
+  return value;
+}
+
+Schedule constant_schedule(float value) {
+  return [value](std::int64_t) { return value; };
+}
+
+Schedule polynomial_schedule(float init_value, float end_value, float power, std::int64_t transition_steps,
+                             std::int64_t transition_begin) {
+  if (transition_steps <= 0) return constant_schedule(init_value);  // as Optax: no transition at all
+  transition_begin = std::max<std::int64_t>(transition_begin, 0);
+  return [=](std::int64_t step) {
+    const auto t = static_cast<double>(std::clamp<std::int64_t>(step - transition_begin, 0, transition_steps));
+    const double frac = 1.0 - t / static_cast<double>(transition_steps);
+    return static_cast<float>((static_cast<double>(init_value) - end_value) * std::pow(frac, static_cast<double>(power)) +
+                              end_value);
+  };
+}
+
+Schedule linear_schedule(float init_value, float end_value, std::int64_t transition_steps,
+                         std::int64_t transition_begin) {
+  return polynomial_schedule(init_value, end_value, 1.0f, transition_steps, transition_begin);
+}
+
+Schedule cosine_decay_schedule(float init_value, std::int64_t decay_steps, float alpha, float exponent) {
+  if (decay_steps <= 0)
+    throw ValueError("weft::optim::cosine_decay_schedule: decay_steps is " + std::to_string(decay_steps) +
+                     "; it must be positive (the number of steps over which the value decays)");
+  return [=](std::int64_t step) {
+    const double t = static_cast<double>(std::min(step, decay_steps));
+    const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * t / static_cast<double>(decay_steps)));
+    const double decayed = (1.0 - alpha) * std::pow(cosine, static_cast<double>(exponent)) + alpha;
+    return static_cast<float>(init_value * decayed);
+  };
+}
+
+Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_t> boundaries) {
+  if (schedules.empty() || boundaries.size() + 1 != schedules.size())
+    throw ValueError("weft::optim::join_schedules: " + std::to_string(schedules.size()) + " schedules and " +
+                     std::to_string(boundaries.size()) + " boundaries; give one boundary fewer than schedules");
+  if (!std::is_sorted(boundaries.begin(), boundaries.end()))
+    throw ValueError("weft::optim::join_schedules: the boundaries are not in increasing order");
+  for (std::size_t i = 0; i < schedules.size(); ++i)
+    if (!schedules[i])
+      throw ValueError("weft::optim::join_schedules: schedule " + std::to_string(i) + " is empty");
+  return [schedules = std::move(schedules), boundaries = std::move(boundaries)](std::int64_t step) {
+    // The last boundary at or below step picks the schedule, which starts counting there.
+    const auto i = static_cast<std::size_t>(std::upper_bound(boundaries.begin(), boundaries.end(), step) -
+                                            boundaries.begin());
+    return schedules[i](i == 0 ? step : step - boundaries[i - 1]);
+  };
+}
+
+Schedule warmup_cosine_decay_schedule(float init_value, float peak_value, std::int64_t warmup_steps,
+                                      std::int64_t decay_steps, float end_value, float exponent) {
+  if (warmup_steps < 0)
+    throw ValueError("weft::optim::warmup_cosine_decay_schedule: warmup_steps is " + std::to_string(warmup_steps) +
+                     "; it must be 0 or more");
+  if (decay_steps <= warmup_steps)
+    throw ValueError("weft::optim::warmup_cosine_decay_schedule: decay_steps (" + std::to_string(decay_steps) +
+                     ") must exceed warmup_steps (" + std::to_string(warmup_steps) +
+                     "); decay_steps is the whole length of the schedule, warm-up included");
+  const float alpha = peak_value == 0.0f ? 0.0f : end_value / peak_value;
+  return join_schedules({linear_schedule(init_value, peak_value, warmup_steps),
+                         cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)},
+                        {warmup_steps});
+}
+
+}  // namespace weft::optim

@@ -1,0 +1,69 @@
+// chain and apply_updates.
+#include "weft/optim/transform.hpp"
+
+#include <memory>
+#include <string>
+
+#include "internal.hpp"
+#include "weft/ops.hpp"
+
+namespace weft::optim {
+
+GradientTransformation chain(std::vector<GradientTransformation> parts) {
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    if (!parts[i].init || !parts[i].update)
+      throw ValueError("weft::optim::chain: part " + std::to_string(i) + " has no " +
+                       (parts[i].init ? "update" : "init") +
+                       " function; give transformations made by weft::optim (adam, sgd, clip_by_global_norm, ...)");
+  auto shared = std::make_shared<const std::vector<GradientTransformation>>(std::move(parts));
+  GradientTransformation out;
+  out.init = [shared](const Variables& params) {
+    Variables state;
+    for (std::size_t i = 0; i < shared->size(); ++i) {
+      const Variables part = (*shared)[i].init(params);
+      if (!part.empty()) state = state.merge(part.prefixed(std::to_string(i)));
+    }
+    return state;
+  };
+  out.update = [shared](const Variables& grads, const Variables& state, const Variables& params) {
+    Variables updates = grads, next;
+    for (std::size_t i = 0; i < shared->size(); ++i) {
+      const std::string key = std::to_string(i);
+      auto [u, s] = (*shared)[i].update(updates, state.unprefixed(key), params);
+      updates = std::move(u);
+      if (!s.empty()) next = next.merge(s.prefixed(key));
+    }
+    return std::pair{std::move(updates), std::move(next)};
+  };
+  return out;
+}
+
+Variables apply_updates(const Variables& params, const Variables& updates) {
+  constexpr const char* op = "apply_updates";
+  internal::check_structure(params, "the params", updates, "the updates", op);
+  return tree_map(
+      [](std::string_view path, const Tensor& p, const Tensor& u) -> Tensor {
+        if (p.dtype() != DType::float32 || u.dtype() != DType::float32)
+          throw DTypeError(internal::where(op) + ": at \"" + std::string(path) + "\" the param is " +
+                           std::string(name(p.dtype())) + " and the update " + std::string(name(u.dtype())) +
+                           "; optimizers update float32 params only");
+        if (p.shape() != u.shape())
+          throw ShapeError(internal::where(op) + ": at \"" + std::string(path) + "\" the param is " +
+                           std::string(name(p.dtype())) + " " + p.shape().str() + " but the update is " +
+                           std::string(name(u.dtype())) + " " + u.shape().str() +
+                           "; updates must have the params' shapes");
+        if (autodiff::any_tracked(p, u)) return p + u;  // differentiable, through the recorded add
+        Tensor out = weft::detail::empty(p.shape(), DType::float32);
+        const float* pp = weft::detail::data<float>(p);
+        const float* pu = weft::detail::data<float>(u);
+        float* po = weft::detail::mutable_data<float>(out);
+        internal::for_chunks(p.size(), [&](std::int64_t b, std::int64_t e) {
+#pragma omp simd
+          for (std::int64_t i = b; i < e; ++i) po[i] = pp[i] + pu[i];
+        });
+        return out;
+      },
+      params, updates);
+}
+
+}  // namespace weft::optim

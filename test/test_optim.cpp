@@ -1,0 +1,542 @@
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numbers>
+#include <vector>
+
+#include "testing.hpp"
+#include "weft/losses.hpp"
+#include "weft/optim/optim.hpp"
+#include "weft/variables.hpp"
+
+using namespace weft;
+using weft::testing::check_close;
+using weft::testing::check_throws_with;
+using weft::testing::pattern;
+
+namespace {
+
+using Strings = std::vector<std::string>;
+using Doubles = std::vector<double>;
+
+// A small params tree: 3 leaves, 9 scalars.
+Variables small_params() {
+  return Variables::from_leaves({
+      {"params/Dense_0/kernel", Tensor({0.5f, -1.0f, 2.0f, 0.25f}, Shape{2, 2})},
+      {"params/Dense_0/bias", Tensor({0.1f, -0.2f}, Shape{2})},
+      {"params/scale", Tensor({1.5f, -0.5f, 3.0f}, Shape{3})},
+  });
+}
+
+// Gradients for step k (different each step, some negative, one zero).
+Variables small_grads(int k) {
+  const float s = 1.0f + 0.5f * static_cast<float>(k);
+  return Variables::from_leaves({
+      {"params/Dense_0/kernel", Tensor({0.3f * s, -0.7f, 1.1f / s, 0.0f}, Shape{2, 2})},
+      {"params/Dense_0/bias", Tensor({-0.05f * s, 2.0f}, Shape{2})},
+      {"params/scale", Tensor({0.9f, -1.3f * s, 0.01f}, Shape{3})},
+  });
+}
+
+// The leaves of a tree as doubles, in sorted path order.
+Doubles flat(const Variables& v) {
+  Doubles out;
+  for (const auto& [path, t] : v.leaves()) {
+    if (t.dtype() == DType::int32) {
+      for (const std::int32_t x : t.to_int_vector()) out.push_back(x);
+    } else {
+      for (const float x : t.to_vector()) out.push_back(x);
+    }
+  }
+  return out;
+}
+
+void check_values(const Variables& actual, const Doubles& expected, double rtol = 2e-6, double atol = 1e-7) {
+  const Doubles got = flat(actual);
+  REQUIRE(got.size() == expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("element " << i << ": got " << got[i] << ", expected " << expected[i]);
+    CHECK(std::fabs(got[i] - expected[i]) <= atol + rtol * std::fabs(expected[i]));
+  }
+}
+
+std::int32_t count_of(const Variables& state, std::string_view path = "count/count") {
+  return state.at(path).values<std::int32_t>()[0];
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Adam
+
+TEST_CASE("adam: the first three steps against the formulas in double precision") {
+  const float lr = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+  const auto tx = optim::adam(lr, b1, b2, eps);
+  const Variables params = small_params();
+  Variables state = tx.init(params);
+  CHECK(state.paths() == Strings{"count/count", "mu/params/Dense_0/bias", "mu/params/Dense_0/kernel",
+                                 "mu/params/scale", "nu/params/Dense_0/bias", "nu/params/Dense_0/kernel",
+                                 "nu/params/scale"});
+  CHECK(count_of(state) == 0);
+  check_values(state.unprefixed("mu"), Doubles(9, 0.0));
+
+  Doubles m(9, 0.0), v(9, 0.0);
+  for (int step = 1; step <= 3; ++step) {
+    const Variables grads = small_grads(step);
+    const Doubles g = flat(grads);
+    Doubles expected(9);
+    for (std::size_t i = 0; i < 9; ++i) {
+      m[i] = (1 - double(b1)) * g[i] + double(b1) * m[i];
+      v[i] = (1 - double(b2)) * g[i] * g[i] + double(b2) * v[i];
+      const double m_hat = m[i] / (1 - std::pow(double(b1), step));
+      const double v_hat = v[i] / (1 - std::pow(double(b2), step));
+      expected[i] = -double(lr) * m_hat / (std::sqrt(v_hat) + double(eps));
+    }
+    auto [updates, next] = tx.update(grads, state, params);
+    INFO("step " << step);
+    CHECK(updates.paths() == params.paths());
+    check_values(updates, expected);
+    check_values(next.unprefixed("mu"), m);
+    check_values(next.unprefixed("nu"), v);
+    CHECK(count_of(next) == step);
+    state = next;
+  }
+  // The first step of Adam moves every coordinate with a nonzero gradient by about lr.
+  auto [first, _] = tx.update(small_grads(0), tx.init(params), params);
+  check_values(first, {0.01, -0.01, -0.01, 0.01, -0.01, 0.0, -0.01, 0.01, -0.01}, 1e-5);
+}
+
+TEST_CASE("adam: a large tensor takes the parallel path with the same numbers") {
+  const std::int64_t n = 100003;  // several chunks, and a ragged last one
+  const Tensor g = pattern(Shape{n}, -2.0f, 2.0f, 5);
+  const Variables params = Variables::from_leaves({{"params/w", zeros(Shape{n})}});
+  const Variables grads = Variables::from_leaves({{"params/w", g}});
+  const auto tx = optim::adam(0.5f);
+  auto [u1, s1] = tx.update(grads, tx.init(params), params);
+  auto [u2, s2] = tx.update(grads, s1, params);
+  const auto gv = g.to_vector(), u = u2.at("params/w").to_vector();
+  for (const std::int64_t i : {std::int64_t{0}, std::int64_t{32767}, std::int64_t{32768}, std::int64_t{65537}, n - 1}) {
+    const double gi = gv[static_cast<std::size_t>(i)];
+    const double m = 0.1 * gi * (1 + 0.9), v = 0.001 * gi * gi * (1 + 0.999);
+    const double expected = -0.5 * (m / (1 - 0.81)) / (std::sqrt(v / (1 - 0.999 * 0.999)) + 1e-8);
+    INFO("element " << i);
+    CHECK(u[static_cast<std::size_t>(i)] == doctest::Approx(expected).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("adamw: decoupled weight decay is added to the Adam direction before the learning rate") {
+  const float lr = 0.05f, wd = 0.1f;
+  const Variables params = small_params();
+  const auto adam = optim::adam(lr);
+  const auto adamw = optim::adamw(lr, 0.9f, 0.999f, 1e-8f, wd);
+  Variables sa = adam.init(params), sw = adamw.init(params);
+  CHECK(sa.paths() == sw.paths());
+  const Doubles p = flat(params);
+  for (int step = 1; step <= 2; ++step) {
+    auto [ua, na] = adam.update(small_grads(step), sa, params);
+    auto [uw, nw] = adamw.update(small_grads(step), sw, params);
+    // The moments are the same; the update differs by exactly -lr * wd * param.
+    check_values(nw.unprefixed("mu"), flat(na.unprefixed("mu")), 0.0, 0.0);
+    check_values(nw.unprefixed("nu"), flat(na.unprefixed("nu")), 0.0, 0.0);
+    const Doubles a = flat(ua);
+    Doubles expected(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) expected[i] = a[i] - double(lr) * double(wd) * p[i];
+    check_values(uw, expected, 1e-5, 1e-7);
+    sa = na;
+    sw = nw;
+  }
+  // With a zero gradient the update is the decay alone.
+  const Variables zero = tree_map([](const Tensor& t) { return zeros(t.shape()); }, params);
+  auto [u, _] = adamw.update(zero, adamw.init(params), params);
+  Doubles decay(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) decay[i] = -double(lr) * double(wd) * p[i];
+  check_values(u, decay, 1e-6, 0.0);
+  // The default weight decay is Optax's 1e-4.
+  auto [ud, __] = optim::adamw(1.0f).update(zero, adamw.init(params), params);
+  check_values(ud, [&] {
+    Doubles d(p.size());
+    for (std::size_t i = 0; i < p.size(); ++i) d[i] = -1e-4 * p[i];
+    return d;
+  }(), 1e-6, 0.0);
+}
+
+// ---------------------------------------------------------------- SGD
+
+TEST_CASE("sgd: plain, with momentum, and with Nesterov momentum, by hand") {
+  const Variables params = Variables::from_leaves({{"params/w", Tensor({1.0f, -2.0f}, Shape{2})}});
+  const auto grads = [](float a, float b) { return Variables::from_leaves({{"params/w", Tensor({a, b}, Shape{2})}}); };
+
+  SUBCASE("plain: -lr * g, and the state holds only the count") {
+    const auto tx = optim::sgd(0.1f);
+    Variables s = tx.init(params);
+    CHECK(s.paths() == Strings{"count/count"});
+    auto [u, s1] = tx.update(grads(1.0f, -3.0f), s, params);
+    check_values(u, {-0.1, 0.3});
+    CHECK(count_of(s1) == 1);
+  }
+  SUBCASE("momentum 0.9: t' = g + 0.9 t, update -lr t'") {
+    const auto tx = optim::sgd(0.1f, 0.9f);
+    Variables s = tx.init(params);
+    CHECK(s.paths() == Strings{"count/count", "trace/params/w"});
+    auto [u1, s1] = tx.update(grads(1.0f, -3.0f), s, params);  // t = (1, -3)
+    check_values(u1, {-0.1, 0.3});
+    auto [u2, s2] = tx.update(grads(2.0f, 1.0f), s1, params);  // t = (2 + 0.9, 1 - 2.7) = (2.9, -1.7)
+    check_values(s2.unprefixed("trace"), {2.9, -1.7});
+    check_values(u2, {-0.29, 0.17});
+    auto [u3, s3] = tx.update(grads(0.0f, 0.0f), s2, params);  // t = (2.61, -1.53)
+    check_values(u3, {-0.261, 0.153});
+    CHECK(count_of(s3) == 3);
+  }
+  SUBCASE("Nesterov: update -lr (g + 0.9 t')") {
+    const auto tx = optim::sgd(0.1f, 0.9f, true);
+    Variables s = tx.init(params);
+    auto [u1, s1] = tx.update(grads(1.0f, -3.0f), s, params);  // t' = (1, -3); d = (1.9, -5.7)
+    check_values(u1, {-0.19, 0.57});
+    auto [u2, s2] = tx.update(grads(2.0f, 1.0f), s1, params);  // t' = (2.9, -1.7); d = (4.61, -0.53)
+    check_values(s2.unprefixed("trace"), {2.9, -1.7});
+    check_values(u2, {-0.461, 0.053});
+  }
+}
+
+TEST_CASE("schedules are evaluated at the count before it is incremented") {
+  const Variables params = Variables::from_leaves({{"params/w", Tensor({0.0f}, Shape{1})}});
+  const Variables grads = Variables::from_leaves({{"params/w", Tensor({1.0f}, Shape{1})}});
+  std::vector<std::int64_t> seen;
+  const auto tx = optim::sgd([&seen](std::int64_t step) {
+    seen.push_back(step);
+    return 0.5f * static_cast<float>(step + 1);
+  });
+  Variables s = tx.init(params);
+  for (int k = 0; k < 3; ++k) {
+    auto [u, next] = tx.update(grads, s, params);
+    check_values(u, {-0.5 * (k + 1)});
+    s = next;
+  }
+  CHECK(seen == std::vector<std::int64_t>{0, 1, 2});
+
+  // Adam with a schedule: the first step uses schedule(0).
+  const auto adam = optim::adam(optim::linear_schedule(0.0f, 1.0f, 10));
+  auto [u0, s1] = adam.update(grads, adam.init(params), params);
+  check_values(u0, {0.0});
+  auto [u1, s2] = adam.update(grads, s1, params);
+  check_values(u1, {-0.1}, 1e-6);
+}
+
+// ---------------------------------------------------------------- clipping and chains
+
+TEST_CASE("clip_by_global_norm: unchanged below the threshold, scaled to it above") {
+  const Variables g = Variables::from_leaves({{"params/a", Tensor({3.0f}, Shape{1})},
+                                              {"params/b", Tensor({0.0f, 4.0f}, Shape{2})}});
+  CHECK(optim::global_norm(g) == 5.0f);
+  SUBCASE("below: the very same tensors, and no state") {
+    const auto tx = optim::clip_by_global_norm(6.0f);
+    const Variables s = tx.init(g);
+    CHECK(s.empty());
+    auto [u, s1] = tx.update(g, s, {});
+    CHECK(u.node_identity("params/a") == g.node_identity("params/a"));
+    check_values(u, {3.0, 0.0, 4.0}, 0.0, 0.0);
+    CHECK(s1.empty());
+  }
+  SUBCASE("above: (g / norm) * max_norm") {
+    auto [u, _] = optim::clip_by_global_norm(1.0f).update(g, {}, {});
+    check_values(u, {0.6, 0.0, 0.8}, 1e-7);
+    CHECK(optim::global_norm(u) == doctest::Approx(1.0).epsilon(1e-7));
+    auto [u2, __] = optim::clip_by_global_norm(2.5f).update(g, {}, {});
+    check_values(u2, {1.5, 0.0, 2.0}, 1e-7, 0.0);
+  }
+  SUBCASE("exactly at the threshold: scaled (by 1), as Optax keeps only a norm below max_norm") {
+    auto [u, _] = optim::clip_by_global_norm(5.0f).update(g, {}, {});
+    CHECK(u.node_identity("params/a") != g.node_identity("params/a"));
+    check_values(u, {3.0, 0.0, 4.0}, 1e-7, 0.0);
+  }
+  SUBCASE("a large tensor: the norm is summed in chunks, in double") {
+    const std::int64_t n = 70001;
+    const Variables big = Variables::from_leaves({{"params/w", full(Shape{n}, 0.5f)}});
+    CHECK(optim::global_norm(big) == doctest::Approx(0.5 * std::sqrt(double(n))).epsilon(1e-7));
+  }
+}
+
+TEST_CASE("chain(clip, adam) equals clipping then Adam by hand; the state is nested by position") {
+  const Variables params = small_params();
+  const auto clip = optim::clip_by_global_norm(0.5f);
+  const auto adam = optim::adam(0.01f);
+  const auto tx = optim::chain(clip, adam);
+  Variables state = tx.init(params);
+  CHECK(state.paths() == Strings{"1/count/count", "1/mu/params/Dense_0/bias", "1/mu/params/Dense_0/kernel",
+                                 "1/mu/params/scale", "1/nu/params/Dense_0/bias", "1/nu/params/Dense_0/kernel",
+                                 "1/nu/params/scale"});
+  Variables manual = adam.init(params);
+  for (int step = 1; step <= 3; ++step) {
+    auto [u, next] = tx.update(small_grads(step), state, params);
+    auto [clipped, _] = clip.update(small_grads(step), {}, params);
+    auto [expected, manual_next] = adam.update(clipped, manual, params);
+    check_values(u, flat(expected), 0.0, 0.0);
+    check_values(next.unprefixed("1"), flat(manual_next), 0.0, 0.0);
+    CHECK(count_of(next, "1/count/count") == step);
+    state = next;
+    manual = manual_next;
+  }
+  // The vector form is the same chain; an empty chain is the identity.
+  const auto tx2 = optim::chain(std::vector<optim::GradientTransformation>{clip, adam});
+  CHECK(tx2.init(params).paths() == tx.init(params).paths());
+  const auto none = optim::chain(std::vector<optim::GradientTransformation>{});
+  auto [same, empty_state] = none.update(small_grads(1), none.init(params), params);
+  check_values(same, flat(small_grads(1)), 0.0, 0.0);
+  CHECK(empty_state.empty());
+  // Two stateful parts each keep their own state.
+  const auto two = optim::chain(optim::sgd(0.1f, 0.5f), optim::sgd(1.0f));
+  CHECK(two.init(params).paths().front() == "0/count/count");
+  CHECK(two.init(params).contains("0/trace/params/scale"));
+  CHECK(two.init(params).contains("1/count/count"));
+}
+
+TEST_CASE("apply_updates adds leaf by leaf") {
+  const Variables params = small_params();
+  const Variables updates = small_grads(1);
+  const Variables out = optim::apply_updates(params, updates);
+  const Doubles p = flat(params), u = flat(updates);
+  Doubles expected(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) expected[i] = static_cast<float>(static_cast<float>(p[i]) + static_cast<float>(u[i]));
+  check_values(out, expected, 0.0, 0.0);
+  CHECK(out.paths() == params.paths());
+  check_values(params, p, 0.0, 0.0);  // unchanged
+}
+
+// ---------------------------------------------------------------- schedules
+
+TEST_CASE("schedules against their closed forms") {
+  SUBCASE("constant") {
+    const auto s = optim::constant_schedule(0.25f);
+    CHECK(s(0) == 0.25f);
+    CHECK(s(1000000) == 0.25f);
+  }
+  SUBCASE("linear warm-up, with a late start") {
+    const auto s = optim::linear_schedule(0.0f, 1.0f, 10);
+    CHECK(s(0) == 0.0f);
+    CHECK(s(3) == doctest::Approx(0.3));
+    CHECK(s(10) == 1.0f);
+    CHECK(s(25) == 1.0f);
+    const auto late = optim::linear_schedule(1.0f, 0.5f, 4, 6);
+    CHECK(late(0) == 1.0f);
+    CHECK(late(6) == 1.0f);
+    CHECK(late(7) == doctest::Approx(0.875));
+    CHECK(late(10) == 0.5f);
+    CHECK(late(100) == 0.5f);
+    // As Optax: no transition steps is the constant init value.
+    CHECK(optim::linear_schedule(2.0f, 1.0f, 0)(5) == 2.0f);
+  }
+  SUBCASE("polynomial: Optax's documented example") {
+    const auto s = optim::polynomial_schedule(1.0f, 0.01f, 2.0f, 100, 5);
+    CHECK(s(0) == doctest::Approx(1.0));
+    CHECK(s(5) == doctest::Approx(1.0));
+    CHECK(s(6) == doctest::Approx(0.980299));  // 0.99 * 0.99^2 + 0.01
+    CHECK(s(104) == doctest::Approx(0.010099));
+    CHECK(s(105) == doctest::Approx(0.01));
+    CHECK(s(110) == doctest::Approx(0.01));
+  }
+  SUBCASE("cosine decay, with alpha and exponent") {
+    const auto s = optim::cosine_decay_schedule(2.0f, 100);
+    CHECK(s(0) == 2.0f);
+    CHECK(s(50) == doctest::Approx(1.0));
+    CHECK(s(25) == doctest::Approx(2.0 * 0.5 * (1 + std::cos(std::numbers::pi / 4))));
+    CHECK(s(100) == doctest::Approx(0.0));
+    CHECK(s(1000) == doctest::Approx(0.0));
+    const auto a = optim::cosine_decay_schedule(2.0f, 100, 0.1f, 2.0f);
+    const double c = 0.5 * (1 + std::cos(std::numbers::pi * 30 / 100));
+    CHECK(a(30) == doctest::Approx(2.0 * (0.9 * c * c + 0.1)));
+    CHECK(a(100) == doctest::Approx(0.2));
+    CHECK(a(500) == doctest::Approx(0.2));
+  }
+  SUBCASE("warm-up then cosine decay; decay_steps includes the warm-up") {
+    const auto s = optim::warmup_cosine_decay_schedule(0.0f, 1.0f, 10, 110, 0.1f);
+    CHECK(s(0) == 0.0f);
+    CHECK(s(5) == doctest::Approx(0.5));
+    CHECK(s(10) == doctest::Approx(1.0));
+    const double c = 0.5 * (1 + std::cos(std::numbers::pi * 40 / 100));
+    CHECK(s(50) == doctest::Approx(0.9 * c + 0.1));
+    CHECK(s(60) == doctest::Approx(0.55));
+    CHECK(s(110) == doctest::Approx(0.1));
+    CHECK(s(1000) == doctest::Approx(0.1));
+    // No warm-up: the cosine from step 0.
+    const auto w0 = optim::warmup_cosine_decay_schedule(0.0f, 1.0f, 0, 100);
+    CHECK(w0(0) == 1.0f);
+    CHECK(w0(50) == doctest::Approx(0.5));
+  }
+  SUBCASE("join_schedules restarts the count at each boundary") {
+    const auto s = optim::join_schedules({optim::constant_schedule(1.0f), optim::linear_schedule(0.0f, 1.0f, 10),
+                                          optim::constant_schedule(3.0f)},
+                                         {5, 20});
+    CHECK(s(4) == 1.0f);
+    CHECK(s(5) == 0.0f);
+    CHECK(s(8) == doctest::Approx(0.3));
+    CHECK(s(19) == 1.0f);
+    CHECK(s(20) == 3.0f);
+  }
+}
+
+// ---------------------------------------------------------------- end to end
+
+TEST_CASE("end to end: Adam fits a linear regression through value_and_grad over a Variables") {
+  // y = X w* + b* exactly; the least-squares optimum is w*, b*.
+  const std::int64_t n = 64;
+  const Tensor x = pattern(Shape{n, 3}, -1.0f, 1.0f, 11);
+  const Tensor w_true({1.5f, -2.0f, 0.5f}, Shape{3, 1});
+  const Tensor y = matmul(x, w_true) + 0.75f;
+  Variables variables = Variables::from_leaves({{"params/Dense_0/kernel", zeros(Shape{3, 1})},
+                                                {"params/Dense_0/bias", zeros(Shape{1})}});
+  const auto loss_fn = [](const Variables& v, const Tensor& xs, const Tensor& ys) {
+    return mean(losses::squared_error(matmul(xs, v.at("params/Dense_0/kernel")) + v.at("params/Dense_0/bias"), ys));
+  };
+  const auto tx = optim::chain(optim::clip_by_global_norm(10.0f),
+                               optim::adam(optim::warmup_cosine_decay_schedule(0.0f, 0.1f, 20, 600, 1e-3f)));
+  Variables state = tx.init(variables);
+  float first = 0.0f, last = 0.0f;
+  for (int step = 0; step < 600; ++step) {
+    auto [loss, grads] = value_and_grad(loss_fn)(variables, x, y);
+    if (step == 0) first = loss.item();
+    last = loss.item();
+    auto [updates, next] = tx.update(grads, state, variables);
+    variables = optim::apply_updates(variables, updates);
+    state = next;
+  }
+  CHECK(first > 1.0f);
+  CHECK(last < 1e-6f);
+  check_close(variables.at("params/Dense_0/kernel"), w_true, 1e-3f, 1e-3f);
+  check_close(variables.at("params/Dense_0/bias"), {0.75f}, Shape{1}, 1e-3f, 1e-3f);
+  CHECK(count_of(state, "1/count/count") == 600);
+}
+
+TEST_CASE("end to end: SGD with momentum minimises a quadratic to its known optimum") {
+  // f(w) = sum(c * (w - a)^2) with its minimum at a.
+  const Tensor a({1.0f, -3.0f, 0.5f}, Shape{3});
+  const Tensor c({1.0f, 0.5f, 2.0f}, Shape{3});
+  Variables params = Variables::from_leaves({{"params/w", zeros(Shape{3})}});
+  const auto f = [&](const Variables& v) { return sum(c * square(v.at("params/w") - a)); };
+  for (const bool nesterov : {false, true}) {
+    const auto tx = optim::sgd(0.05f, 0.9f, nesterov);
+    Variables p = params, s = tx.init(params);
+    for (int step = 0; step < 300; ++step) {
+      auto [updates, next] = tx.update(grad(f)(p), s, p);
+      p = optim::apply_updates(p, updates);
+      s = next;
+    }
+    INFO("nesterov " << nesterov);
+    check_close(p.at("params/w"), a, 1e-4f, 1e-4f);
+  }
+}
+
+// ---------------------------------------------------------------- errors
+
+TEST_CASE("optimizer hyperparameters out of range are clear errors") {
+  check_throws_with<ValueError>([] { (void)optim::adam(1e-3f, 1.0f); }, {"adam", "b1", "[0, 1)"});
+  check_throws_with<ValueError>([] { (void)optim::adam(1e-3f, 0.9f, -0.1f); }, {"adam", "b2", "[0, 1)"});
+  check_throws_with<ValueError>([] { (void)optim::adamw(1e-3f, 0.9f, 1.5f); }, {"adamw", "b2"});
+  check_throws_with<ValueError>([] { (void)optim::adam(1e-3f, std::nanf(""), 0.9f); }, {"b1", "nan"});
+  check_throws_with<ValueError>([] { (void)optim::adam(1e-3f, 0.9f, 0.999f, -1e-8f); }, {"eps", "non-negative"});
+  check_throws_with<ValueError>([] { (void)optim::adamw(1e-3f, 0.9f, 0.999f, 1e-8f, -0.01f); },
+                                {"adamw", "weight_decay", "-0.01"});
+  check_throws_with<ValueError>([] { (void)optim::clip_by_global_norm(0.0f); }, {"clip_by_global_norm", "max_norm", "positive"});
+  check_throws_with<ValueError>([] { (void)optim::clip_by_global_norm(-1.0f); }, {"max_norm", "-1"});
+  check_throws_with<ValueError>([] { (void)optim::sgd(0.1f, -0.9f); }, {"sgd", "momentum"});
+  check_throws_with<ValueError>([] { (void)optim::sgd(std::nanf("")); }, {"learning rate", "nan"});
+  check_throws_with<ValueError>([] { (void)optim::cosine_decay_schedule(1.0f, 0); }, {"decay_steps", "positive"});
+  check_throws_with<ValueError>([] { (void)optim::warmup_cosine_decay_schedule(0.0f, 1.0f, 100, 100); },
+                                {"decay_steps (100)", "warmup_steps (100)"});
+  check_throws_with<ValueError>([] { (void)optim::join_schedules({optim::constant_schedule(1.0f)}, {3}); },
+                                {"join_schedules", "one boundary fewer"});
+  check_throws_with<ValueError>([] { (void)optim::adam(optim::Schedule()); }, {"schedule", "empty"});
+  check_throws_with<ValueError>([] { (void)optim::chain(optim::adam(0.1f), optim::GradientTransformation{}); },
+                                {"chain", "part 1"});
+}
+
+TEST_CASE("the learning rate takes a float, a double, an int, a Schedule or any callable") {
+  const Variables params = Variables::from_leaves({{"params/w", Tensor({0.0f}, Shape{1})}});
+  const Variables grads = Variables::from_leaves({{"params/w", Tensor({2.0f}, Shape{1})}});
+  const auto first_update = [&](const optim::GradientTransformation& tx) {
+    return tx.update(grads, tx.init(params), params).first.at("params/w").item();
+  };
+  CHECK(first_update(optim::sgd(0.5f)) == -1.0f);
+  CHECK(first_update(optim::sgd(0.25)) == -0.5f);
+  CHECK(first_update(optim::sgd(1)) == -2.0f);
+  CHECK(first_update(optim::sgd(optim::constant_schedule(0.5f))) == -1.0f);
+  CHECK(first_update(optim::sgd([](std::int64_t) { return 0.5; })) == -1.0f);
+  const optim::LearningRate rate = 0.5f;
+  CHECK(rate.is_constant());
+  CHECK(rate.at(7, "test") == 0.5f);
+}
+
+TEST_CASE("a schedule that gives NaN is an error naming the step") {
+  const Variables params = small_params();
+  const auto tx = optim::adam([](std::int64_t step) { return step < 2 ? 1e-3f : std::nanf(""); });
+  Variables s = tx.init(params);
+  for (int k = 0; k < 2; ++k) s = tx.update(small_grads(k), s, params).second;
+  check_throws_with<ValueError>([&] { (void)tx.update(small_grads(2), s, params); },
+                                {"adam", "schedule", "nan", "step 2"});
+  const auto inf = optim::sgd([](std::int64_t) { return std::numeric_limits<float>::infinity(); });
+  check_throws_with<ValueError>([&] { (void)inf.update(small_grads(0), inf.init(params), params); },
+                                {"sgd", "inf", "step 0"});
+}
+
+TEST_CASE("params, gradients and state of different structure name the path") {
+  const Variables params = small_params();
+  const auto tx = optim::adam(1e-3f);
+  const Variables state = tx.init(params);
+  const Variables fewer =
+      Variables::from_leaves({{"params/Dense_0/bias", zeros(Shape{2})}, {"params/scale", zeros(Shape{3})}});
+  check_throws_with<KeyError>([&] { (void)tx.update(fewer, state, params); },
+                              {"adam", "\"params/Dense_0/kernel\"", "the state's \"mu\"", "not in the gradients"});
+  const Variables renamed = small_grads(1).set("params/extra", zeros(Shape{1}));
+  check_throws_with<KeyError>([&] { (void)tx.update(renamed, state, params); }, {"\"params/extra\""});
+  // The same paths but another shape.
+  const Variables reshaped = small_grads(1).set("params/scale", zeros(Shape{4}));
+  check_throws_with<ShapeError>([&] { (void)tx.update(reshaped, state, params); },
+                                {"\"params/scale\"", "(4,)", "(3,)"});
+  // A state from another optimizer, or none.
+  check_throws_with<KeyError>([&] { (void)tx.update(small_grads(1), Variables(), params); },
+                              {"adam", "count/count", "init"});
+  check_throws_with<KeyError>([&] { (void)tx.update(small_grads(1), optim::sgd(0.1f).init(params), params); },
+                              {"adam", "\"mu\""});
+  // AdamW needs the params, of the gradients' structure.
+  const auto w = optim::adamw(1e-3f);
+  check_throws_with<ValueError>([&] { (void)w.update(small_grads(1), w.init(params), {}); }, {"adamw", "params"});
+  check_throws_with<KeyError>([&] { (void)w.update(small_grads(1), w.init(params), params.set("params/z", zeros(Shape{1}))); },
+                              {"adamw", "\"params/z\""});
+  // apply_updates.
+  check_throws_with<KeyError>([&] { (void)optim::apply_updates(params, fewer); },
+                              {"apply_updates", "\"params/Dense_0/kernel\"", "the params", "not in the updates"});
+  check_throws_with<ShapeError>([&] { (void)optim::apply_updates(params, reshaped); },
+                                {"apply_updates", "\"params/scale\"", "(3,)", "(4,)"});
+  check_throws_with<DTypeError>(
+      [&] { (void)optim::apply_updates(params, small_grads(1).set("params/scale", Tensor({1, 2, 3}, Shape{3}))); },
+      {"apply_updates", "\"params/scale\"", "int32"});
+  // The whole variables (params and batch_stats) against gradients of the params: the message says so.
+  const Variables with_stats = params.merge(Variables::from_leaves({{"batch_stats/mean", zeros(Shape{2})}}));
+  check_throws_with<KeyError>([&] { (void)tx.update(small_grads(1), tx.init(with_stats), params); },
+                              {"\"batch_stats/mean\"", "variables.collection(\"params\")"});
+  // SGD with momentum checks its trace the same way.
+  const auto m = optim::sgd(0.1f, 0.9f);
+  check_throws_with<KeyError>([&] { (void)m.update(renamed, m.init(params), params); }, {"sgd", "\"params/extra\""});
+}
+
+TEST_CASE("optimizer updates are not differentiable: a tracked gradient is an error, not a silent constant") {
+  const Variables params = small_params();
+  const auto tx = optim::sgd(0.1f);
+  const auto f = [&](const Variables& p) {
+    auto [u, _] = tx.update(p, tx.init(p), p);
+    return sum(u.at("params/scale"));
+  };
+  check_throws_with<Error>([&] { (void)grad(f)(params); }, {"sgd", "recorded", "weft::grad"});
+  // apply_updates is: it records params + updates.
+  const Variables upd = small_grads(1);
+  const Variables g = grad([&](const Variables& p) { return sum(optim::apply_updates(p, upd).at("params/scale")); })(params);
+  check_close(g.at("params/scale"), {1.0f, 1.0f, 1.0f}, Shape{3});
+}
+
+TEST_CASE("the step count saturates instead of overflowing") {
+  const Variables params = small_params();
+  const auto tx = optim::adam(1e-3f);
+  Tensor big = full(Shape{}, std::numeric_limits<std::int32_t>::max());
+  const Variables state = tx.init(params).set("count/count", big);
+  auto [u, next] = tx.update(small_grads(1), state, params);
+  CHECK(count_of(next) == std::numeric_limits<std::int32_t>::max());
+  for (const double x : flat(u)) CHECK(std::isfinite(x));
+}
