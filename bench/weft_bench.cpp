@@ -6,14 +6,131 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "weft/core/normalization.hpp"
+#include "weft/core/stochastic.hpp"
+#include "weft/losses.hpp"
+#include "weft/nn/conv.hpp"
+#include "weft/nn/linear.hpp"
+#include "weft/nn/normalization.hpp"
+#include "weft/nn/stochastic.hpp"
+#include "weft/optim/optim.hpp"
 #include "weft/weft.hpp"
+
+namespace models {
+
+using namespace weft;
+
+/// Dense layers with ReLU between them and Dropout after each hidden ReLU when drop_rate > 0.
+struct Mlp {
+  std::vector<std::int64_t> sizes;  // hidden and output features
+  float drop_rate = 0.0f;
+  Tensor operator()(nn::Scope& s, Tensor x, bool train) const {
+    for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+      x = relu(s(nn::Dense{.features = sizes[i]}, x));
+      if (drop_rate > 0.0f) x = s(nn::Dropout{.rate = drop_rate, .deterministic = !train}, x);
+    }
+    return s(nn::Dense{.features = sizes.back()}, x);
+  }
+};
+
+/// The seed's ResidualModel: dense 784->256, ten blocks x + Dropout(Dense(relu(Dense(x)))), dense 256->10.
+struct ResidualBlock {
+  nn::Dropout dropout;
+  Tensor operator()(nn::Scope& s, const Tensor& x) const {
+    return x + s(dropout, s(nn::Dense{.features = 256}, relu(s(nn::Dense{.features = 256}, x))));
+  }
+};
+struct ResidualMlp {
+  Tensor operator()(nn::Scope& s, Tensor x, bool train) const {
+    const auto dropout = nn::Dropout{.rate = 0.1f, .deterministic = !train};
+    x = s(nn::Dense{.features = 256}, x);
+    for (int i = 0; i < 10; ++i) x = s(ResidualBlock{.dropout = dropout}, x);
+    return s(nn::Dense{.features = 10}, x);
+  }
+};
+
+/// conv3x3(32, VALID) + ReLU + max-pool 2; conv3x3(64, VALID) + BatchNorm + ReLU + max-pool 2;
+/// flatten; dense 128 + ReLU + Dropout(0.5); dense 10.
+struct ConvNet {
+  Tensor operator()(nn::Scope& s, const Tensor& images, bool train) const {
+    const PoolOptions pool{.window = {2, 2}, .strides = {2, 2}};
+    Tensor x = max_pool(relu(s(nn::Conv{.features = 32, .kernel_size = {3, 3}, .padding = "VALID"}, images)), pool);
+    x = s(nn::Conv{.features = 64, .kernel_size = {3, 3}, .padding = "VALID"}, x);
+    x = max_pool(relu(s(nn::BatchNorm{.use_running_average = !train}, x)), pool);
+    x = relu(s(nn::Dense{.features = 128}, reshape(x, {x.shape()[0], -1})));
+    x = s(nn::Dropout{.rate = 0.5f, .deterministic = !train}, x);
+    return s(nn::Dense{.features = 10}, x);
+  }
+};
+
+}  // namespace models
+
+WEFT_RECORD(models::ResidualBlock, dropout);
 
 namespace {
 
 using namespace weft;
 
+/// One training step on a fixed batch: forward, mean softmax cross-entropy, backward (value_and_grad),
+/// Adam(lr 1e-3) update; the batch statistics of BatchNorm are carried along.
+template <class Model>
+std::function<void()> train_step(Model model, const Shape& input_shape) {
+  const std::int64_t batch = input_shape[0];
+  const Tensor x = normal(Key(1), input_shape);
+  const Tensor labels = astype(uniform(Key(2), Shape{batch}, 0.0f, 10.0f), DType::int32);
+  auto variables = std::make_shared<Variables>(nn::init(model, Key(0), x, false));
+  const auto adam = std::make_shared<optim::GradientTransformation>(optim::adam(1e-3f));
+  auto opt_state = std::make_shared<Variables>(adam->init(variables->collection("params")));
+  auto step = std::make_shared<std::uint32_t>(0);
+  return [=] {
+    const auto loss_fn = [&](const Variables& vars) {
+      auto [logits, state] = nn::apply(model, vars, nn::Mutable{"batch_stats"}, Rngs{{"dropout", fold_in(Key(3), (*step)++)}}, x, true);
+      return std::pair{mean(losses::softmax_cross_entropy(logits, labels)), state};
+    };
+    auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(*variables);
+    const Variables params = variables->collection("params");
+    auto [updates, new_state] = adam->update(grads, *opt_state, params);
+    *opt_state = std::move(new_state);
+    *variables = optim::apply_updates(params, updates).merge(state);
+  };
+}
+
 std::vector<bench::Workload> workloads() {
   std::vector<bench::Workload> w;
+
+  w.push_back({"mlp_infer_b1", [] {
+                 const models::Mlp model{.sizes = {128, 128, 10}};
+                 const Tensor x = normal(Key(1), Shape{1, 64});
+                 const Variables vars = nn::init(model, Key(0), x, false);
+                 return [model, vars, x] {
+                   Tensor y = nn::apply(model, vars, x, false);
+                   asm volatile("" : : "r"(&y) : "memory");
+                 };
+               }});
+  w.push_back({"mlp_train_b32", [] { return train_step(models::Mlp{.sizes = {128, 128, 10}, .drop_rate = 0.1f}, Shape{32, 64}); }});
+  w.push_back({"mlp_train_b256_large",
+               [] { return train_step(models::Mlp{.sizes = {1024, 1024, 10}, .drop_rate = 0.1f}, Shape{256, 784}); }});
+  w.push_back({"residual_mlp_train", [] { return train_step(models::ResidualMlp{}, Shape{128, 784}); }});
+  w.push_back({"conv_train_b32", [] { return train_step(models::ConvNet{}, Shape{32, 28, 28, 1}); }});
+
+  w.push_back({"dropout_fwd_16M", [] {
+                 const Tensor x = uniform(Key(1), Shape{16 * 1024 * 1024});
+                 auto step = std::make_shared<std::uint32_t>(0);
+                 const auto drop = partial(core::dropout, core::DropoutOptions{.rate = 0.5f, .deterministic = false});
+                 return [x, step, drop] {
+                   Tensor y = core::apply(drop)(Variables{}, Rngs{{"dropout", fold_in(Key(2), (*step)++)}}, x);
+                   asm volatile("" : : "r"(&y) : "memory");
+                 };
+               }});
+  w.push_back({"layernorm_fwd", [] {
+                 const Tensor x = normal(Key(1), Shape{4096, 1024});
+                 const auto norm = partial(core::layer_norm, core::LayerNormOptions{});
+                 const Variables vars = core::init(norm)(Key(0), x).second;
+                 return [x, vars, norm] {
+                   Tensor y = core::apply(norm)(vars, x);
+                   asm volatile("" : : "r"(&y) : "memory");
+                 };
+               }});
 
   // Framework cost of one op: add of two 1-element tensors (allocation, broadcasting plan, dispatch).
   w.push_back({"op_overhead",
