@@ -6,11 +6,15 @@
 
 namespace weft::core::initializers {
 
+// The defaults every module value holds are made once and shared: copying an Initializer then costs
+// a reference count instead of an allocation (immutable, so sharing them is safe).
 Initializer zeros() {
-  return [](Key, const Shape& shape) { return weft::zeros(shape); };
+  static const Initializer init = [](Key, const Shape& shape) { return weft::zeros(shape); };
+  return init;
 }
 Initializer ones() {
-  return [](Key, const Shape& shape) { return weft::ones(shape); };
+  static const Initializer init = [](Key, const Shape& shape) { return weft::ones(shape); };
+  return init;
 }
 Initializer constant(float value) {
   return [value](Key, const Shape& shape) { return weft::full(shape, value); };
@@ -62,6 +66,8 @@ Initializer variance_scaling(float scale, FanMode mode, Distribution distributio
 }
 
 Initializer lecun_normal(int in_axis, int out_axis) {
+  static const Initializer default_axes = variance_scaling(1.0f, FanMode::fan_in, Distribution::truncated_normal);
+  if (in_axis == -2 && out_axis == -1) return default_axes;
   return variance_scaling(1.0f, FanMode::fan_in, Distribution::truncated_normal, in_axis, out_axis);
 }
 Initializer lecun_uniform(int in_axis, int out_axis) {

@@ -1,5 +1,7 @@
 #include "weft/core/scope.hpp"
 
+#include <algorithm>
+
 #include <boost/uuid/detail/sha1.hpp>
 
 #include "weft/error.hpp"
@@ -57,6 +59,13 @@ std::string Mutable::str() const {
   return s + "}";
 }
 
+Tensor Initializer::operator()(Key key, const Shape& shape) const {
+  if (!fn_)
+    throw ValueError("weft::core::Initializer: an empty initializer was called for a parameter of shape " +
+                     shape.str() + "; give the layer an initializer such as core::initializers::zeros()");
+  return (*fn_)(key, shape);
+}
+
 // ---------------------------------------------------------------- Variable
 
 Tensor Variable::value() const { return root_->variables.at(path_); }
@@ -80,17 +89,20 @@ void Variable::set(Tensor value) const {
 
 // ---------------------------------------------------------------- Scope
 
-Scope::Scope(detail::ScopeRoot* root, std::vector<std::string> path) : root_(root), path_(std::move(path)) {}
+Scope::Scope(detail::ScopeRoot* root, std::vector<std::string> path)
+    : root_(root), path_(std::move(path)), joined_(join_path(path_)) {}
 
 std::string Scope::path_str() const {
   std::string s(1, '/');
-  s.append(join_path(path_));
+  s.append(joined_);
   return s;
 }
 
 std::string Scope::variable_path(std::string_view collection, std::string_view name) const {
-  std::string p(collection);
-  for (const auto& s : path_) (p += '/') += s;
+  std::string p;
+  p.reserve(collection.size() + joined_.size() + name.size() + 2);
+  p.append(collection);
+  if (!joined_.empty()) (p += '/') += joined_;
   return (p += '/') += name;
 }
 
@@ -98,29 +110,27 @@ void Scope::reserve(std::string_view name, std::string_view collection) {
   if (name.empty() || name.find('/') != std::string_view::npos)
     throw ValueError("weft::core::Scope: invalid name " + quoted(name) + " in scope " + quoted(path_str()) +
                      "; names are non-empty and contain no '/'");
-  auto it = reserved_.find(name);
-  if (it != reserved_.end()) {
-    const auto& used = it->second;
+  for (const auto& [used_name, used_collection] : reserved_) {
+    if (used_name != name) continue;
     // Variables of different collections may share a name; a child scope shares it with nothing.
-    const bool clash = collection == kChildCollection || used.contains(kChildCollection) || used.contains(collection);
-    if (clash)
+    if (collection == kChildCollection || used_collection == kChildCollection || used_collection == collection)
       throw ValueError("weft::core::Scope: Duplicate use of scope name: " + quoted(name) + " in scope " +
                        quoted(path_str()) + "; give each child and each variable of a collection its own name");
-    it->second.emplace(collection);
-    return;
   }
-  reserved_[std::string(name)].emplace(collection);
+  reserved_.emplace_back(name, collection);
 }
 
 std::string Scope::default_name(std::string_view prefix) const {
   for (int i = 0;; ++i) {
     std::string n = std::string(prefix) + std::to_string(i);
-    if (!reserved_.contains(n)) return n;
+    if (std::none_of(reserved_.begin(), reserved_.end(), [&](const auto& r) { return r.first == n; })) return n;
   }
 }
 
 Scope Scope::push(std::string_view name) {
-  std::vector<std::string> p = path_;
+  std::vector<std::string> p;
+  p.reserve(path_.size() + 1);
+  p = path_;
   p.emplace_back(name);
   return Scope(root_, std::move(p));
 }
@@ -145,7 +155,7 @@ Key Scope::make_rng(std::string_view stream) {
                   "\", key}} to init/apply (a \"params\" key also serves as fallback)");
     }
   }
-  std::uint32_t& counter = root_->rng_counters[{join_path(path_), used}];
+  std::uint32_t& counter = root_->rng_counters[{joined_, used}];
   ++counter;
   return fold_in(root_->rngs.find(used)->second, hash_path(path_, counter));
 }
@@ -204,11 +214,8 @@ namespace detail {
 Scope make_root_scope(ScopeRoot& root) { return Scope(&root, {}); }
 
 void check_apply_variables(const Variables& variables) {
-  const auto params = variables.collection("params");
-  if (params.empty()) return;
-  bool doubled = true;
-  for (const auto& [path, value] : params.leaves()) doubled = doubled && path.rfind("params/params/", 0) == 0;
-  if (doubled)
+  // Flax's check: a "params" entry directly inside the params collection.
+  if (variables.node_identity("params/params") != nullptr)
     throw ValueError(
         "weft::core::apply: expected the variables passed to apply to have the structure {\"params\": ...}, but got "
         "one with an extra params layer, i.e. {\"params\": {\"params\": ...}}; pass the variables returned by init "

@@ -33,8 +33,22 @@ namespace weft::core {
 /// Named random streams: {"params": key, "dropout": key2}.
 using Rngs = std::map<std::string, Key, std::less<>>;
 
-/// An initializer: (key, shape) -> a new tensor of that shape.
-using Initializer = std::function<Tensor(Key, const Shape&)>;
+/// An initializer: (key, shape) -> a new tensor of that shape. Holds any such callable, shared and
+/// immutable, so that copying an initializer (every module value holds some) costs a reference count.
+class Initializer {
+ public:
+  Initializer() = default;  // empty: "no initializer"; calling it is an error
+  template <class F>
+    requires(!std::is_same_v<std::decay_t<F>, Initializer> && std::is_invocable_r_v<Tensor, const F&, Key, const Shape&>)
+  Initializer(F f)  // NOLINT: any (key, shape) -> Tensor callable is an initializer
+      : fn_(std::make_shared<const std::function<Tensor(Key, const Shape&)>>(std::move(f))) {}
+
+  Tensor operator()(Key key, const Shape& shape) const;
+  explicit operator bool() const noexcept { return fn_ != nullptr; }
+
+ private:
+  std::shared_ptr<const std::function<Tensor(Key, const Shape&)>> fn_;
+};
 
 /// Which collections may change during a call: none, all, a list, or all except a list
 /// (Flax's mutable=False / True / [...] / DenyList([...])).
@@ -142,7 +156,7 @@ class Scope {
  protected:
   /// A view of the same scope (same variables, path and random counters) with its own name
   /// reservations: how the object layer wraps the scope it is given.
-  Scope(const Scope& other, std::nullptr_t) : root_(other.root_), path_(other.path_) {}
+  Scope(const Scope& other, std::nullptr_t) : root_(other.root_), path_(other.path_), joined_(other.joined_) {}
 
  private:
   friend Scope detail::make_root_scope(detail::ScopeRoot& root);
@@ -156,7 +170,9 @@ class Scope {
 
   detail::ScopeRoot* root_;
   std::vector<std::string> path_;
-  std::map<std::string, std::set<std::string, std::less<>>, std::less<>> reserved_;
+  std::string joined_;  // path_ joined with '/': "Dense_0/inner" ("" for the root)
+  // (name, collection) pairs claimed in this scope; a handful per scope, so a flat list.
+  std::vector<std::pair<std::string, std::string>> reserved_;
 };
 
 namespace detail {

@@ -19,9 +19,8 @@
 // explicitly. Every weft::nn module delegates its math to the weft::core function of its layer.
 #include <concepts>
 #include <cstdint>
-#include <map>
+#include <algorithm>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -46,7 +45,7 @@ using core::Rngs;
 
 /// The unqualified name of a type, without template arguments: weft::nn::Dense -> "Dense".
 template <class T>
-constexpr std::string_view type_name() {
+constexpr std::string_view type_name_of() {
   std::string_view s = __PRETTY_FUNCTION__;  // "... type_name() [with T = weft::nn::Dense; ...]"
   const auto start = s.find("T = ") + 4;
   s = s.substr(start, s.find_first_of(";]", start) - start);
@@ -62,6 +61,12 @@ constexpr std::string_view type_name() {
     }
   }
   return s.substr(name_start, end - name_start);
+}
+template <class T>
+inline constexpr std::string_view type_name_v = type_name_of<T>();  // computed once, at compile time
+template <class T>
+constexpr std::string_view type_name() {
+  return type_name_v<T>;
 }
 
 namespace detail {
@@ -129,10 +134,14 @@ class Scope : public core::Scope {
     std::string name(field_name_(module_, &module, &detail::type_tag<M>));
     if (!name.empty()) {
       // A field is one sub-module: calling it again reuses its scope and variables.
-      if (used_fields_.insert(name).second) reserve_child(name);
+      if (std::find(used_fields_.begin(), used_fields_.end(), name) == used_fields_.end()) {
+        used_fields_.push_back(name);
+        reserve_child(name);
+      }
     } else {
       constexpr std::string_view type = type_name<M>();
-      name = std::string(type) + "_" + std::to_string(type_counters_[std::string(type)]++);
+      name.reserve(type.size() + 3);
+      name.append(type).append(1, '_').append(std::to_string(next_index(type)));
       reserve_child(name);
     }
     return call_child(name, module, std::forward<Args>(args)...);
@@ -142,11 +151,11 @@ class Scope : public core::Scope {
   /// explicit name in one parent are an error naming both.
   template <class M, class... Args>
   decltype(auto) operator()(std::string_view name, const M& module, Args&&... args) {
-    if (explicit_names_.contains(name))
+    if (std::find(explicit_names_.begin(), explicit_names_.end(), name) != explicit_names_.end())
       throw ValueError("weft::nn: Could not create submodule \"" + std::string(name) + "\" in module " +
                        describe() + ": Name in use; give each sub-module its own name, or call the same module "
                        "value (a field) again to share its variables");
-    explicit_names_.emplace(name);
+    explicit_names_.emplace_back(name);
     reserve_child(name);
     return call_child(std::string(name), module, std::forward<Args>(args)...);
   }
@@ -177,13 +186,22 @@ class Scope : public core::Scope {
     return out;
   }
 
+  /// The next auto-name index of `type` in this scope (Linen's per-type counter).
+  int next_index(std::string_view type) {
+    for (auto& [t, n] : type_counters_)
+      if (t == type) return n++;
+    type_counters_.emplace_back(type, 1);
+    return 0;
+  }
+
   const void* module_;
   std::string_view module_type_;
   detail::FieldNameFn field_name_;
   detail::CallLog* log_;
-  std::map<std::string, int, std::less<>> type_counters_;
-  std::set<std::string, std::less<>> used_fields_;
-  std::set<std::string, std::less<>> explicit_names_;
+  // A handful of entries per scope: flat lists. Type names are static strings (type_name_v).
+  std::vector<std::pair<std::string_view, int>> type_counters_;
+  std::vector<std::string> used_fields_;
+  std::vector<std::string> explicit_names_;
 };
 
 /// A module: a value callable as module(nn::Scope&, args...).
