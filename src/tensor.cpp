@@ -14,18 +14,45 @@ namespace weft {
 
 namespace detail {
 
+namespace {
+
+/// Allocates the control block of a std::allocate_shared<TensorImpl> with `extra` bytes after it, so
+/// that a small tensor's elements share its impl's allocation.
+template <class T>
+struct TrailingAllocator {
+  using value_type = T;
+  std::size_t extra;
+  explicit TrailingAllocator(std::size_t e) noexcept : extra(e) {}
+  template <class U>
+  TrailingAllocator(const TrailingAllocator<U>& other) noexcept : extra(other.extra) {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T) + extra)); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  template <class U>
+  bool operator==(const TrailingAllocator<U>& other) const noexcept {
+    return extra == other.extra;
+  }
+};
+
+constexpr std::uintptr_t kDataAlignment = 64;  // a cache line; the width of an AVX-512 register
+
+}  // namespace
+
 Tensor empty(const Shape& shape, DType dtype) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->shape = shape;
-  impl->dtype = dtype;
   const auto bytes = static_cast<std::size_t>(shape.numel()) * 4;  // both dtypes are 4 bytes wide
-  if (bytes <= kInlineBytes) {
-    impl->data = impl->inline_buf;
+  std::shared_ptr<TensorImpl> impl;
+  if (bytes < kTrailingBytes) {
+    // One allocation: the control block holds the impl, the elements follow it (aligned).
+    impl = std::allocate_shared<TensorImpl>(TrailingAllocator<TensorImpl>(bytes + kDataAlignment));
+    const auto after = reinterpret_cast<std::uintptr_t>(impl.get() + 1);
+    impl->data = reinterpret_cast<void*>((after + kDataAlignment - 1) & ~(kDataAlignment - 1));
   } else {
+    impl = std::make_shared<TensorImpl>();
     auto buffer = allocate_buffer(bytes);
     impl->data = buffer.get();
     impl->owner = std::move(buffer);
   }
+  impl->shape = shape;
+  impl->dtype = dtype;
   return TensorAccess::make(std::move(impl));
 }
 
@@ -34,21 +61,11 @@ Tensor alias(const Tensor& t, const Shape& shape) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = src->dtype;
-  if (src->owner) {
-    impl->data = src->data;
-    impl->owner = src->owner;
-  } else {
-    // Inline elements are copied (at most kInlineBytes): holding the source impl instead would
-    // make a node that captures an alias of its own output keep that output alive forever.
-    std::memcpy(impl->inline_buf, src->data, static_cast<std::size_t>(shape.numel()) * 4);
-    impl->data = impl->inline_buf;
-  }
+  impl->data = src->data;
+  // Whatever keeps the elements alive: the buffer, or the source impl they trail. Impls hold no
+  // autodiff nodes, so sharing them never makes a cycle.
+  impl->owner = src->owner ? src->owner : std::shared_ptr<const void>(src, src->data);
   return TensorAccess::make(std::move(impl));
-}
-
-Tensor detach(const Tensor& t) {
-  // Always a new impl: an op may capture its own output before attaching the node to it.
-  return alias(t, t.shape());
 }
 
 void require_defined(const Tensor& t, const char* op) {
@@ -98,8 +115,6 @@ DType Tensor::dtype() const {
   detail::require_defined(*this, "Tensor::dtype");
   return impl_->dtype;
 }
-
-bool Tensor::is_tracked() const noexcept { return impl_ && impl_->node; }
 
 template <class T>
 std::span<const T> Tensor::values() const {

@@ -8,20 +8,21 @@
 
 namespace weft::detail {
 
-/// Tensors up to this many bytes keep their elements inside the impl (one allocation per tensor).
-inline constexpr std::size_t kInlineBytes = 64;
+/// Elements of tensors below this many bytes live in the same allocation as their impl (one
+/// allocation per tensor); larger ones in a separate, cached buffer (buffer.hpp).
+inline constexpr std::size_t kTrailingBytes = 64 * 1024;
 
 struct TensorImpl {
   Shape shape;
   DType dtype = DType::float32;
-  void* data = nullptr;                   // first element
-  std::shared_ptr<const void> owner;      // keeps `data` alive; empty when it points into `inline_buf`
-  std::shared_ptr<autodiff::Node> node;   // how this value was computed, when recorded for a gradient
-  alignas(64) std::byte inline_buf[kInlineBytes];
+  void* data = nullptr;               // first element (64-byte aligned)
+  std::shared_ptr<const void> owner;  // keeps `data` alive; empty when the elements trail this impl
 };
 
 struct TensorAccess {
   static const std::shared_ptr<TensorImpl>& impl(const Tensor& t) { return t.impl_; }
+  static std::shared_ptr<autodiff::Node>& node(Tensor& t) { return t.node_; }
+  static const std::shared_ptr<autodiff::Node>& node(const Tensor& t) { return t.node_; }
   static Tensor make(std::shared_ptr<TensorImpl> impl) { return Tensor(std::move(impl)); }
 };
 
@@ -42,20 +43,16 @@ const T* data(const Tensor& t) {
 /// The same elements under another shape of equal size (no copy, no gradient recorded).
 Tensor alias(const Tensor& t, const Shape& shape);
 
-/// The same elements in a new impl that carries no autodiff node (safe to capture in a node,
-/// including the node of the tensor itself).
-Tensor detach(const Tensor& t);
+/// The same value without its autodiff node (what a node captures; no copy, no allocation).
+inline Tensor detach(const Tensor& t) {
+  Tensor d = t;
+  TensorAccess::node(d).reset();
+  return d;
+}
 
-inline autodiff::Node* node_of(const Tensor& t) noexcept {
-  const auto& impl = TensorAccess::impl(t);
-  return impl ? impl->node.get() : nullptr;
-}
-inline const std::shared_ptr<autodiff::Node>& node_ptr(const Tensor& t) noexcept {
-  return TensorAccess::impl(t)->node;
-}
-inline void set_node(Tensor& t, std::shared_ptr<autodiff::Node> node) {
-  TensorAccess::impl(t)->node = std::move(node);
-}
+inline autodiff::Node* node_of(const Tensor& t) noexcept { return TensorAccess::node(t).get(); }
+inline const std::shared_ptr<autodiff::Node>& node_ptr(const Tensor& t) noexcept { return TensorAccess::node(t); }
+inline void set_node(Tensor& t, std::shared_ptr<autodiff::Node> node) { TensorAccess::node(t) = std::move(node); }
 
 /// Throws weft::Error naming `op` when `t` is empty (default-constructed).
 void require_defined(const Tensor& t, const char* op);

@@ -451,6 +451,21 @@ const Tensor* Variables::find(std::string_view path) const noexcept {
   return node != nullptr && node->is_leaf() ? &node->value : nullptr;
 }
 
+const Tensor* Variables::find(std::string_view collection, std::string_view module_path,
+                              std::string_view name) const noexcept {
+  if (root_ == nullptr) return nullptr;
+  const Child* child = find_child(*root_, collection, /*inner=*/true);
+  for (std::string_view rest = module_path; child != nullptr && !rest.empty();) {
+    const auto [head, tail, last] = split_first(rest);
+    child = find_child(*child->node, head, /*inner=*/true);
+    if (last) break;
+    rest = tail;
+  }
+  if (child == nullptr) return nullptr;
+  child = find_child(*child->node, name, /*inner=*/false);
+  return child != nullptr ? &child->node->value : nullptr;
+}
+
 bool Variables::contains(std::string_view path) const noexcept { return find(path) != nullptr; }
 
 bool Variables::contains_collection(std::string_view name) const noexcept {

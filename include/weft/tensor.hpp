@@ -60,14 +60,17 @@ class Tensor {
   [[nodiscard]] std::span<const T> values() const;
 
   /// True when this tensor is being recorded for a gradient (inside weft::grad).
-  [[nodiscard]] bool is_tracked() const noexcept;
+  [[nodiscard]] bool is_tracked() const noexcept { return node_ != nullptr; }
 
   /// NumPy-like text: shape, dtype and (up to a limit) the values.
   [[nodiscard]] std::string str() const;
 
  private:
   explicit Tensor(std::shared_ptr<detail::TensorImpl> impl) noexcept : impl_(std::move(impl)) {}
-  std::shared_ptr<detail::TensorImpl> impl_;
+  std::shared_ptr<detail::TensorImpl> impl_;  // shape, dtype and the elements (immutable)
+  // How this value was computed, when it is recorded for a gradient. Kept beside the impl, not in
+  // it: a node captures the values its gradient needs, and those never point back at a node.
+  std::shared_ptr<autodiff::Node> node_;
   friend struct detail::TensorAccess;
 };
 

@@ -45,6 +45,10 @@ class Variables {
   /// The leaf at `path`; weft::KeyError naming the path and the nearest existing paths otherwise.
   [[nodiscard]] const Tensor& at(std::string_view path) const;
   /// The leaf at `path`, or nullptr (no exception, no allocation).
+  /// The leaf at collection/module_path/name (module_path may be empty or hold several '/'-joined
+  /// names), or nullptr: find() without joining the path first (what Scope looks up per parameter).
+  [[nodiscard]] const Tensor* find(std::string_view collection, std::string_view module_path,
+                                   std::string_view name) const noexcept;
   [[nodiscard]] const Tensor* find(std::string_view path) const noexcept;
   /// True when a leaf is at exactly `path` (a prefix of leaves is not a leaf).
   [[nodiscard]] bool contains(std::string_view path) const noexcept;

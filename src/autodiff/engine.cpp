@@ -12,7 +12,7 @@ namespace autodiff {
 
 Tensor track_leaf(const Tensor& value, std::size_t index) {
   weft::detail::require_float(value, "grad");
-  Tensor t = weft::detail::alias(value, value.shape());
+  Tensor t = weft::detail::detach(value);
   weft::detail::set_node(t, std::make_shared<LeafNode>(index));
   return t;
 }

@@ -162,8 +162,7 @@ Key Scope::make_rng(std::string_view stream) {
 
 Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Shape& shape) {
   reserve(name, "params");
-  const std::string path = variable_path("params", name);
-  if (const Tensor* existing = root_->variables.find(path)) {
+  if (const Tensor* existing = root_->variables.find("params", joined_, name)) {
     const Tensor& value = *existing;
     if (!(value.shape() == shape))
       throw ShapeError("weft::core::Scope::param: For parameter " + quoted(name) + " in " + quoted(path_str()) +
@@ -181,6 +180,7 @@ Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Sha
                    quoted(path_str()) + "; the variables given to apply were made for another model or path");
   }
   Tensor value = init_fn(make_rng("params"), shape);
+  const std::string path = variable_path("params", name);
   if (!(value.shape() == shape))
     throw ShapeError("weft::core::Scope::param: the initializer of " + quoted(path) + " returned shape " +
                      value.shape().str() + " but shape " + shape.str() + " was asked for");

@@ -1,5 +1,6 @@
 // Elementwise ops with NumPy broadcasting, and their gradients.
 #include <cmath>
+#include <array>
 #include <numbers>
 
 #include "internal.hpp"
@@ -13,8 +14,9 @@ using detail::map_unary;
 using detail::sum_to_shape;
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  if (a == b) return a;
   const int rank = std::max(a.rank(), b.rank());
-  std::vector<std::int64_t> dims(static_cast<std::size_t>(rank));
+  std::array<std::int64_t, Shape::kMaxRank> dims{};
   for (int i = 0; i < rank; ++i) {
     const int ia = a.rank() - rank + i, ib = b.rank() - rank + i;
     const std::int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
@@ -25,7 +27,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
                        "); extents must match or be 1, counting from the last axis");
     dims[static_cast<std::size_t>(i)] = da == 1 ? db : da;
   }
-  return Shape(dims);
+  return Shape(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(rank)));
 }
 
 namespace detail {

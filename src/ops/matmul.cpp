@@ -1,4 +1,6 @@
 // matmul with NumPy semantics on the GEMM backend, and its gradient.
+#include <array>
+
 #include "../backend/gemm.hpp"
 #include "internal.hpp"
 
@@ -26,18 +28,21 @@ MatmulDims check_dims(const Tensor& a, const Tensor& b, MatmulOptions o) {
                      (o.transpose_b ? " (b transposed)" : "") + " do not fit: a contracts over " +
                      std::to_string(ka) + " but b over " + std::to_string(kb) +
                      "; the last axis of a must equal the second-to-last of b");
-  std::vector<std::int64_t> ba(sa.begin(), sa.end() - 2), bb(sb.begin(), sb.end() - 2);
-  const Shape batch = broadcast_shapes(Shape(ba), Shape(bb), "matmul");
+  const Shape batch = broadcast_shapes(Shape(std::span<const std::int64_t>(sa.begin(), sa.end() - 2)),
+                                       Shape(std::span<const std::int64_t>(sb.begin(), sb.end() - 2)), "matmul");
   return {m, ka, n, batch};
 }
 
 /// C = op(A) op(B) for operands of rank >= 2 with broadcast batch axes.
 Tensor matmul_nd(const Tensor& a, const Tensor& b, MatmulOptions o) {
   const MatmulDims d = check_dims(a, b, o);
-  std::vector<std::int64_t> out_dims(d.batch.begin(), d.batch.end());
-  out_dims.push_back(d.m);
-  out_dims.push_back(d.n);
-  Tensor out = detail::empty(Shape(out_dims), DType::float32);
+  std::array<std::int64_t, Shape::kMaxRank> out_dims{};
+  const int batch_rank = d.batch.rank();
+  std::copy(d.batch.begin(), d.batch.end(), out_dims.begin());
+  out_dims[static_cast<std::size_t>(batch_rank)] = d.m;
+  out_dims[static_cast<std::size_t>(batch_rank) + 1] = d.n;
+  Tensor out = detail::empty(Shape(std::span<const std::int64_t>(out_dims.data(), static_cast<std::size_t>(batch_rank) + 2)),
+                             DType::float32);
   float* pc = detail::mutable_data<float>(out);
   const float* pa = data<float>(a);
   const float* pb = data<float>(b);

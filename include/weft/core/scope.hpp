@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "weft/random.hpp"
 #include "weft/tensor.hpp"
 #include "weft/variables.hpp"
@@ -171,8 +173,8 @@ class Scope {
   detail::ScopeRoot* root_;
   std::vector<std::string> path_;
   std::string joined_;  // path_ joined with '/': "Dense_0/inner" ("" for the root)
-  // (name, collection) pairs claimed in this scope; a handful per scope, so a flat list.
-  std::vector<std::pair<std::string, std::string>> reserved_;
+  // (name, collection) pairs claimed in this scope; a handful per scope: a flat list kept inline.
+  boost::container::small_vector<std::pair<std::string, std::string>, 4> reserved_;
 };
 
 namespace detail {
