@@ -1,5 +1,6 @@
 #include "buffer.hpp"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -60,6 +61,21 @@ class BlockCache {
   std::size_t cached_ = 0;
 };
 
+/// glibc returns freed memory to the system eagerly (blocks above a dynamic mmap threshold are
+/// unmapped; a free heap top above the trim threshold is released), so the next allocation of the
+/// same size is page-faulted in again. That hits oneDNN's internal packing buffers on every GEMM
+/// call, which weft does not allocate. Once, on the first large tensor, glibc is told to keep freed
+/// memory for reuse: the setting of the PyTorch C++ frontend's best configuration (GLIBC_TUNABLES
+/// mmap_threshold and trim_threshold), made by the library so that users need no environment.
+void keep_freed_memory() {
+  static const bool done = [] {
+    ::mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // glibc's maximum: blocks up to 32 MiB come from the heap
+    ::mallopt(M_TRIM_THRESHOLD, 1 << 30);            // keep up to 1 GiB of free heap top
+    return true;
+  }();
+  (void)done;
+}
+
 BlockCache& cache() {
   // Never destroyed: a tensor held by a static object may be freed after any static destructor ran.
   // The blocks it holds at exit stay reachable and go back to the system with the process.
@@ -74,6 +90,7 @@ std::shared_ptr<void> allocate_buffer(std::size_t bytes) {
     void* p = ::operator new(bytes, kAlignment);
     return {p, [](void* q) { ::operator delete(q, kAlignment); }};
   }
+  keep_freed_memory();
   const std::size_t cls = size_class(bytes);
   void* p = cache().take(cls);
   if (!p) {
