@@ -6,6 +6,7 @@
 
 #include "../autodiff/node.hpp"
 #include "../ops/internal.hpp"
+#include "../ops/row_math.hpp"
 #include "weft/ops.hpp"
 
 namespace weft::core {
@@ -37,17 +38,24 @@ Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& 
                                for (std::int64_t r = r0; r < r1; ++r) {
                                  const float* xr = px + r * c;
                                  float* yr = py + r * c;
-                                 float sum = 0.0f;
-                                 for (std::int64_t i = 0; i < c; ++i) sum += xr[i];
-                                 const float mean = sum / static_cast<float>(c);
-                                 float sq = 0.0f;
-                                 for (std::int64_t i = 0; i < c; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
+                                 // Lane sums: vectorised, and in a fixed order (deterministic).
+                                 const float mean =
+                                     weft::detail::lanes_accumulate(c, [&](std::int64_t i) { return xr[i]; }) /
+                                     static_cast<float>(c);
+                                 const float sq = weft::detail::lanes_accumulate(c, [&](std::int64_t i) {
+                                   const float d = xr[i] - mean;
+                                   return d * d;
+                                 });
                                  const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
-                                 for (std::int64_t i = 0; i < c; ++i) {
-                                   float v = (xr[i] - mean) * rstd;
-                                   if (ps) v *= ps[i];
-                                   if (pb) v += pb[i];
-                                   yr[i] = v;
+                                 if (ps && pb) {
+                                   for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mean) * rstd * ps[i] + pb[i];
+                                 } else {
+                                   for (std::int64_t i = 0; i < c; ++i) {
+                                     float v = (xr[i] - mean) * rstd;
+                                     if (ps) v *= ps[i];
+                                     if (pb) v += pb[i];
+                                     yr[i] = v;
+                                   }
                                  }
                                  st[2 * r] = mean;
                                  st[2 * r + 1] = rstd;
