@@ -19,9 +19,13 @@ void dropout_kernel(Key key, float keep, const float* x, float* y, std::uint8_t*
   weft::detail::for_each_bits(key, n, [&](std::int64_t off, const std::uint32_t* bits, std::int64_t count) {
     const float* px = x + off;
     float* py = y + off;
-    for (std::int64_t i = 0; i < count; ++i) py[i] = weft::detail::unit_float(bits[i]) < keep ? px[i] / keep : 0.0f;
-    if (mask)
-      for (std::int64_t i = 0; i < count; ++i) mask[off + i] = weft::detail::unit_float(bits[i]) < keep ? 1 : 0;
+#pragma omp simd
+    for (std::int64_t i = 0; i < count; ++i) py[i] = (weft::detail::unit_float(bits[i]) < keep ? px[i] : 0.0f) / keep;
+    if (mask) {
+#pragma omp simd
+      for (std::int64_t i = 0; i < count; ++i)
+        mask[off + i] = static_cast<std::uint8_t>(weft::detail::unit_float(bits[i]) < keep);
+    }
   });
 }
 
@@ -62,7 +66,8 @@ Tensor dropout_fn::operator()(const DropoutOptions& options, Scope& scope, const
       float* pd = weft::detail::mutable_data<float>(dx);
       const std::uint8_t* pm = mask->data();
       weft::detail::parallel_for(g.size(), weft::detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) pd[i] = pm[i] ? pg[i] / keep : 0.0f;
+#pragma omp simd  // branch-free select: vectorises
+        for (std::int64_t i = b; i < e; ++i) pd[i] = (pm[i] != 0 ? pg[i] : 0.0f) / keep;
       });
       grads[0] = dx;
     });
