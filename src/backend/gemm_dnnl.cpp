@@ -9,9 +9,10 @@
 namespace weft::backend {
 
 namespace {
-// Below this many multiply-adds, opening a parallel region costs more than the arithmetic
-// (oneDNN spends 1-1.5 us doing so for an M=1 call on two threads), so the call runs on one thread.
-constexpr std::int64_t kSingleThreadMacs = 256 * 1024;
+// Below this many multiply-adds, opening a parallel region costs more than it saves, so the call
+// runs on one thread. Measured with dnnl_sgemm here (bench/README.md): 32x64x128 takes 2.7 us on one
+// thread and 5.0 on two; two threads win from about 1M multiply-adds (128^3: 18.7 vs 13.7 us).
+constexpr std::int64_t kSingleThreadMacs = 1536 * 1024;
 }  // namespace
 
 void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
