@@ -6,6 +6,7 @@
 // padding never receives it. A window with a NaN has maximum NaN and routes to its first NaN.
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,9 +51,10 @@ float divisor(const Window2d& w, bool count_include_pad, std::int64_t oh, std::i
 /// Runs body(n, oh, ow, out) for every output pixel, in parallel over output rows; `out` points at
 /// the pixel's C channels.
 template <class F>
-Tensor pool_forward(const Window2d& w, F body) {
+Tensor pool_forward(const Window2d& w, F body, float** base = nullptr) {
   Tensor y = detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::float32);
   float* py = detail::mutable_data<float>(y);
+  if (base) *base = py;
   const std::int64_t grain = std::max<std::int64_t>(1, image_grain(w) * w.oh);
   detail::parallel_for(w.n * w.oh, grain, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t row = b; row < e; ++row)
@@ -61,18 +63,39 @@ Tensor pool_forward(const Window2d& w, F body) {
   return y;
 }
 
-Tensor max_pool_forward(const Tensor& x, const Window2d& w) {
+/// Max pooling; when `argmax` is given it receives, per output element, the offset within its image
+/// of the element chosen (the first maximum, or the first NaN), or -1 for a window of padding only.
+Tensor max_pool_forward(const Tensor& x, const Window2d& w, std::int32_t* argmax) {
   const float* px = detail::data<float>(x);
-  return pool_forward(w, [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* out) {
+  float* y0 = nullptr;
+  Tensor y = pool_forward(w, [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* out) {
     std::fill_n(out, w.c, -std::numeric_limits<float>::infinity());  // the padding value
+    std::int32_t* idx = argmax ? argmax + (out - y0) : nullptr;
+    if (idx) std::fill_n(idx, w.c, -1);
+    const float* image = px + n * w.h * w.w * w.c;
     for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
-      const float* s = px + ((n * w.h + ih) * w.w + iw) * w.c;
-      for (std::int64_t c = 0; c < w.c; ++c) {
-        const float v = s[c], a = out[c];
-        out[c] = (v > a || (std::isnan(v) && !std::isnan(a))) ? v : a;  // NaN propagates, as lax.max
+      const auto pos = static_cast<std::int32_t>((ih * w.w + iw) * w.c);
+      const float* s = image + pos;
+      // Strictly greater keeps the first maximum; a NaN replaces a number once (NaN propagates, as
+      // lax.max). Branch-free, so the channel loop vectorises.
+      if (idx) {
+#pragma omp simd
+        for (std::int64_t c = 0; c < w.c; ++c) {
+          const float v = s[c], a = out[c];
+          const bool take = (v > a) | ((v != v) & (a == a));
+          out[c] = take ? v : a;
+          idx[c] = take ? pos + static_cast<std::int32_t>(c) : idx[c];
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t c = 0; c < w.c; ++c) {
+          const float v = s[c], a = out[c];
+          out[c] = ((v > a) | ((v != v) & (a == a))) ? v : a;
+        }
       }
     });
-  });
+  }, &y0);
+  return y;
 }
 
 Tensor avg_pool_forward(const Tensor& x, const Window2d& w, bool count_include_pad) {
@@ -106,28 +129,17 @@ Tensor pool_backward(const Window2d& w, MakeBody make_body) {
   return dx;
 }
 
-Tensor max_pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Window2d& w) {
-  const float* px = detail::data<float>(x);
-  const float* py = detail::data<float>(y);
+/// Routes each output gradient to the element max_pool chose (`argmax`, per image).
+Tensor max_pool_backward(const std::vector<std::int32_t>& argmax, const Tensor& dy, const Window2d& w) {
   const float* pg = detail::data<float>(dy);
+  const std::int64_t per_image = w.oh * w.ow * w.c;
   return pool_backward(w, [&] {
-    // done[c]: channel c of the current window has received its gradient.
-    std::vector<unsigned char> done(static_cast<std::size_t>(w.c));
-    return [&, done](std::int64_t n, std::int64_t oh, std::int64_t ow, float* dx) mutable {
-      const std::int64_t o = ((n * w.oh + oh) * w.ow + ow) * w.c;
-      const float* image = px + n * w.h * w.w * w.c;
-      std::ranges::fill(done, 0);
-      for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
-        const std::int64_t i = (ih * w.w + iw) * w.c;
-        for (std::int64_t c = 0; c < w.c; ++c) {
-          const float v = image[i + c], m = py[o + c];
-          auto& d = done[static_cast<std::size_t>(c)];
-          if (!d && (v == m || (std::isnan(v) && std::isnan(m)))) {
-            dx[i + c] += pg[o + c];
-            d = 1;
-          }
-        }
-      });
+    return [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* dx) {
+      const std::int64_t o = n * per_image + (oh * w.ow + ow) * w.c;
+      for (std::int64_t c = 0; c < w.c; ++c) {
+        const std::int32_t i = argmax[static_cast<std::size_t>(o + c)];
+        if (i >= 0) dx[i] += pg[o + c];
+      }
     };
   });
 }
@@ -169,18 +181,21 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
   const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
   const Window2d w = detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
 
-  Tensor y = kind == PoolKind::max ? max_pool_forward(x, w) : avg_pool_forward(x, w, o.count_include_pad);
-  if (autodiff::any_tracked(x)) {
-    if (kind == PoolKind::max) {
-      autodiff::record(y, op, {&x}, [vx = detail::detach(x), vy = detail::detach(y), w](const Tensor& g,
-                                                                                      std::span<Tensor> gr) {
-        gr[0] = max_pool_backward(vx, vy, g, w);
-      });
-    } else {
-      autodiff::record(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = avg_pool_backward(g, w, include);
-      });
-    }
+  const bool tracked = autodiff::any_tracked(x);
+  if (kind == PoolKind::max) {
+    if (!tracked) return max_pool_forward(x, w, nullptr);
+    auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(w.rows() * w.c));
+    Tensor y = max_pool_forward(x, w, argmax->data());
+    autodiff::record(y, op, {&x}, [argmax, w](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = max_pool_backward(*argmax, g, w);
+    });
+    return y;
+  }
+  Tensor y = avg_pool_forward(x, w, o.count_include_pad);
+  if (tracked) {
+    autodiff::record(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = avg_pool_backward(g, w, include);
+    });
   }
   return y;
 }
