@@ -145,3 +145,56 @@ TEST_CASE("recording costs nothing outside grad: results are untracked") {
   const Tensor a = pattern(Shape{4, 4});
   CHECK_FALSE((matmul(a, a) + a).is_tracked());
 }
+
+#include "weft/losses.hpp"
+#include "weft/nn/linear.hpp"
+
+TEST_CASE("gradient of dense + softmax cross-entropy equals its hand derivation") {
+  // L = mean_b CE(x_b W + b, y_b); dL/dz = (softmax(z) - onehot(y)) / B, dW = x^T dz, db = sum_b dz.
+  const std::int64_t batch = 4, in = 3, classes = 5;
+  const Tensor x = pattern(Shape{batch, in}, -1.0f, 1.0f, 3);
+  const Tensor labels({0, 4, 2, 2}, Shape{batch});
+  const nn::Dense dense{.features = classes};
+  const Variables vars = nn::init(dense, Key(0), x);
+  auto loss = [&](const Variables& v) { return mean(losses::softmax_cross_entropy(nn::apply(dense, v, x), labels)); };
+  const auto [value, g] = value_and_grad(loss)(vars);
+
+  const auto W = vars.at("params/kernel").to_vector(), bias = vars.at("params/bias").to_vector(), xs = x.to_vector();
+  const auto ys = labels.to_int_vector();
+  std::vector<double> dz(static_cast<std::size_t>(batch * classes));
+  double expected_loss = 0;
+  for (std::int64_t r = 0; r < batch; ++r) {
+    std::vector<double> z(static_cast<std::size_t>(classes));
+    double zmax = -1e300;
+    for (std::int64_t j = 0; j < classes; ++j) {
+      double s = bias[static_cast<std::size_t>(j)];
+      for (std::int64_t k = 0; k < in; ++k)
+        s += static_cast<double>(xs[static_cast<std::size_t>(r * in + k)]) * W[static_cast<std::size_t>(k * classes + j)];
+      z[static_cast<std::size_t>(j)] = s;
+      zmax = std::max(zmax, s);
+    }
+    double denom = 0;
+    for (double zj : z) denom += std::exp(zj - zmax);
+    expected_loss += (std::log(denom) + zmax - z[static_cast<std::size_t>(ys[static_cast<std::size_t>(r)])]) / batch;
+    for (std::int64_t j = 0; j < classes; ++j)
+      dz[static_cast<std::size_t>(r * classes + j)] =
+          (std::exp(z[static_cast<std::size_t>(j)] - zmax) / denom - (j == ys[static_cast<std::size_t>(r)] ? 1.0 : 0.0)) / batch;
+  }
+  std::vector<float> dW(static_cast<std::size_t>(in * classes)), db(static_cast<std::size_t>(classes));
+  for (std::int64_t k = 0; k < in; ++k)
+    for (std::int64_t j = 0; j < classes; ++j) {
+      double s = 0;
+      for (std::int64_t r = 0; r < batch; ++r)
+        s += static_cast<double>(xs[static_cast<std::size_t>(r * in + k)]) * dz[static_cast<std::size_t>(r * classes + j)];
+      dW[static_cast<std::size_t>(k * classes + j)] = static_cast<float>(s);
+    }
+  for (std::int64_t j = 0; j < classes; ++j) {
+    double s = 0;
+    for (std::int64_t r = 0; r < batch; ++r) s += dz[static_cast<std::size_t>(r * classes + j)];
+    db[static_cast<std::size_t>(j)] = static_cast<float>(s);
+  }
+  CHECK(value.item() == doctest::Approx(expected_loss).epsilon(1e-6));
+  CHECK(g.paths() == std::vector<std::string>{"params/bias", "params/kernel"});
+  check_close(g.at("params/kernel"), dW, Shape{in, classes}, 1e-7f, 1e-5f);
+  check_close(g.at("params/bias"), db, Shape{classes}, 1e-7f, 1e-5f);
+}
