@@ -88,7 +88,11 @@ void im2col(const float* x, const ConvGeometry& g, std::int64_t r0, std::int64_t
         float* d = row + (kh * w.kw + kw) * in;
         if (row_inside && iw >= 0 && iw < w.w) {
           const float* s = x + ((n * w.h + ih) * w.w + iw) * w.c;
-          for (std::int64_t gi = 0; gi < g.groups; ++gi) std::copy_n(s + gi * in, in, d + gi * block);
+          if (in == 1 && g.groups == 1) {
+            *d = *s;  // one channel (a grey image): a library copy per element costs far more
+          } else {
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) std::copy_n(s + gi * in, in, d + gi * block);
+          }
         } else {
           for (std::int64_t gi = 0; gi < g.groups; ++gi) std::fill_n(d + gi * block, in, 0.0f);
         }
