@@ -16,16 +16,31 @@ namespace {
 /// y = x / keep where unit_float(bits) < keep, else 0; the bits are random_bits(key, n), drawn tile by
 /// tile without storing them. When `mask` is given it receives the kept flags (for the gradient).
 void dropout_kernel(Key key, float keep, const float* x, float* y, std::uint8_t* mask, std::int64_t n) {
-  weft::detail::for_each_bits(key, n, [&](std::int64_t off, const std::uint32_t* bits, std::int64_t count) {
-    const float* px = x + off;
-    float* py = y + off;
+  weft::detail::for_each_bits(key, n, [=](std::int64_t off, const std::uint32_t* bits, std::int64_t count) {
+    // Everything the loops read is a local value or a restrict pointer: with a captured reference
+    // the compiler must assume each store may change `keep`, and the loops stay scalar.
+    const float k = keep;
+    const float* __restrict px = x + off;
+    float* __restrict py = y + off;
 #pragma omp simd
-    for (std::int64_t i = 0; i < count; ++i) py[i] = (weft::detail::unit_float(bits[i]) < keep ? px[i] : 0.0f) / keep;
+    for (std::int64_t i = 0; i < count; ++i) py[i] = (weft::detail::unit_float(bits[i]) < k ? px[i] : 0.0f) / k;
     if (mask) {
+      std::uint8_t* __restrict pm = mask + off;
 #pragma omp simd
-      for (std::int64_t i = 0; i < count; ++i)
-        mask[off + i] = static_cast<std::uint8_t>(weft::detail::unit_float(bits[i]) < keep);
+      for (std::int64_t i = 0; i < count; ++i) pm[i] = static_cast<std::uint8_t>(weft::detail::unit_float(bits[i]) < k);
     }
+  });
+}
+
+/// dx = g / keep where kept, else 0.
+void dropout_backward_kernel(const float* g, const std::uint8_t* mask, float keep, float* dx, std::int64_t n) {
+  weft::detail::parallel_for(n, weft::detail::kParallelGrain, [=](std::int64_t b, std::int64_t e) {
+    const float k = keep;
+    const float* __restrict pg = g;
+    const std::uint8_t* __restrict pm = mask;
+    float* __restrict pd = dx;
+#pragma omp simd
+    for (std::int64_t i = b; i < e; ++i) pd[i] = (pm[i] != 0 ? pg[i] : 0.0f) / k;
   });
 }
 
@@ -62,13 +77,8 @@ Tensor dropout_fn::operator()(const DropoutOptions& options, Scope& scope, const
   if (tracked) {
     autodiff::record(y, "dropout", {&x}, [mask, keep](const Tensor& g, std::span<Tensor> grads) {
       Tensor dx = weft::detail::empty(g.shape(), DType::float32);
-      const float* pg = weft::detail::data<float>(g);
-      float* pd = weft::detail::mutable_data<float>(dx);
-      const std::uint8_t* pm = mask->data();
-      weft::detail::parallel_for(g.size(), weft::detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-#pragma omp simd  // branch-free select: vectorises
-        for (std::int64_t i = b; i < e; ++i) pd[i] = (pm[i] != 0 ? pg[i] : 0.0f) / keep;
-      });
+      dropout_backward_kernel(weft::detail::data<float>(g), mask->data(), keep, weft::detail::mutable_data<float>(dx),
+                              g.size());
       grads[0] = dx;
     });
   }
