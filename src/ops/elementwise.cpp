@@ -213,7 +213,8 @@ Tensor unary_op(const Tensor& x, const char* op, F f, D dfdx) {
       const float* py = data<float>(vy);
       const float* pg = data<float>(g);
       detail::parallel_for(vx.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * dfdx(px[i], py[i]);
+        const D d = dfdx;  // a local copy: stores to pd cannot alias its captured values
+        for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * d(px[i], py[i]);
       });
       gr[0] = xy;
     });

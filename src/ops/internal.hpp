@@ -38,7 +38,7 @@ void binary_loop(const T* a, const T* b, R* out, const BroadcastPlan& p, F f) {
   const std::int64_t ia = p.stride_a[nd - 1], ib = p.stride_b[nd - 1];
   std::int64_t outer = 1;
   for (int d = 0; d < nd - 1; ++d) outer *= p.extent[d];
-  auto run_inner = [&](const T* pa, const T* pb, R* po, std::int64_t begin, std::int64_t end) {
+  auto run_inner = [&, f](const T* pa, const T* pb, R* po, std::int64_t begin, std::int64_t end) {
     if (ia == 1 && ib == 1) {
       for (std::int64_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
     } else if (ia == 1 && ib == 0) {
@@ -86,7 +86,8 @@ Tensor map_unary(const Tensor& x, F f) {
   const T* px = data<T>(x);
   R* po = mutable_data<R>(out);
   parallel_for(x.size(), kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) po[i] = f(px[i]);
+    const F fn = f;  // a local copy: stores to po cannot alias the functor's captured values
+    for (std::int64_t i = b; i < e; ++i) po[i] = fn(px[i]);
   });
   return out;
 }

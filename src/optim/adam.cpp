@@ -33,17 +33,26 @@ struct AdamStep {
 template <bool kDecay>
 void adam_kernel(const AdamStep& c, const float* g, const float* m, const float* v, const float* p, float* m2,
                  float* v2, float* u, std::int64_t n) {
-  internal::for_chunks(n, [&](std::int64_t b, std::int64_t e) {
+  // By value, and restrict pointers: with the constants behind a reference every store could
+  // change them, and the compiler reloads them in the loop.
+  internal::for_chunks(n, [=](std::int64_t b, std::int64_t e) {
+    const AdamStep k = c;
+    const float* __restrict pg = g;
+    const float* __restrict pm = m;
+    const float* __restrict pv = v;
+    float* __restrict pm2 = m2;
+    float* __restrict pv2 = v2;
+    float* __restrict pu = u;
 #pragma omp simd
     for (std::int64_t i = b; i < e; ++i) {
-      const float gi = g[i];
-      const float mi = c.one_minus_b1 * gi + c.b1 * m[i];
-      const float vi = c.one_minus_b2 * (gi * gi) + c.b2 * v[i];
-      m2[i] = mi;
-      v2[i] = vi;
-      float d = (mi * c.inv_bc1) / (std::sqrt(vi * c.inv_bc2) + c.eps);
-      if constexpr (kDecay) d += c.weight_decay * p[i];
-      u[i] = c.scale * d;
+      const float gi = pg[i];
+      const float mi = k.one_minus_b1 * gi + k.b1 * pm[i];
+      const float vi = k.one_minus_b2 * (gi * gi) + k.b2 * pv[i];
+      pm2[i] = mi;
+      pv2[i] = vi;
+      float d = (mi * k.inv_bc1) / (std::sqrt(vi * k.inv_bc2) + k.eps);
+      if constexpr (kDecay) d += k.weight_decay * p[i];
+      pu[i] = k.scale * d;
     }
   });
 }
