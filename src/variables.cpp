@@ -22,6 +22,8 @@
 #include <range/v3/view/take.hpp>
 #include <range/v3/view/transform.hpp>
 
+#include "format.hpp"
+
 namespace weft {
 
 namespace detail {
@@ -56,14 +58,7 @@ constexpr std::string_view kParams = "params";  // the collection that gradients
 constexpr std::string_view kPathHelp =
     "a path is '/'-joined names, collection first, e.g. \"params/Dense_0/kernel\"";
 
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
+using weft::detail::quoted;
 std::string count_leaves(std::size_t n) { return n == 1 ? std::string("1 leaf") : std::to_string(n) + " leaves"; }
 
 // Children are kept in the order of their full paths as strings, so that a depth-first walk visits

@@ -4,19 +4,17 @@
 #include <string>
 #include <utility>
 
+#include "../format.hpp"
+#include "messages.hpp"
 #include "../tensor_impl.hpp"
 
 namespace weft::core {
 
 namespace {
 
-std::string in_scope(const Scope& scope) { return " (scope \"" + scope.path_str() + "\")"; }
+using detail::in_scope;
 
-std::string extents_str(const std::vector<std::int64_t>& v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + (v.size() == 1 ? ",)" : ")");
-}
+using weft::detail::extents_str;
 
 }  // namespace
 

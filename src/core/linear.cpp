@@ -4,6 +4,8 @@
 #include <numeric>
 #include <string>
 
+#include "../format.hpp"
+#include "messages.hpp"
 #include "../tensor_impl.hpp"
 #include "weft/ops.hpp"
 
@@ -11,13 +13,9 @@ namespace weft::core {
 
 namespace {
 
-std::string in_scope(const Scope& scope) { return " (scope \"" + scope.path_str() + "\")"; }
+using detail::in_scope;
 
-std::string extents_str(const std::vector<std::int64_t>& v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + (v.size() == 1 ? ",)" : ")");
-}
+using weft::detail::extents_str;
 
 std::int64_t product(const std::vector<std::int64_t>& v) {
   return std::accumulate(v.begin(), v.end(), std::int64_t{1}, std::multiplies<>());

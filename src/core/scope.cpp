@@ -4,6 +4,7 @@
 
 #include <boost/uuid/detail/sha1.hpp>
 
+#include "../format.hpp"
 #include "weft/error.hpp"
 #include "weft/ops.hpp"
 
@@ -11,14 +12,7 @@ namespace weft::core {
 
 namespace {
 
-std::string quoted(std::string_view s) {
-  std::string r;
-  r.reserve(s.size() + 2);
-  r += '"';
-  r.append(s);
-  r += '"';
-  return r;
-}
+using weft::detail::quoted;
 
 std::string join_path(const std::vector<std::string>& path) {
   std::string s;

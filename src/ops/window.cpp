@@ -106,12 +106,6 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Padding::resolve(const std::v
 
 namespace detail {
 
-std::string extents_str(const std::vector<std::int64_t>& v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + (v.size() == 1 ? ",)" : ")");
-}
-
 Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::vector<std::int64_t>& strides,
                   const Padding& padding, const std::vector<std::int64_t>& dilation, const char* op) {
   const std::vector<std::int64_t> in{x[1], x[2]}, window{kh, kw};

@@ -1,5 +1,6 @@
 #pragma once
 // Internal: the geometry of a 2-D window op (convolution, pooling) over an NHWC input.
+#include "../format.hpp"
 #include <cstdint>
 #include <vector>
 
@@ -33,7 +34,5 @@ struct Window2d {
 Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::vector<std::int64_t>& strides,
                   const Padding& padding, const std::vector<std::int64_t>& dilation, const char* op);
 
-/// "(3, 3)" for messages.
-std::string extents_str(const std::vector<std::int64_t>& v);
 
 }  // namespace weft::detail

@@ -1,18 +1,13 @@
 #include "internal.hpp"
 
+#include "../format.hpp"
+
 #include <limits>
 
 namespace weft::optim::internal {
 
 namespace {
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
+using weft::detail::quoted;
 constexpr std::string_view kStateHelp =
     "pass the state that this optimizer's init(params) or its previous update returned, for the same params";
 }  // namespace
