@@ -1,30 +1,34 @@
 #!/bin/sh
 # Runs weft-bench and torch-bench on the same workloads and prints, per workload and thread count,
 # both medians, the ratio libtorch/weft (> 1: weft is faster) and each process's peak RSS.
-# Usage: bench/compare.sh [--build DIR] [--threads 1,2] [--only a,b] [--time SECONDS]
+# Usage: bench/compare.sh [--build DIR] [--threads 1,2] [--only a,b] [--time SECONDS] [--repeat N]
 #
 # Every workload runs in its own process per thread count and implementation, under GNU time
 # (%M: the peak resident set size in KiB, from wait4), alternating weft and libtorch so that a
 # change in the machine's load hits both. Inherited variables that tune OpenMP, OpenBLAS, oneDNN or
 # glibc's allocator are removed for both; libtorch then gets its best configuration from
-# shared/reference/performance.md, weft nothing. Progress (the harness lines) goes to stderr, the
-# table to stdout.
+# shared/reference/performance.md, weft nothing. With --repeat N (default 3) every process runs N
+# times, still alternating, and the table shows the median of the N medians (these shared machines
+# have slow spells that can last seconds) and the largest peak RSS. Progress (the harness lines)
+# goes to stderr, the table to stdout.
 set -eu
 
 build=build
 threads=1,2
 only=mlp_infer_b1,mlp_train_b32,mlp_train_b256_large,residual_mlp_train,conv_train_b32,dropout_fwd_16M,layernorm_fwd,op_overhead,gemm_1024,gemm_1024_backend_direct
 time_opt=
-usage="usage: bench/compare.sh [--build DIR] [--threads 1,2] [--only a,b] [--time SECONDS]"
+repeat=3
+usage="usage: bench/compare.sh [--build DIR] [--threads 1,2] [--only a,b] [--time SECONDS] [--repeat N]"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --build | --threads | --only | --time)
+    --build | --threads | --only | --time | --repeat)
       [ $# -ge 2 ] || { echo "compare.sh: $1 needs a value ($usage)" >&2; exit 2; }
       case "$1" in
         --build) build=$2 ;;
         --threads) threads=$2 ;;
         --only) only=$2 ;;
         --time) time_opt="--time $2" ;;
+        --repeat) repeat=$2 ;;
       esac
       shift 2 ;;
     -h | --help) echo "$usage"; exit 0 ;;
@@ -43,6 +47,7 @@ gnu_time=/usr/bin/time
   exit 1
 }
 [ -x "$gnu_time" ] || { echo "compare.sh: $gnu_time not found: apt-get install time" >&2; exit 1; }
+case "$repeat" in '' | *[!0-9]* | 0) echo "compare.sh: --repeat needs a positive whole number ($usage)" >&2; exit 2 ;; esac
 
 # libtorch's best configuration on this kind of machine (performance.md): OpenBLAS's AVX-512
 # kernels (it does not recognise newer processors by itself), OpenMP threads that sleep instead of
@@ -83,15 +88,26 @@ run() {
 : >"$tmp/config"
 for workload in $(echo "$only" | tr ',' ' '); do
   for t in $(echo "$threads" | tr ',' ' '); do
-    run weft "$workload" "$t"
-    run libtorch "$workload" "$t"
+    r=0
+    while [ "$r" -lt "$repeat" ]; do
+      run weft "$workload" "$t"
+      run libtorch "$workload" "$t"
+      r=$((r + 1))
+    done
   done
 done
 
 sort -u "$tmp/config"
 echo "# libtorch environment: $torch_env"
 [ -z "$inherited" ] || echo "# removed from the environment of both: $(echo "$inherited" | paste -s -d ' ' -)"
-echo "# ratio = libtorch/weft median (> 1: weft is faster); RSS = peak resident set of the process"
+echo "# ratio = libtorch/weft median (> 1: weft is faster), medians of $repeat runs each; RSS = largest peak resident set"
+# Median of each (impl, threads, workload)'s run medians, and its largest RSS.
+sort -k1,1 -k2,2n -k3,3 -k4,4g "$tmp/results" | awk '
+  function flush() { if (n) print key, (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2), maxrss }
+  { k = $1 " " $2 " " $3
+    if (k != key) { flush(); key = k; n = 0; maxrss = 0 }
+    v[++n] = $4; if ($5 + 0 > maxrss) maxrss = $5 + 0 }
+  END { flush() }' >"$tmp/summary"
 awk -v only="$only" -v threads="$threads" '
   { median[$1, $2, $3] = $4; rss[$1, $2, $3] = $5 }
   function show(v) { return v == "" ? "-" : v }
@@ -106,5 +122,5 @@ awk -v only="$only" -v threads="$threads" '
       ratio = (a != "" && b != "" && a > 0) ? sprintf("%.2f", b / a) : "-"
       printf fmt, w, t, show(a), show(b), ratio, mib(rss["weft", t, w]), mib(rss["libtorch", t, w])
     }
-  }' "$tmp/results"
+  }' "$tmp/summary"
 [ "$failures" = 0 ] || { echo "compare.sh: $failures run(s) failed (see above)" >&2; exit 1; }
