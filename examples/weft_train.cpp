@@ -266,7 +266,8 @@ int main(int argc, char** argv) {
     if (o.model == "cnn") return train(ConvModel{}, o);
     return train(ResidualModel{}, o);
   } catch (const io::DataError& e) {
-    std::cerr << "weft-train: " << e.what() << "\n";
+    std::cerr << "weft-train: " << e.what() << "\n(weft-train reads the files from --data-dir, default "
+              << io::kFashionMnistDir << ")\n";
     return 1;
   } catch (const Error& e) {
     std::cerr << "weft-train: " << e.what() << "\n";
