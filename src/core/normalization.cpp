@@ -120,6 +120,146 @@ Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& 
   return y;
 }
 
+/// Training-mode batch norm over every axis but the last, x viewed as (rows, c), fused: one pass for
+/// the statistics (per-chunk sums of x and x^2, chunks of a fixed size combined in order in double:
+/// deterministic, and Flax's mean(x^2) - mean(x)^2 variance without its float32 cancellation), one
+/// pass for y = (x - mean) * a + bias with a = scale / sqrt(var + eps). The gradient is two passes
+/// as well. Returns y and the batch mean and biased variance (c,).
+struct BatchNormOut {
+  Tensor y, mean, var;
+};
+
+BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+  if (rows == 0)
+    throw ShapeError("weft::core::batch_norm: the input of shape " + x.shape().str() +
+                     " has no elements to take batch statistics over");
+  const float* px = data<float>(x);
+  const std::int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  std::vector<float> partial(static_cast<std::size_t>(2 * chunks * c), 0.0f);
+  weft::detail::parallel_for(chunks, std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c)),
+                             [&](std::int64_t k0, std::int64_t k1) {
+                               for (std::int64_t k = k0; k < k1; ++k) {
+                                 float* __restrict s = partial.data() + 2 * k * c;
+                                 float* __restrict q = s + c;
+                                 for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r) {
+                                   const float* __restrict xr = px + r * c;
+#pragma omp simd
+                                   for (std::int64_t i = 0; i < c; ++i) {
+                                     s[i] += xr[i];
+                                     q[i] += xr[i] * xr[i];
+                                   }
+                                 }
+                               }
+                             });
+  Tensor mean = weft::detail::empty(Shape{c}, DType::float32), var = weft::detail::empty(Shape{c}, DType::float32);
+  std::vector<float> a(static_cast<std::size_t>(c)), b(static_cast<std::size_t>(c)), rstd(static_cast<std::size_t>(c));
+  const float* ps = scale.defined() ? data<float>(scale) : nullptr;
+  const float* pb = bias.defined() ? data<float>(bias) : nullptr;
+  for (std::int64_t i = 0; i < c; ++i) {
+    double sum = 0, sq = 0;
+    for (std::int64_t k = 0; k < chunks; ++k) {
+      sum += partial[static_cast<std::size_t>(2 * k * c + i)];
+      sq += partial[static_cast<std::size_t>((2 * k + 1) * c + i)];
+    }
+    const double m = sum / static_cast<double>(rows);
+    const double v = std::max(0.0, sq / static_cast<double>(rows) - m * m);
+    mutable_data<float>(mean)[i] = static_cast<float>(m);
+    mutable_data<float>(var)[i] = static_cast<float>(v);
+    const auto u = static_cast<std::size_t>(i);
+    rstd[u] = 1.0f / std::sqrt(static_cast<float>(v) + epsilon);
+    a[u] = ps ? rstd[u] * ps[i] : rstd[u];
+    b[u] = pb ? pb[i] : 0.0f;
+  }
+  Tensor y = weft::detail::empty(x.shape(), DType::float32);
+  float* py = mutable_data<float>(y);
+  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c), [&](std::int64_t r0, std::int64_t r1) {
+    const float* __restrict pa = a.data();
+    const float* __restrict pbb = b.data();
+    const float* __restrict pmean = data<float>(mean);
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* __restrict xr = px + r * c;
+      float* __restrict yr = py + r * c;
+#pragma omp simd
+      for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - pmean[i]) * pa[i] + pbb[i];
+    }
+  });
+  if (autodiff::any_tracked(x, scale, bias)) {
+    const bool need_x = weft::detail::node_of(x) != nullptr;
+    autodiff::record(y, "batch_norm", {&x, &scale, &bias},
+                     [vx = weft::detail::detach(x), vm = mean, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
+                      rstd = std::move(rstd), rows, c, chunks, need_x](const Tensor& g, std::span<Tensor> grads) {
+                       const float* pg = data<float>(g);
+                       const float* px = data<float>(vx);
+                       const float* pm = data<float>(vm);
+                       // Per-channel sums of g and g * (x - mean), chunked as the forward.
+                       std::vector<float> partial(static_cast<std::size_t>(2 * chunks * c), 0.0f);
+                       weft::detail::parallel_for(
+                           chunks, std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c)),
+                           [&](std::int64_t k0, std::int64_t k1) {
+                             for (std::int64_t k = k0; k < k1; ++k) {
+                               float* __restrict sg = partial.data() + 2 * k * c;
+                               float* __restrict sgx = sg + c;
+                               for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r) {
+                                 const float* __restrict gr = pg + r * c;
+                                 const float* __restrict xr = px + r * c;
+#pragma omp simd
+                                 for (std::int64_t i = 0; i < c; ++i) {
+                                   sg[i] += gr[i];
+                                   sgx[i] += gr[i] * (xr[i] - pm[i]);
+                                 }
+                               }
+                             }
+                           });
+                       Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
+                       Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
+                       std::vector<float> k1(static_cast<std::size_t>(c)), k2(static_cast<std::size_t>(c)),
+                           k3(static_cast<std::size_t>(c));
+                       const float* ps = vs.defined() ? data<float>(vs) : nullptr;
+                       const auto n = static_cast<double>(rows);
+                       for (std::int64_t i = 0; i < c; ++i) {
+                         double sg = 0, sgx = 0;
+                         for (std::int64_t k = 0; k < chunks; ++k) {
+                           sg += partial[static_cast<std::size_t>(2 * k * c + i)];
+                           sgx += partial[static_cast<std::size_t>((2 * k + 1) * c + i)];
+                         }
+                         const auto u = static_cast<std::size_t>(i);
+                         const double r = rstd[u], sc = ps ? ps[i] : 1.0;
+                         mutable_data<float>(dbias)[i] = static_cast<float>(sg);
+                         mutable_data<float>(dscale)[i] = static_cast<float>(r * sgx);
+                         // dx = scale * rstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * rstd:
+                         // k1 * g + k2 * (x - mean) + k3 per channel.
+                         k1[u] = static_cast<float>(sc * r);
+                         k2[u] = static_cast<float>(-sc * r * r * r * sgx / n);
+                         k3[u] = static_cast<float>(-sc * r * sg / n);
+                       }
+                       if (need_x) {
+                         Tensor dx = weft::detail::empty(vx.shape(), DType::float32);
+                         float* pdx = mutable_data<float>(dx);
+                         weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c),
+                                                    [&](std::int64_t r0, std::int64_t r1) {
+                                                      const float* __restrict a1 = k1.data();
+                                                      const float* __restrict a2 = k2.data();
+                                                      const float* __restrict a3 = k3.data();
+                                                      for (std::int64_t r = r0; r < r1; ++r) {
+                                                        const float* __restrict gr = pg + r * c;
+                                                        const float* __restrict xr = px + r * c;
+                                                        float* __restrict dr = pdx + r * c;
+#pragma omp simd
+                                                        for (std::int64_t i = 0; i < c; ++i)
+                                                          dr[i] = a1[i] * gr[i] + a2[i] * (xr[i] - pm[i]) + a3[i];
+                                                      }
+                                                    });
+                         grads[0] = dx;
+                       }
+                       grads[1] = dscale;
+                       grads[2] = dbias;
+                     });
+  }
+  return {y, mean, var};
+}
+
 }  // namespace
 
 Tensor layer_norm_fn::operator()(const LayerNormOptions& options, Scope& scope, const Tensor& x) const {
@@ -157,6 +297,18 @@ Tensor batch_norm_fn::operator()(const BatchNormOptions& options, Scope& scope, 
   // Variables first, then parameters (Flax's order, which fixes the params rng counters).
   auto ra_mean = scope.variable("batch_stats", "mean", [c] { return zeros(Shape{c}); });
   auto ra_var = scope.variable("batch_stats", "var", [c] { return ones(Shape{c}); });
+  if (!options.use_running_average && feature_axis == x.rank() - 1) {
+    // The common case (NHWC, or (batch, features)): fused statistics, normalisation and gradient.
+    const Tensor scale = options.use_scale ? scope.param("scale", options.scale_init, Shape{c}) : Tensor{};
+    const Tensor bias = options.use_bias ? scope.param("bias", options.bias_init, Shape{c}) : Tensor{};
+    auto out = batch_norm_last_axis(x, scale, bias, options.epsilon);
+    if (!scope.is_initializing()) {
+      const float m = options.momentum;
+      ra_mean.set(ra_mean.value() * m + out.mean * (1.0f - m));
+      ra_var.set(ra_var.value() * m + out.var * (1.0f - m));
+    }
+    return out.y;
+  }
   Tensor mu, var;
   if (options.use_running_average) {
     mu = reshape(ra_mean.value(), stat_shape);
