@@ -14,20 +14,13 @@ namespace {
 
 using weft::detail::quoted;
 
-std::string join_path(const std::vector<std::string>& path) {
-  std::string s;
-  for (const auto& p : path) {
-    if (!s.empty()) s += '/';
-    s += p;
-  }
-  return s;
-}
-
 /// Flax's _fold_in_static: SHA-1 over the names (UTF-8) and the counter (minimal big-endian bytes),
-/// first 4 digest bytes as a big-endian uint32.
-std::uint32_t hash_path(const std::vector<std::string>& names, std::uint32_t counter) {
+/// first 4 digest bytes as a big-endian uint32. `joined` holds the names with '/' between them (no
+/// name contains one), so the bytes hashed are those of the names back to back.
+std::uint32_t hash_path(std::string_view joined, std::uint32_t counter) {
   boost::uuids::detail::sha1 sha;
-  for (const auto& n : names) sha.process_bytes(n.data(), n.size());
+  for (const char ch : joined)
+    if (ch != '/') sha.process_byte(static_cast<unsigned char>(ch));
   unsigned char bytes[4];
   int len = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
@@ -83,8 +76,15 @@ void Variable::set(Tensor value) const {
 
 // ---------------------------------------------------------------- Scope
 
-Scope::Scope(detail::ScopeRoot* root, std::vector<std::string> path)
-    : root_(root), path_(std::move(path)), joined_(join_path(path_)) {}
+std::vector<std::string> Scope::path() const {
+  std::vector<std::string> names;
+  for (std::size_t start = 0; start < joined_.size();) {
+    const std::size_t end = std::min(joined_.find('/', start), joined_.size());
+    names.emplace_back(joined_.substr(start, end - start));
+    start = end + 1;
+  }
+  return names;
+}
 
 std::string Scope::path_str() const {
   std::string s(1, '/');
@@ -122,11 +122,12 @@ std::string Scope::default_name(std::string_view prefix) const {
 }
 
 Scope Scope::push(std::string_view name) {
-  std::vector<std::string> p;
-  p.reserve(path_.size() + 1);
-  p = path_;
-  p.emplace_back(name);
-  return Scope(root_, std::move(p));
+  std::string joined;
+  joined.reserve(joined_.size() + 1 + name.size());
+  joined.append(joined_);
+  if (!joined.empty()) joined += '/';
+  joined.append(name);
+  return Scope(root_, std::move(joined));
 }
 
 bool Scope::is_initializing() const { return root_->initializing; }
@@ -143,7 +144,7 @@ Key Scope::make_rng(std::string_view stream) {
     if (has_rng("params")) {
       used = "params";
     } else {
-      const std::string who = path_.empty() ? "None" : path_.back();
+      const std::string who = joined_.empty() ? "None" : std::string(name());
       throw Error("weft::core::Scope::make_rng: " + who + " needs PRNG for " + quoted(stream) + " (scope " +
                   quoted(path_str()) + "); pass a key for the stream, e.g. rngs = {{\"" + std::string(stream) +
                   "\", key}} to init/apply (a \"params\" key also serves as fallback)");
@@ -151,7 +152,7 @@ Key Scope::make_rng(std::string_view stream) {
   }
   std::uint32_t& counter = root_->rng_counters[{joined_, used}];
   ++counter;
-  return fold_in(root_->rngs.find(used)->second, hash_path(path_, counter));
+  return fold_in(root_->rngs.find(used)->second, hash_path(joined_, counter));
 }
 
 Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Shape& shape) {
@@ -205,7 +206,7 @@ Variable Scope::variable(std::string_view collection, std::string_view name, con
 
 namespace detail {
 
-Scope make_root_scope(ScopeRoot& root) { return Scope(&root, {}); }
+Scope make_root_scope(ScopeRoot& root) { return Scope(&root, std::string()); }
 
 void check_apply_variables(const Variables& variables) {
   // Flax's check: a "params" entry directly inside the params collection.

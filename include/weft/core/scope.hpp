@@ -142,10 +142,10 @@ class Scope {
   /// The scope's path as Flax prints it: "/" for the root, "/Dense_0/kernel_net" below.
   [[nodiscard]] std::string path_str() const;
   /// The module names from the root to this scope.
-  [[nodiscard]] const std::vector<std::string>& path() const noexcept { return path_; }
+  [[nodiscard]] std::vector<std::string> path() const;
   /// The scope's own name ("" for the root).
   [[nodiscard]] std::string_view name() const noexcept {
-    return path_.empty() ? std::string_view{} : std::string_view(path_.back());
+    return std::string_view(joined_).substr(joined_.rfind('/') == std::string::npos ? 0 : joined_.rfind('/') + 1);
   }
 
   /// The first "prefix0", "prefix1", ... not yet used in this scope (auto-naming of children).
@@ -158,7 +158,8 @@ class Scope {
  protected:
   /// A view of the same scope (same variables, path and random counters) with its own name
   /// reservations: how the object layer wraps the scope it is given.
-  Scope(const Scope& other, std::nullptr_t) : root_(other.root_), path_(other.path_), joined_(other.joined_) {}
+  Scope(const Scope& other, std::nullptr_t) : root_(other.root_), joined_(other.joined_) {}
+  Scope(Scope&& other, std::nullptr_t) noexcept : root_(other.root_), joined_(std::move(other.joined_)) {}
 
  private:
   friend Scope detail::make_root_scope(detail::ScopeRoot& root);
@@ -166,13 +167,12 @@ class Scope {
   friend class weft::nn::Scope;
 
   static constexpr std::string_view kChildCollection = "\x01child";  // marks a name held by a child scope
-  Scope(detail::ScopeRoot* root, std::vector<std::string> path);
+  Scope(detail::ScopeRoot* root, std::string joined) : root_(root), joined_(std::move(joined)) {}
   void reserve(std::string_view name, std::string_view collection);
   [[nodiscard]] std::string variable_path(std::string_view collection, std::string_view name) const;
 
   detail::ScopeRoot* root_;
-  std::vector<std::string> path_;
-  std::string joined_;  // path_ joined with '/': "Dense_0/inner" ("" for the root)
+  std::string joined_;  // the module names from the root, joined with '/': "Dense_0/inner" ("" for the root)
   // (name, collection) pairs claimed in this scope; a handful per scope: a flat list kept inline.
   boost::container::small_vector<std::pair<std::string, std::string>, 4> reserved_;
 };

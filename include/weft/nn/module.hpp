@@ -168,7 +168,8 @@ class Scope : public core::Scope {
  private:
   template <class M>
   Scope(Scope& parent, std::string_view name, const M& module)
-      : core::Scope(parent.push(name), nullptr), module_(&module), module_type_(type_name<M>()),
+      : core::Scope(parent.push(name), nullptr),  // moves the pushed scope's path in
+        module_(&module), module_type_(type_name<M>()),
         field_name_(&detail::field_name_of<M>), log_(parent.log_) {}
 
   template <class M, class... Args>
