@@ -26,10 +26,6 @@
 #include "weft/tensor.hpp"
 #include "weft/variables.hpp"
 
-namespace weft::nn {
-class Scope;
-}
-
 namespace weft::core {
 
 /// Named random streams: {"params": key, "dropout": key2}.
@@ -164,7 +160,6 @@ class Scope {
  private:
   friend Scope detail::make_root_scope(detail::ScopeRoot& root);
   friend class Variable;
-  friend class weft::nn::Scope;
 
   static constexpr std::string_view kChildCollection = "\x01child";  // marks a name held by a child scope
   Scope(detail::ScopeRoot* root, std::string joined) : root_(root), joined_(std::move(joined)) {}
