@@ -205,9 +205,6 @@ class Scope : public core::Scope {
   std::vector<std::string> explicit_names_;
 };
 
-/// A module: a value callable as module(nn::Scope&, args...).
-template <class M, class... Args>
-concept module_callable = std::is_invocable_v<const M&, Scope&, Args...>;
 
 namespace detail {
 
