@@ -205,7 +205,6 @@ class Scope : public core::Scope {
   std::vector<std::string> explicit_names_;
 };
 
-
 namespace detail {
 
 template <class T>
