@@ -110,8 +110,10 @@ Tensor log_softmax_forward(const Tensor& x, const AxisView& v) {
   return out;
 }
 
-/// softmax: dx = y * (g - sum(g * y)) along the axis.
-Tensor softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
+/// The shape both backward passes share: r = sum over the axis of term(g, y), then
+/// dx = out(g, y, r) for each element.
+template <class Term, class Out>
+Tensor reduce_then_map(const Tensor& g, const Tensor& y, const AxisView& v, Term term, Out out) {
   Tensor dx = detail::empty(y.shape(), DType::float32);
   const float* pg = data<float>(g);
   const float* py = data<float>(y);
@@ -122,47 +124,34 @@ Tensor softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
       [&](std::int64_t off) {
         const float *gr = pg + off, *yr = py + off;
         float* dr = pd + off;
-        const float dot = lanes_accumulate(n, [&](std::int64_t i) { return gr[i] * yr[i]; });
-        for (std::int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - dot);
+        const float r = lanes_accumulate(n, [&](std::int64_t i) { return term(gr[i], yr[i]); });
+        for (std::int64_t i = 0; i < n; ++i) dr[i] = out(gr[i], yr[i], r);
       },
       [&](std::int64_t off, std::int64_t w) {
         const float *gr = pg + off, *yr = py + off;
         float* dr = pd + off;
-        float dot[kTile] = {};
+        float r[kTile] = {};
         for (std::int64_t k = 0; k < n; ++k)
-          for (std::int64_t i = 0; i < w; ++i) dot[i] += gr[k * stride + i] * yr[k * stride + i];
+          for (std::int64_t i = 0; i < w; ++i) r[i] += term(gr[k * stride + i], yr[k * stride + i]);
         for (std::int64_t k = 0; k < n; ++k)
-          for (std::int64_t i = 0; i < w; ++i) dr[k * stride + i] = yr[k * stride + i] * (gr[k * stride + i] - dot[i]);
+          for (std::int64_t i = 0; i < w; ++i)
+            dr[k * stride + i] = out(gr[k * stride + i], yr[k * stride + i], r[i]);
       });
   return dx;
 }
 
+/// softmax: dx = y * (g - sum(g * y)) along the axis.
+Tensor softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
+  return reduce_then_map(
+      g, y, v, [](float gi, float yi) { return gi * yi; },
+      [](float gi, float yi, float dot) { return yi * (gi - dot); });
+}
+
 /// log_softmax: dx = g - exp(y) * sum(g) along the axis (exp(y) is the softmax).
 Tensor log_softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
-  Tensor dx = detail::empty(y.shape(), DType::float32);
-  const float* pg = data<float>(g);
-  const float* py = data<float>(y);
-  float* pd = detail::mutable_data<float>(dx);
-  const std::int64_t n = v.n, stride = v.inner;
-  for_each_row(
-      v,
-      [&](std::int64_t off) {
-        const float *gr = pg + off, *yr = py + off;
-        float* dr = pd + off;
-        const float sg = lanes_accumulate(n, [&](std::int64_t i) { return gr[i]; });
-        for (std::int64_t i = 0; i < n; ++i) dr[i] = gr[i] - exp_nonpositive(yr[i]) * sg;
-      },
-      [&](std::int64_t off, std::int64_t w) {
-        const float *gr = pg + off, *yr = py + off;
-        float* dr = pd + off;
-        float sg[kTile] = {};
-        for (std::int64_t k = 0; k < n; ++k)
-          for (std::int64_t i = 0; i < w; ++i) sg[i] += gr[k * stride + i];
-        for (std::int64_t k = 0; k < n; ++k)
-          for (std::int64_t i = 0; i < w; ++i)
-            dr[k * stride + i] = gr[k * stride + i] - exp_nonpositive(yr[k * stride + i]) * sg[i];
-      });
-  return dx;
+  return reduce_then_map(
+      g, y, v, [](float gi, float) { return gi; },
+      [](float gi, float yi, float sg) { return gi - exp_nonpositive(yi) * sg; });
 }
 
 }  // namespace
