@@ -20,6 +20,29 @@ using weft::detail::mutable_data;
 /// gradients of scale and bias combine in the same order on any thread count.
 constexpr std::int64_t kRowsPerChunk = 64;
 
+/// Per-channel partial sums over the rows of a (rows, c) view: one block of `terms` * c floats per
+/// chunk of kRowsPerChunk rows, into which add_row(r, block) adds row r's terms. Chunks run on any
+/// thread; callers combine the blocks in chunk order, so sums do not depend on the thread count.
+template <class AddRow>
+std::vector<float> chunk_sums(std::int64_t rows, std::int64_t c, std::int64_t terms, std::int64_t grain, AddRow add_row) {
+  const std::int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  std::vector<float> partial(static_cast<std::size_t>(terms * chunks * c), 0.0f);
+  weft::detail::parallel_for(chunks, grain, [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r)
+        add_row(r, partial.data() + k * terms * c);
+  });
+  return partial;
+}
+
+/// Channel i's total of term t in chunk_sums' blocks, combined in chunk order in double.
+double chunk_total(const std::vector<float>& partial, std::int64_t c, std::int64_t terms, std::int64_t t, std::int64_t i) {
+  double total = 0;
+  for (std::size_t at = static_cast<std::size_t>(t * c + i); at < partial.size(); at += static_cast<std::size_t>(terms * c))
+    total += partial[at];
+  return total;
+}
+
 /// Layer norm over the last axis of x viewed as (rows, c), fused: two passes over each row (mean,
 /// then centred variance, more accurate than Flax's E[x^2] - E[x]^2; equal up to rounding), then
 /// the output. Saves each row's mean and 1/std for the gradient.
@@ -72,49 +95,43 @@ Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& 
                        const float* st = stats->data();
                        Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor{};
                        float* pdx = need_x ? mutable_data<float>(dx) : nullptr;
-                       const std::int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-                       std::vector<float> dscale(static_cast<std::size_t>(chunks * c), 0.0f);
-                       std::vector<float> dbias(static_cast<std::size_t>(chunks * c), 0.0f);
-                       weft::detail::parallel_for(chunks, 1, [&](std::int64_t k0, std::int64_t k1) {
-                         for (std::int64_t k = k0; k < k1; ++k) {
-                           float* ds = dscale.data() + k * c;
-                           float* db = dbias.data() + k * c;
-                           for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r) {
-                             const float* xr = px + r * c;
-                             const float* gr = pg + r * c;
-                             const float mean = st[2 * r], rstd = st[2 * r + 1];
-                             float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
-                             for (std::int64_t i = 0; i < c; ++i) {
-                               const float xhat = (xr[i] - mean) * rstd;
-                               const float dxhat = ps ? gr[i] * ps[i] : gr[i];
-                               ds[i] += gr[i] * xhat;
-                               db[i] += gr[i];
-                               m1 += dxhat;
-                               m2 += dxhat * xhat;
-                             }
-                             if (!pdx) continue;
-                             m1 /= static_cast<float>(c);
-                             m2 /= static_cast<float>(c);
-                             float* dr = pdx + r * c;
-                             for (std::int64_t i = 0; i < c; ++i) {
-                               const float xhat = (xr[i] - mean) * rstd;
-                               const float dxhat = ps ? gr[i] * ps[i] : gr[i];
-                               dr[i] = rstd * (dxhat - m1 - xhat * m2);
-                             }
-                           }
+                       // Per chunk: the sums of dscale's terms, then dbias's.
+                       const std::vector<float> partial = chunk_sums(rows, c, 2, 1, [&](std::int64_t r, float* block) {
+                         float* ds = block;
+                         float* db = block + c;
+                         const float* xr = px + r * c;
+                         const float* gr = pg + r * c;
+                         const float mean = st[2 * r], rstd = st[2 * r + 1];
+                         float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
+                         for (std::int64_t i = 0; i < c; ++i) {
+                           const float xhat = (xr[i] - mean) * rstd;
+                           const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                           ds[i] += gr[i] * xhat;
+                           db[i] += gr[i];
+                           m1 += dxhat;
+                           m2 += dxhat * xhat;
+                         }
+                         if (!pdx) return;
+                         m1 /= static_cast<float>(c);
+                         m2 /= static_cast<float>(c);
+                         float* dr = pdx + r * c;
+                         for (std::int64_t i = 0; i < c; ++i) {
+                           const float xhat = (xr[i] - mean) * rstd;
+                           const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                           dr[i] = rstd * (dxhat - m1 - xhat * m2);
                          }
                        });
-                       // Chunk partial sums combined in chunk order: independent of the thread count.
-                       auto combine = [&](const std::vector<float>& parts) {
+                       // Chunk sums combined in chunk order, in float: independent of the thread count.
+                       auto combine = [&](std::int64_t t) {
                          Tensor out = zeros(Shape{c});
                          float* po = mutable_data<float>(out);
-                         for (std::int64_t k = 0; k < chunks; ++k)
-                           for (std::int64_t i = 0; i < c; ++i) po[i] += parts[static_cast<std::size_t>(k * c + i)];
+                         for (std::size_t k = 0; k < partial.size(); k += static_cast<std::size_t>(2 * c))
+                           for (std::int64_t i = 0; i < c; ++i) po[i] += partial[k + static_cast<std::size_t>(t * c + i)];
                          return out;
                        };
                        if (need_x) grads[0] = dx;
-                       grads[1] = combine(dscale);
-                       grads[2] = combine(dbias);
+                       grads[1] = combine(0);
+                       grads[2] = combine(1);
                      });
   }
   return y;
@@ -136,33 +153,23 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
     throw ShapeError("weft::core::batch_norm: the input of shape " + x.shape().str() +
                      " has no elements to take batch statistics over");
   const float* px = data<float>(x);
-  const std::int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-  std::vector<float> partial(static_cast<std::size_t>(2 * chunks * c), 0.0f);
-  weft::detail::parallel_for(chunks, std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c)),
-                             [&](std::int64_t k0, std::int64_t k1) {
-                               for (std::int64_t k = k0; k < k1; ++k) {
-                                 float* __restrict s = partial.data() + 2 * k * c;
-                                 float* __restrict q = s + c;
-                                 for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r) {
-                                   const float* __restrict xr = px + r * c;
+  const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
+  const std::vector<float> partial = chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
+    float* __restrict s = block;
+    float* __restrict q = block + c;
+    const float* __restrict xr = px + r * c;
 #pragma omp simd
-                                   for (std::int64_t i = 0; i < c; ++i) {
-                                     s[i] += xr[i];
-                                     q[i] += xr[i] * xr[i];
-                                   }
-                                 }
-                               }
-                             });
+    for (std::int64_t i = 0; i < c; ++i) {
+      s[i] += xr[i];
+      q[i] += xr[i] * xr[i];
+    }
+  });
   Tensor mean = weft::detail::empty(Shape{c}, DType::float32), var = weft::detail::empty(Shape{c}, DType::float32);
   std::vector<float> a(static_cast<std::size_t>(c)), b(static_cast<std::size_t>(c)), rstd(static_cast<std::size_t>(c));
   const float* ps = scale.defined() ? data<float>(scale) : nullptr;
   const float* pb = bias.defined() ? data<float>(bias) : nullptr;
   for (std::int64_t i = 0; i < c; ++i) {
-    double sum = 0, sq = 0;
-    for (std::int64_t k = 0; k < chunks; ++k) {
-      sum += partial[static_cast<std::size_t>(2 * k * c + i)];
-      sq += partial[static_cast<std::size_t>((2 * k + 1) * c + i)];
-    }
+    const double sum = chunk_total(partial, c, 2, 0, i), sq = chunk_total(partial, c, 2, 1, i);
     const double m = sum / static_cast<double>(rows);
     const double v = std::max(0.0, sq / static_cast<double>(rows) - m * m);
     mutable_data<float>(mean)[i] = static_cast<float>(m);
@@ -189,27 +196,21 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
     const bool need_x = weft::detail::node_of(x) != nullptr;
     autodiff::record(y, "batch_norm", {&x, &scale, &bias},
                      [vx = weft::detail::detach(x), vm = mean, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
-                      rstd = std::move(rstd), rows, c, chunks, need_x](const Tensor& g, std::span<Tensor> grads) {
+                      rstd = std::move(rstd), rows, c, chunk_grain, need_x](const Tensor& g, std::span<Tensor> grads) {
                        const float* pg = data<float>(g);
                        const float* px = data<float>(vx);
                        const float* pm = data<float>(vm);
                        // Per-channel sums of g and g * (x - mean), chunked as the forward.
-                       std::vector<float> partial(static_cast<std::size_t>(2 * chunks * c), 0.0f);
-                       weft::detail::parallel_for(
-                           chunks, std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c)),
-                           [&](std::int64_t k0, std::int64_t k1) {
-                             for (std::int64_t k = k0; k < k1; ++k) {
-                               float* __restrict sg = partial.data() + 2 * k * c;
-                               float* __restrict sgx = sg + c;
-                               for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r) {
-                                 const float* __restrict gr = pg + r * c;
-                                 const float* __restrict xr = px + r * c;
+                       const std::vector<float> partial =
+                           chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
+                             float* __restrict sg = block;
+                             float* __restrict sgx = block + c;
+                             const float* __restrict gr = pg + r * c;
+                             const float* __restrict xr = px + r * c;
 #pragma omp simd
-                                 for (std::int64_t i = 0; i < c; ++i) {
-                                   sg[i] += gr[i];
-                                   sgx[i] += gr[i] * (xr[i] - pm[i]);
-                                 }
-                               }
+                             for (std::int64_t i = 0; i < c; ++i) {
+                               sg[i] += gr[i];
+                               sgx[i] += gr[i] * (xr[i] - pm[i]);
                              }
                            });
                        Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
@@ -219,11 +220,7 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
                        const float* ps = vs.defined() ? data<float>(vs) : nullptr;
                        const auto n = static_cast<double>(rows);
                        for (std::int64_t i = 0; i < c; ++i) {
-                         double sg = 0, sgx = 0;
-                         for (std::int64_t k = 0; k < chunks; ++k) {
-                           sg += partial[static_cast<std::size_t>(2 * k * c + i)];
-                           sgx += partial[static_cast<std::size_t>((2 * k + 1) * c + i)];
-                         }
+                         const double sg = chunk_total(partial, c, 2, 0, i), sgx = chunk_total(partial, c, 2, 1, i);
                          const auto u = static_cast<std::size_t>(i);
                          const double r = rstd[u], sc = ps ? ps[i] : 1.0;
                          mutable_data<float>(dbias)[i] = static_cast<float>(sg);
