@@ -148,36 +148,45 @@ inline std::pair<Shape, std::vector<std::int64_t>> collapse_strided(const Shape&
   return {Shape(dims), strides};
 }
 
-/// out (of shape `out_shape`, row-major) = x read at offsets sum_d idx[d] * in_stride[d].
-template <class T>
-void strided_gather(const T* x, T* out, const Shape& out_shape_in, const std::vector<std::int64_t>& in_stride_in) {
-  const auto [out_shape, in_stride] = collapse_strided(out_shape_in, in_stride_in);
-  const int rank = out_shape.rank();
-  const std::int64_t n = out_shape.numel();
+/// Runs row(r, off, inner, s) for each row r of a row-major `shape` (rows along its last axis,
+/// `inner` long), where off = sum over the other axes of index * stride and s is the last axis's
+/// stride; rows are spread over threads. A scalar is one row of one element.
+template <class Row>
+void for_each_strided_row(const Shape& shape_in, const std::vector<std::int64_t>& stride_in, Row row) {
+  const auto [shape, stride] = collapse_strided(shape_in, stride_in);
+  const int rank = shape.rank();
+  const std::int64_t n = shape.numel();
   if (n == 0) return;
   if (rank == 0) {
-    out[0] = x[0];
+    row(0, 0, 1, 1);
     return;
   }
-  const std::int64_t inner = out_shape[rank - 1];
-  const std::int64_t s_inner = in_stride[static_cast<std::size_t>(rank - 1)];
-  const std::int64_t rows = n / inner;
-  parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
+  const std::int64_t inner = shape[rank - 1];
+  const std::int64_t s_inner = stride[static_cast<std::size_t>(rank - 1)];
+  parallel_for(n / inner, std::max<std::int64_t>(1, kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       std::int64_t rem = r, off = 0;
       for (int d = rank - 2; d >= 0; --d) {
-        off += (rem % out_shape[d]) * in_stride[static_cast<std::size_t>(d)];
-        rem /= out_shape[d];
+        off += (rem % shape[d]) * stride[static_cast<std::size_t>(d)];
+        rem /= shape[d];
       }
-      T* po = out + r * inner;
-      const T* px = x + off;
-      if (s_inner == 1) {
-        std::copy_n(px, inner, po);
-      } else if (s_inner == 0) {
-        std::fill_n(po, inner, px[0]);
-      } else {
-        for (std::int64_t i = 0; i < inner; ++i) po[i] = px[i * s_inner];
-      }
+      row(r, off, inner, s_inner);
+    }
+  });
+}
+
+/// out (of shape `out_shape`, row-major) = x read at offsets sum_d idx[d] * in_stride[d].
+template <class T>
+void strided_gather(const T* x, T* out, const Shape& out_shape, const std::vector<std::int64_t>& in_stride) {
+  for_each_strided_row(out_shape, in_stride, [&](std::int64_t r, std::int64_t off, std::int64_t inner, std::int64_t s) {
+    T* po = out + r * inner;
+    const T* px = x + off;
+    if (s == 1) {
+      std::copy_n(px, inner, po);
+    } else if (s == 0) {
+      std::fill_n(po, inner, px[0]);
+    } else {
+      for (std::int64_t i = 0; i < inner; ++i) po[i] = px[i * s];
     }
   });
 }
@@ -185,32 +194,14 @@ void strided_gather(const T* x, T* out, const Shape& out_shape_in, const std::ve
 /// The inverse of strided_gather for distinct offsets: out at offsets sum_d idx[d] * out_stride[d]
 /// = x (of shape `x_shape`, row-major). Positions not written keep their value.
 template <class T>
-void strided_scatter(const T* x, T* out, const Shape& x_shape_in, const std::vector<std::int64_t>& out_stride_in) {
-  const auto [x_shape, out_stride] = collapse_strided(x_shape_in, out_stride_in);
-  const int rank = x_shape.rank();
-  const std::int64_t n = x_shape.numel();
-  if (n == 0) return;
-  if (rank == 0) {
-    out[0] = x[0];
-    return;
-  }
-  const std::int64_t inner = x_shape[rank - 1];
-  const std::int64_t s_inner = out_stride[static_cast<std::size_t>(rank - 1)];
-  const std::int64_t rows = n / inner;
-  parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / inner), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      std::int64_t rem = r, off = 0;
-      for (int d = rank - 2; d >= 0; --d) {
-        off += (rem % x_shape[d]) * out_stride[static_cast<std::size_t>(d)];
-        rem /= x_shape[d];
-      }
-      const T* px = x + r * inner;
-      T* po = out + off;
-      if (s_inner == 1) {
-        std::copy_n(px, inner, po);
-      } else {
-        for (std::int64_t i = 0; i < inner; ++i) po[i * s_inner] = px[i];
-      }
+void strided_scatter(const T* x, T* out, const Shape& x_shape, const std::vector<std::int64_t>& out_stride) {
+  for_each_strided_row(x_shape, out_stride, [&](std::int64_t r, std::int64_t off, std::int64_t inner, std::int64_t s) {
+    const T* px = x + r * inner;
+    T* po = out + off;
+    if (s == 1) {
+      std::copy_n(px, inner, po);
+    } else {
+      for (std::int64_t i = 0; i < inner; ++i) po[i * s] = px[i];
     }
   });
 }
