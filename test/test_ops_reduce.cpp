@@ -194,6 +194,9 @@ TEST_CASE("var: biased variance, hand-computed, over axes and keepdims") {
   check_close(var(Tensor({1e6f, 1e6f + 1, 1e6f + 2, 1e6f + 3}, Shape{4})), {1.25f}, Shape{}, 1e-6f);
   check_close(var(full(Shape{7}, 3.3f)), {0}, Shape{}, 1e-12f);
   check_throws_with<ValueError>([] { (void)var(zeros(Shape{0, 2}), 0); }, {"weft::var", "no elements"});
+  // mean shares the check: an empty reduction has no average (NumPy would give NaN with a warning).
+  check_throws_with<ValueError>([] { (void)mean(zeros(Shape{2, 0}), 1); }, {"weft::mean", "no elements", "(2, 0)"});
+  CHECK(mean(zeros(Shape{0, 2}), 1).shape() == Shape{0});  // no rows: nothing to average, no error
 }
 
 TEST_CASE("var gradient matches finite differences") {

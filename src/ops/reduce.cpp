@@ -33,6 +33,14 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepd
   return Shape(dims);
 }
 
+std::int64_t averaged_count(const Shape& shape, const std::vector<int>& axes, const char* op) {
+  std::int64_t n = 1;
+  for (int a : axes) n *= shape[a];
+  if (n == 0)
+    throw ValueError(std::string("weft::") + op + ": the reduced axes of shape " + shape.str() + " hold no elements");
+  return n;
+}
+
 namespace {
 
 constexpr std::int64_t kLanes = 16;          // independent partial sums: one AVX-512 register
@@ -212,9 +220,7 @@ Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
 Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
   detail::require_defined(x, "mean");
   const auto ax = detail::normalize_axes(axes, x.rank(), "mean");
-  std::int64_t n = 1;
-  for (int a : ax) n *= x.shape()[a];
-  if (n == 0) throw ValueError("weft::mean: the reduced axes of shape " + x.shape().str() + " hold no elements");
+  const std::int64_t n = detail::averaged_count(x.shape(), ax, "mean");
   const Tensor xf = x.dtype() == DType::float32 ? x : astype(x, DType::float32);
   return sum(xf, Axes(ax), keepdims) * (1.0f / static_cast<float>(n));
 }

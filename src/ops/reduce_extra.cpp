@@ -43,9 +43,7 @@ Tensor min(const Tensor& x, const Axes& axes, bool keepdims) { return extremum(x
 Tensor var(const Tensor& x, const Axes& axes, bool keepdims) {
   detail::require_defined(x, "var");
   const auto ax = detail::normalize_axes(axes, x.rank(), "var");
-  std::int64_t n = 1;
-  for (int a : ax) n *= x.shape()[a];
-  if (n == 0) throw ValueError("weft::var: the reduced axes of shape " + x.shape().str() + " hold no elements");
+  const std::int64_t n = detail::averaged_count(x.shape(), ax, "var");
   const Tensor xf = x.dtype() == DType::float32 ? detach(x) : astype(x, DType::float32);
   const float inv_n = 1.0f / static_cast<float>(n);
   // Two passes (the mean, then the mean of squared deviations): E[x^2] - E[x]^2 would cancel
