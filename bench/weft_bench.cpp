@@ -3,6 +3,8 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include <cstdio>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
@@ -113,15 +115,39 @@ std::vector<bench::Workload> workloads() {
   w.push_back({"residual_mlp_train", [] { return train_step(models::ResidualMlp{}, Shape{128, 784}); }});
   w.push_back({"conv_train_b32", [] { return train_step(models::ConvNet{}, Shape{32, 28, 28, 1}); }});
 
-  w.push_back({"dropout_fwd_16M", [] {
-                 const Tensor x = uniform(Key(1), Shape{16 * 1024 * 1024});
-                 auto step = std::make_shared<std::uint32_t>(0);
-                 const auto drop = partial(core::dropout, core::DropoutOptions{.rate = 0.5f, .deterministic = false});
-                 return [x, step, drop] {
-                   Tensor y = core::apply(drop)(Variables{}, Rngs{{"dropout", fold_in(Key(2), (*step)++)}}, x);
-                   asm volatile("" : : "r"(&y) : "memory");
+  // Dropout's random bits in the default (partitionable) layout and in the classic one, and the
+  // floor of both: a copy of the same bytes (16M floats in, 16M out).
+  for (const auto& [name, layout] : {std::pair{"dropout_fwd_16M", ThreefryLayout::partitionable},
+                                     std::pair{"dropout_fwd_16M_classic", ThreefryLayout::classic}})
+    w.push_back({name, [layout] {
+                   const Tensor x = uniform(Key(1), Shape{16 * 1024 * 1024});
+                   auto step = std::make_shared<std::uint32_t>(0);
+                   const auto drop = partial(core::dropout, core::DropoutOptions{.rate = 0.5f, .deterministic = false});
+                   return [x, step, drop, layout] {
+                     const Key key = fold_in(Key(2, layout), (*step)++);
+                     Tensor y = core::apply(drop)(Variables{}, Rngs{{"dropout", key}}, x);
+                     asm volatile("" : : "r"(&y) : "memory");
+                   };
+                 }});
+  w.push_back({"copy_16M", [] {
+                 auto src = std::make_shared<std::vector<float>>(uniform(Key(1), Shape{16 * 1024 * 1024}).to_vector());
+                 auto dst = std::make_shared<std::vector<float>>(src->size());
+                 return [src, dst] {
+                   std::memcpy(dst->data(), src->data(), src->size() * sizeof(float));
+                   asm volatile("" : : "r"(dst->data()) : "memory");
                  };
                }});
+  // Initialising the seed's residual model (1.52M parameters drawn by truncated_normal) in both
+  // layouts.
+  for (const auto& [name, layout] : {std::pair{"residual_mlp_init", ThreefryLayout::partitionable},
+                                     std::pair{"residual_mlp_init_classic", ThreefryLayout::classic}})
+    w.push_back({name, [layout] {
+                   const Tensor x = normal(Key(1), Shape{1, 784});
+                   return [x, layout] {
+                     Variables vars = nn::init(models::ResidualMlp{}, Key(0, layout), x, false);
+                     asm volatile("" : : "r"(&vars) : "memory");
+                   };
+                 }});
   w.push_back({"layernorm_fwd", [] {
                  const Tensor x = normal(Key(1), Shape{4096, 1024});
                  const auto norm = partial(core::layer_norm, core::LayerNormOptions{});

@@ -1,4 +1,4 @@
-// Counter-based random numbers in JAX's classic threefry layout (jax_threefry_partitionable off).
+// Counter-based random numbers in JAX's two threefry layouts (jax_threefry_partitionable on and off).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -42,27 +42,52 @@ std::array<std::uint32_t, 2> threefry2x32(std::array<std::uint32_t, 2> key,
   return counter;
 }
 
+std::ostream& operator<<(std::ostream& os, ThreefryLayout layout) {
+  return os << (layout == ThreefryLayout::partitionable ? "partitionable" : "classic");
+}
+
 std::ostream& operator<<(std::ostream& os, const Key& key) {
   const auto w = key.words();
-  return os << "Key([" << w[0] << ", " << w[1] << "])";
+  os << "Key([" << w[0] << ", " << w[1] << "]";
+  if (key.layout() != ThreefryLayout::partitionable) os << ", " << key.layout();
+  return os << ")";
 }
 
 std::vector<Key> split(Key key, int n) {
   if (n < 0)
     throw ValueError("weft::split: cannot split a key into " + std::to_string(n) +
                      " keys; the count must be 0 or more (2 gives a new key and a subkey)");
+  std::vector<Key> keys;
+  keys.reserve(static_cast<std::size_t>(n));
+  if (key.layout() == ThreefryLayout::partitionable) {
+    // JAX's _threefry_split_foldlike: key i is threefry over the 64-bit counter i (n < 2^32).
+    for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(n); ++i)
+      keys.push_back(Key::from_words(threefry2x32(key.words(), {0u, i}), key.layout()));
+    return keys;
+  }
   // JAX draws the 2n words from threefry_2x32 over iota(2n) directly; 2n < 0xffffffff for any
   // int n, so random_bits (which would block longer streams) gives the same words.
   const std::vector<std::uint32_t> words = random_bits(key, 2 * static_cast<std::int64_t>(n));
-  std::vector<Key> keys;
-  keys.reserve(static_cast<std::size_t>(n));
-  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) keys.push_back(Key::from_words({words[2 * i], words[2 * i + 1]}));
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i)
+    keys.push_back(Key::from_words({words[2 * i], words[2 * i + 1]}, key.layout()));
   return keys;
 }
 
-Key fold_in(Key key, std::uint32_t data) noexcept { return Key::from_words(threefry2x32(key.words(), {0u, data})); }
+Key fold_in(Key key, std::uint32_t data) noexcept {
+  return Key::from_words(threefry2x32(key.words(), {0u, data}), key.layout());
+}
 
 namespace detail {
+
+void threefry_xor(Key key, std::uint32_t hi, std::uint32_t lo, std::int64_t m, std::uint32_t* out) noexcept {
+  const auto [k0, k1] = key.words();
+  for (std::int64_t i = 0; i < m; ++i) {
+    std::uint32_t x0 = hi;
+    std::uint32_t x1 = lo + static_cast<std::uint32_t>(i);
+    threefry20(k0, k1, x0, x1);
+    out[i] = x0 ^ x1;
+  }
+}
 
 void threefry_pairs(Key key, std::uint32_t half, std::int64_t j0, std::int64_t j1, std::uint32_t* first,
                     std::uint32_t* second) noexcept {
@@ -112,7 +137,15 @@ void detail::random_bits_blocked(Key key, std::span<std::uint32_t> out, std::int
                          });
 }
 
-void random_bits(Key key, std::span<std::uint32_t> out) { detail::random_bits_blocked(key, out, detail::kBlockWords); }
+void random_bits(Key key, std::span<std::uint32_t> out) {
+  if (key.layout() == ThreefryLayout::classic) {
+    detail::random_bits_blocked(key, out, detail::kBlockWords);
+    return;
+  }
+  detail::parallel_for(static_cast<std::int64_t>(out.size()), detail::kBitsGrain, [&](std::int64_t i0, std::int64_t i1) {
+    detail::partitionable_bits(key, i0, i1, out.data() + i0);
+  });
+}
 
 std::vector<std::uint32_t> random_bits(Key key, std::int64_t n) {
   if (n < 0)

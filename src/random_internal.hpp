@@ -2,18 +2,21 @@
 // Internal: the pieces of weft's random numbers that fused kernels (dropout) build on, so they can
 // draw a mask without materialising the random bits.
 //
-// The stream random_bits(key, n) of n words is laid out as JAX's classic threefry_2x32: with
-// half = ceil(n / 2) and counters c[k] = k (c[n] = 0, the padding, when n is odd), pair
-// j in [0, half) is threefry(key, {c[j], c[j + half]}); its first output word is word j of the
-// stream and its second output word is word j + half (dropped for the padded pair of an odd n).
-// Streams of 0xffffffff words or more are drawn in blocks, each under its own key (kBlockWords).
+// The stream random_bits(key, n) of n words follows the key's layout (weft::ThreefryLayout):
+//  - partitionable: word i is y0 ^ y1 of threefry(key, {i >> 32, i & 0xffffffff}); any range of
+//    words is drawn on its own (partitionable_bits).
+//  - classic (JAX's classic threefry_2x32): with half = ceil(n / 2) and counters c[k] = k (c[n] = 0,
+//    the padding, when n is odd), pair j in [0, half) is threefry(key, {c[j], c[j + half]}); its
+//    first output word is word j of the stream and its second output word is word j + half
+//    (dropped for the padded pair of an odd n). Streams of 0xffffffff words or more are drawn in
+//    blocks, each under its own key (kBlockWords).
 //
 // A fused kernel draws word i for element i without storing the stream, e.g. dropout's mask:
 //   for_each_bits(key, n, [&](std::int64_t off, const std::uint32_t* bits, std::int64_t count) {
 //     for (std::int64_t i = 0; i < count; ++i) y[off + i] = unit_float(bits[i]) < keep ? x[off + i] / keep : 0.0f;
 //   });
-// (unit_float(bits) < keep is exactly jax.random.bernoulli(key, keep)). Kernels that want the pairs
-// themselves use random_bits_pairs / threefry_pairs.
+// (unit_float(bits) < keep is exactly jax.random.bernoulli(key, keep)). Kernels that want the
+// classic pairs themselves use random_bits_pairs / threefry_pairs.
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -68,7 +71,24 @@ template <int R0, int R1, int R2, int R3>
   x1 = b;
 }
 
-/// For j in [j0, j1): (first[j - j0], second[j - j0]) = threefry(key, {j, j + half}) (mod 2^32).
+/// Partitionable layout: out[k] = y0 ^ y1 of threefry(key, {hi, lo + k}) for k in [0, m), where
+/// lo + m <= 2^32 (the caller splits a range where the low counter word would wrap).
+/// Vectorised: 16 counters per AVX-512 instruction.
+void threefry_xor(Key key, std::uint32_t hi, std::uint32_t lo, std::int64_t m, std::uint32_t* out) noexcept;
+
+/// Words [i0, i1) of the partitionable stream of `key` into out[0, i1 - i0).
+inline void partitionable_bits(Key key, std::int64_t i0, std::int64_t i1, std::uint32_t* out) noexcept {
+  while (i0 < i1) {
+    const auto index = static_cast<std::uint64_t>(i0);
+    const auto lo = static_cast<std::uint32_t>(index);
+    const std::int64_t run = std::min(i1 - i0, (std::int64_t{1} << 32) - std::int64_t{lo});
+    threefry_xor(key, static_cast<std::uint32_t>(index >> 32), lo, run, out);
+    out += run;
+    i0 += run;
+  }
+}
+
+/// Classic layout: for j in [j0, j1): (first[j - j0], second[j - j0]) = threefry(key, {j, j + half}) (mod 2^32).
 /// The counters are taken literally: for a stream of odd n (half = (n + 1) / 2) the last pair,
 /// j = half - 1, has the padded counter 0 instead of n, so a caller either stops at j1 <= n / 2 and
 /// draws that pair as threefry2x32(key, {half - 1, 0}), or calls random_bits_pairs, which does.
@@ -76,7 +96,7 @@ template <int R0, int R1, int R2, int R3>
 void threefry_pairs(Key key, std::uint32_t half, std::int64_t j0, std::int64_t j1, std::uint32_t* first,
                     std::uint32_t* second) noexcept;
 
-/// The pairs [j0, j1) of the stream random_bits(key, n), n < kBlockWords, padding included:
+/// The pairs [j0, j1) of the classic stream random_bits(key, n), n < kBlockWords, padding included:
 /// word j is first[j - j0]; word j + (n + 1) / 2 is second[j - j0] (for an odd n, the last pair's
 /// second word lies past the stream and is to be ignored).
 inline void random_bits_pairs(Key key, std::int64_t n, std::int64_t j0, std::int64_t j1, std::uint32_t* first,
@@ -91,15 +111,16 @@ inline void random_bits_pairs(Key key, std::int64_t n, std::int64_t j0, std::int
   }
 }
 
-/// JAX draws at most 0xffffffff words from one key: a longer stream is split(key, blocks + 1) and
-/// block b is random_bits(subkey b, 0xffffffff), the last one holding the remainder.
+/// In the classic layout JAX draws at most 0xffffffff words from one key: a longer stream is
+/// split(key, blocks + 1) and block b is random_bits(subkey b, 0xffffffff), the last one holding the
+/// remainder. (The partitionable layout counts to 2^64 under one key.)
 inline constexpr std::int64_t kBlockWords = 0xffffffff;
-/// Pairs per tile of for_each_bits (two stack arrays of this many words), and at least this many
-/// pairs per parallel chunk.
+/// Pairs (classic) or words (partitionable) per tile of for_each_bits (two stack arrays of this many
+/// words), and at least this many per parallel chunk.
 inline constexpr std::int64_t kBitsTile = 512;
 inline constexpr std::int64_t kBitsGrain = kParallelGrain / 2;
 
-/// Calls f(block_key, offset, length) for the blocks of a stream of n words, in order: one block
+/// Classic layout: calls f(block_key, offset, length) for the blocks of a stream of n words, in order: one block
 /// under `key` when n < block_words, else split(key, n / block_words + 1) gives each block its key.
 /// `block_words` is JAX's block length, smaller only in tests.
 template <class F>
@@ -123,6 +144,17 @@ void for_each_block(Key key, std::int64_t n, std::int64_t block_words, F&& f) {
 /// chunks fixed by n): the sink must only write what its run covers.
 template <class Sink>
 void for_each_bits(Key key, std::int64_t n, Sink&& sink, std::int64_t block_words = kBlockWords) {
+  if (key.layout() == ThreefryLayout::partitionable) {
+    parallel_for(n, kBitsGrain, [&](std::int64_t i0, std::int64_t i1) {
+      std::array<std::uint32_t, kBitsTile> bits;
+      for (std::int64_t i = i0; i < i1; i += kBitsTile) {
+        const std::int64_t m = std::min(kBitsTile, i1 - i);
+        partitionable_bits(key, i, i + m, bits.data());
+        sink(i, bits.data(), m);
+      }
+    });
+    return;
+  }
   for_each_block(key, n, block_words, [&](Key k, std::int64_t base, std::int64_t len) {
     const std::int64_t half = (len + 1) / 2;
     parallel_for(half, kBitsGrain, [&](std::int64_t p0, std::int64_t p1) {
@@ -138,7 +170,8 @@ void for_each_bits(Key key, std::int64_t n, Sink&& sink, std::int64_t block_word
   });
 }
 
-/// random_bits(key, out) with JAX's block length replaced by `block_words` (for tests).
+/// random_bits(key, out) with JAX's classic block length replaced by `block_words` (for tests; a
+/// partitionable key has no blocks).
 void random_bits_blocked(Key key, std::span<std::uint32_t> out, std::int64_t block_words);
 
 /// The float in [0, 1) of 23 random mantissa bits: bit_cast<float>((bits >> 9) | 0x3f800000) - 1.

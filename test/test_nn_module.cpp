@@ -1,4 +1,5 @@
 // The object layer: the seed scenarios of "Dealing with Module Arguments", exactly.
+#include "reference/random_reference.inc"
 #include "testing.hpp"
 #include "weft/nn/linear.hpp"
 #include "weft/nn/normalization.hpp"
@@ -10,6 +11,53 @@ using namespace weft::literals;
 using weft::testing::check_close;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
+
+namespace flax_twin {
+
+// Flax's
+//   class MLP(nn.Module):
+//     @nn.compact
+//     def __call__(self, x, train):
+//       h = nn.relu(nn.Dense(8)(x))
+//       h = nn.Dropout(0.5, deterministic=not train)(h)
+//       return nn.Dense(2)(h)
+// whose init and training output test/reference/random_reference.py computes for both layouts.
+struct MLP {
+  Tensor operator()(nn::Scope& s, const Tensor& x, bool train) const {
+    const Tensor h = relu(s(nn::Dense{.features = 8}, x));
+    return s(nn::Dense{.features = 2}, s(nn::Dropout{.rate = 0.5f, .deterministic = !train}, h));
+  }
+};
+
+struct DropoutOnly {
+  Tensor operator()(nn::Scope& s, const Tensor& h) const { return s(nn::Dropout{.rate = 0.5f, .deterministic = false}, h); }
+};
+
+template <class Ref>
+void check_flax_twin(ThreefryLayout layout, Ref ref) {
+  CAPTURE(layout);
+  const auto as_vector = [](const auto& array) { return std::vector<float>(std::begin(array), std::end(array)); };
+  const Tensor x(as_vector(ref.mlp_x), Shape{2, 3});
+  const Variables vars = nn::init(MLP{}, Key(0, layout), x, false);
+  // Initial kernels to the float rounding of the script's transcription (erf, log1p); biases zeros.
+  check_close(vars.at("params/Dense_0/kernel"), as_vector(ref.mlp_dense0_kernel), Shape{3, 8}, 1e-6f, 1e-6f);
+  check_close(vars.at("params/Dense_1/kernel"), as_vector(ref.mlp_dense1_kernel), Shape{8, 2}, 1e-6f, 1e-6f);
+  check_close(vars.at("params/Dense_0/bias"), std::vector<float>(8, 0.0f), Shape{8}, 0.0f, 0.0f);
+  const Tensor y = nn::apply(MLP{}, vars, Rngs{{"dropout", Key(1, layout)}}, x, true);
+  check_close(y, as_vector(ref.mlp_train_output), Shape{2, 2}, 1e-5f, 1e-5f);
+  // The mask alone, under the same path ("Dropout_0" of the root) and key: 2 where kept, else 0.
+  const Tensor kept = nn::apply(DropoutOnly{}, Variables{}, Rngs{{"dropout", Key(1, layout)}}, ones(Shape{2, 8}));
+  std::vector<float> expected;
+  for (const std::int32_t k : ref.mlp_dropout_keep) expected.push_back(k != 0 ? 2.0f : 0.0f);
+  check_close(kept, expected, Shape{2, 8}, 0.0f, 0.0f);
+}
+
+}  // namespace flax_twin
+
+TEST_CASE("Flax's initialisation and dropout, value for value, in both threefry layouts") {
+  flax_twin::check_flax_twin(ThreefryLayout::partitionable, weft_reference::partitionable{});
+  flax_twin::check_flax_twin(ThreefryLayout::classic, weft_reference::classic{});
+}
 
 namespace seed {
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "../src/random_internal.hpp"
+#include "reference/random_reference.inc"
 #include "testing.hpp"
 #include "weft/random.hpp"
 
@@ -19,8 +20,12 @@ namespace {
 
 using Words = std::array<std::uint32_t, 2>;
 
-/// Word i of JAX's random_bits(key, n) (n < 2^32 - 1), straight from the definition: counters
-/// 0..n-1 plus a 0 when n is odd, the first half paired with the second half.
+constexpr auto kClassic = ThreefryLayout::classic;
+constexpr auto kPartitionable = ThreefryLayout::partitionable;
+constexpr ThreefryLayout kLayouts[] = {ThreefryLayout::partitionable, ThreefryLayout::classic};
+
+/// Word i of JAX's classic random_bits(key, n) (n < 2^32 - 1), straight from the definition:
+/// counters 0..n-1 plus a 0 when n is odd, the first half paired with the second half.
 std::uint32_t reference_word(Key key, std::int64_t n, std::int64_t i) {
   const std::int64_t half = (n + 1) / 2;
   const auto counter = [n](std::int64_t k) { return k < n ? static_cast<std::uint32_t>(k) : 0u; };
@@ -33,6 +38,12 @@ std::vector<std::uint32_t> reference_bits(Key key, std::int64_t n) {
   std::vector<std::uint32_t> w(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) w[static_cast<std::size_t>(i)] = reference_word(key, n, i);
   return w;
+}
+
+/// Word i of JAX's partitionable random_bits: y0 ^ y1 of threefry over the 64-bit counter i.
+std::uint32_t partitionable_word(Key key, std::uint64_t i) {
+  const Words out = threefry2x32(key.words(), {static_cast<std::uint32_t>(i >> 32), static_cast<std::uint32_t>(i)});
+  return out[0] ^ out[1];
 }
 
 /// jax.random.uniform's [0, 1) float of a word, written out.
@@ -72,9 +83,98 @@ TEST_CASE("random: Key holds the seed's high and low words") {
   CHECK(os.str() == "Key([1, 4294967295])");
 }
 
-TEST_CASE("random: split matches JAX and its word layout") {
-  // jax.random.split(jax.random.PRNGKey(0))
-  const auto keys = split(Key(0));
+TEST_CASE("random: a key carries its layout; derived keys keep it; layouts never compare equal") {
+  CHECK(Key(7).layout() == kPartitionable);  // the default, as JAX >= 0.5
+  CHECK(Key::from_words({1u, 2u}).layout() == kPartitionable);
+  CHECK(Key(7, kClassic).layout() == kClassic);
+  CHECK(Key::from_words({1u, 2u}, kClassic).layout() == kClassic);
+  CHECK(Key(7, kClassic).words() == Key(7).words());  // the seed's words are the same in both
+  CHECK(Key(7, kClassic) != Key(7));
+  CHECK(Key::from_words({1u, 2u}, kClassic) != Key::from_words({1u, 2u}));
+  CHECK(fold_in(Key(7), 3) != fold_in(Key(7, kClassic), 3));  // same words, other layouts
+  CHECK(fold_in(Key(7), 3).words() == fold_in(Key(7, kClassic), 3).words());
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Key key(11, layout);
+    CHECK(fold_in(key, 5).layout() == layout);
+    for (const Key& k : split(key, 3)) CHECK(k.layout() == layout);
+    CHECK(split(fold_in(split(key)[1], 9), 4)[3].layout() == layout);
+  }
+  std::ostringstream os;
+  os << Key::from_words({1u, 2u}, kClassic) << " " << kPartitionable;
+  CHECK(os.str() == "Key([1, 2], classic) partitionable");
+}
+
+TEST_CASE("random: the examples of JAX's documentation in both layouts") {
+  // key = jax.random.key(0); uniform(key); key, subkey = split(key); uniform(subkey)
+  // jax_threefry_partitionable=True (the default since JAX 0.5), then False.
+  check_close(uniform(Key(0), Shape{}), {0.947667f}, Shape{}, 1e-6f, 1e-6f);
+  check_close(uniform(split(Key(0))[1], Shape{}), {0.00729382f}, Shape{}, 1e-8f, 1e-6f);
+  check_close(uniform(Key(0, kClassic), Shape{}), {0.41845703f}, Shape{}, 1e-7f, 1e-6f);
+  check_close(uniform(split(Key(0, kClassic))[1], Shape{}), {0.10536897f}, Shape{}, 1e-7f, 1e-6f);
+}
+
+TEST_CASE("random (partitionable): split is threefry over (0, i); bits are y0 ^ y1 over the element index") {
+  const Key key(42);
+  const auto three = split(key, 3);
+  REQUIRE(three.size() == 3);
+  for (std::uint32_t i = 0; i < 3; ++i) CHECK(three[i].words() == threefry2x32(key.words(), {0u, i}));
+  // Fold-like: the first keys do not depend on how many are drawn.
+  CHECK(split(key, 5)[2] == three[2]);
+  CHECK(split(key, 0).empty());
+  const Key k2(1234);
+  for (const std::int64_t n : {std::int64_t{1}, std::int64_t{6}, std::int64_t{7}, std::int64_t{100003}}) {
+    CAPTURE(n);
+    const auto bits = random_bits(k2, n);
+    REQUIRE(bits.size() == static_cast<std::size_t>(n));
+    bool all = true;
+    for (std::int64_t i = 0; i < n; ++i) all = all && bits[static_cast<std::size_t>(i)] == partitionable_word(k2, static_cast<std::uint64_t>(i));
+    CHECK(all);
+  }
+  // A prefix of a longer draw is the shorter draw.
+  const auto long_bits = random_bits(k2, 1000), short_bits = random_bits(k2, 10);
+  CHECK(std::equal(short_bits.begin(), short_bits.end(), long_bits.begin()));
+  // Ranges where the counter's low word wraps into the high word (element 2^32 and on).
+  const std::int64_t start = (std::int64_t{1} << 32) - 5;
+  std::vector<std::uint32_t> words(600);
+  detail::partitionable_bits(k2, start, start + 600, words.data());
+  for (std::int64_t i = 0; i < 600; ++i) {
+    INFO("element " << start + i);
+    CHECK(words[static_cast<std::size_t>(i)] == partitionable_word(k2, static_cast<std::uint64_t>(start + i)));
+  }
+  CHECK(words[5] == partitionable_word(k2, std::uint64_t{1} << 32));
+}
+
+TEST_CASE("random: reference values of both layouts (test/reference/random_reference.py)") {
+  const auto words_of = [](const std::vector<Key>& keys) {
+    std::vector<std::uint32_t> w;
+    for (const Key& k : keys) w.insert(w.end(), {k.words()[0], k.words()[1]});
+    return w;
+  };
+  const auto as_vector = [](const auto& array) { return std::vector(std::begin(array), std::end(array)); };
+  const auto check_layout = [&](ThreefryLayout layout, const auto& ref) {
+    CAPTURE(layout);
+    const Key key0(0, layout), key42(42, layout), key1234(1234, layout);
+    CHECK(words_of(split(key0)) == as_vector(ref.split_key0));
+    CHECK(words_of(split(key42, 3)) == as_vector(ref.split_key42_3));
+    CHECK(fold_in(key0, 1).words() == Words{ref.fold_in_key0_1[0], ref.fold_in_key0_1[1]});
+    CHECK(random_bits(key1234, 7) == as_vector(ref.bits_key1234_7));
+    check_close(uniform(key0, Shape{4}), as_vector(ref.uniform_key0_4), Shape{4}, 0.0f, 0.0f);  // exact
+    check_close(uniform(split(key0)[1], Shape{}), as_vector(ref.uniform_subkey0), Shape{}, 0.0f, 0.0f);
+    check_close(uniform(key42, Shape{5}, -2.0f, 3.0f), as_vector(ref.uniform_key42_m2_3), Shape{5}, 1e-6f, 1e-6f);
+    check_close(normal(key0, Shape{5}), as_vector(ref.normal_key0_5), Shape{5}, 2e-7f, 2e-7f);
+    check_close(truncated_normal(key42, -0.5f, 1.5f, Shape{6}), as_vector(ref.truncated_normal_key42_6), Shape{6}, 2e-7f,
+                2e-7f);
+    CHECK(bernoulli(key1234, 0.3f, Shape{12}).to_int_vector() == as_vector(ref.bernoulli_key1234_03_12));
+    CHECK(permutation(key0, 10).to_int_vector() == as_vector(ref.permutation_key0_10));
+  };
+  check_layout(kPartitionable, weft_reference::partitionable{});
+  check_layout(kClassic, weft_reference::classic{});
+}
+
+TEST_CASE("random (classic): split matches JAX and its word layout") {
+  // jax.random.split(jax.random.PRNGKey(0, kClassic))
+  const auto keys = split(Key(0, kClassic));
   REQUIRE(keys.size() == 2);
   CHECK(keys[0].words() == Words{4146024105u, 967050713u});
   CHECK(keys[1].words() == Words{2718843009u, 1272950319u});
@@ -83,21 +183,21 @@ TEST_CASE("random: split matches JAX and its word layout") {
   CHECK(keys[0].words() == Words{o0[0], o1[0]});
   CHECK(keys[1].words() == Words{o0[1], o1[1]});
 
-  // split(Key(42), 3), word by word: pairs (0, 3), (1, 4), (2, 5).
-  const Words k = Key(42).words();
+  // split(Key(42, kClassic), 3), word by word: pairs (0, 3), (1, 4), (2, 5).
+  const Words k = Key(42, kClassic).words();
   const Words p0 = threefry2x32(k, {0u, 3u}), p1 = threefry2x32(k, {1u, 4u}), p2 = threefry2x32(k, {2u, 5u});
   const std::uint32_t words[6] = {p0[0], p1[0], p2[0], p0[1], p1[1], p2[1]};
-  const auto three = split(Key(42), 3);
+  const auto three = split(Key(42, kClassic), 3);
   REQUIRE(three.size() == 3);
   for (std::size_t i = 0; i < 3; ++i) CHECK(three[i].words() == Words{words[2 * i], words[2 * i + 1]});
 
-  CHECK(split(Key(5), 0).empty());
-  const auto one = split(Key(5), 1);
+  CHECK(split(Key(5, kClassic), 0).empty());
+  const auto one = split(Key(5, kClassic), 1);
   REQUIRE(one.size() == 1);
-  CHECK(one[0].words() == threefry2x32(Key(5).words(), {0u, 1u}));
+  CHECK(one[0].words() == threefry2x32(Key(5, kClassic).words(), {0u, 1u}));
   // Different keys and different counts give different keys.
-  CHECK(split(Key(42), 3)[0] != split(Key(43), 3)[0]);
-  CHECK(split(Key(42), 4)[0] != three[0]);
+  CHECK(split(Key(42, kClassic), 3)[0] != split(Key(43, kClassic), 3)[0]);
+  CHECK(split(Key(42, kClassic), 4)[0] != three[0]);
 }
 
 TEST_CASE("random: fold_in is threefry of (0, data)") {
@@ -107,8 +207,8 @@ TEST_CASE("random: fold_in is threefry of (0, data)") {
   CHECK(fold_in(Key(42), 7) == fold_in(Key(42), 7));
 }
 
-TEST_CASE("random: random_bits layout for even and odd counts") {
-  const Key key(1234);
+TEST_CASE("random (classic): random_bits layout for even and odd counts") {
+  const Key key(1234, kClassic);
   const Words k = key.words();
   {  // n = 6: pairs (0, 3), (1, 4), (2, 5)
     const Words a = threefry2x32(k, {0u, 3u}), b = threefry2x32(k, {1u, 4u}), c = threefry2x32(k, {2u, 5u});
@@ -135,23 +235,27 @@ TEST_CASE("random: random_bits layout for even and odd counts") {
 
 TEST_CASE("random: random_bits does not depend on the thread count") {
   const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto bits1 = random_bits(Key(9), 300001);
-  const auto u1 = uniform(Key(9), Shape{300001}).to_vector();
-  const auto n1 = normal(Key(9), Shape{70001}).to_vector();
-  omp_set_num_threads(2);
-  const auto bits2 = random_bits(Key(9), 300001);
-  const auto u2 = uniform(Key(9), Shape{300001}).to_vector();
-  const auto n2 = normal(Key(9), Shape{70001}).to_vector();
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Key key(9, layout);
+    omp_set_num_threads(1);
+    const auto bits1 = random_bits(key, 300001);
+    const auto u1 = uniform(key, Shape{300001}).to_vector();
+    const auto n1 = normal(key, Shape{70001}).to_vector();
+    omp_set_num_threads(2);
+    const auto bits2 = random_bits(key, 300001);
+    const auto u2 = uniform(key, Shape{300001}).to_vector();
+    const auto n2 = normal(key, Shape{70001}).to_vector();
+    CHECK(bits1 == bits2);
+    CHECK(u1 == u2);
+    CHECK(n1 == n2);
+  }
   omp_set_num_threads(saved);
-  CHECK(bits1 == bits2);
-  CHECK(u1 == u2);
-  CHECK(n1 == n2);
 }
 
-TEST_CASE("random internals: streams of 2^32 - 1 words or more are drawn in blocks under split keys") {
+TEST_CASE("random internals (classic): streams of 2^32 - 1 words or more are drawn in blocks under split keys") {
   // JAX's blocking, with the block length shrunk from 0xffffffff to 5 and to 8.
-  const Key key(77);
+  const Key key(77, kClassic);
   const std::int64_t n = 23;  // 4 full blocks of 5 and a remainder of 3: split into 5 keys
   const auto keys = split(key, 5);
   std::vector<std::uint32_t> expected;
@@ -181,8 +285,8 @@ TEST_CASE("random internals: streams of 2^32 - 1 words or more are drawn in bloc
   CHECK(out16 == expected16);
 }
 
-TEST_CASE("random internals: threefry_pairs and random_bits_pairs give the stream's pairs") {
-  const Key key(5);
+TEST_CASE("random internals (classic): threefry_pairs and random_bits_pairs give the stream's pairs") {
+  const Key key(5, kClassic);
   const std::int64_t n = 2001, half = 1001;  // odd: pair 1000 holds the padded counter
   std::vector<std::uint32_t> first(300), second(300);
   detail::threefry_pairs(key, static_cast<std::uint32_t>(half), 17, 317, first.data(), second.data());
@@ -206,25 +310,28 @@ TEST_CASE("random internals: threefry_pairs and random_bits_pairs give the strea
 }
 
 TEST_CASE("random: uniform is the mantissa formula over random_bits") {
-  const Key key(3);
-  const auto bits = random_bits(key, 10);
-  const Tensor u = uniform(key, Shape{2, 5});
-  CHECK(u.shape() == Shape{2, 5});
-  CHECK(u.dtype() == DType::float32);
-  const auto v = u.to_vector();
-  for (std::size_t i = 0; i < 10; ++i) CHECK(v[i] == unit_of(bits[i]));  // exact on [0, 1)
-  // Scaled: u * (hi - lo) + lo, within the rounding of one multiply-add.
-  std::vector<float> expected;
-  for (const auto b : bits) expected.push_back(unit_of(b) * 5.0f - 2.0f);
-  check_close(uniform(key, Shape{2, 5}, -2.0f, 3.0f), expected, Shape{2, 5}, 1e-6f, 1e-6f);
-  for (const float x : uniform(key, Shape{1000}, -2.0f, 3.0f).to_vector()) {
-    CHECK(x >= -2.0f);
-    CHECK(x < 3.0f);
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Key key(3, layout);
+    const auto bits = random_bits(key, 10);
+    const Tensor u = uniform(key, Shape{2, 5});
+    CHECK(u.shape() == Shape{2, 5});
+    CHECK(u.dtype() == DType::float32);
+    const auto v = u.to_vector();
+    for (std::size_t i = 0; i < 10; ++i) CHECK(v[i] == unit_of(bits[i]));  // exact on [0, 1)
+    // Scaled: u * (hi - lo) + lo, within the rounding of one multiply-add.
+    std::vector<float> expected;
+    for (const auto b : bits) expected.push_back(unit_of(b) * 5.0f - 2.0f);
+    check_close(uniform(key, Shape{2, 5}, -2.0f, 3.0f), expected, Shape{2, 5}, 1e-6f, 1e-6f);
+    for (const float x : uniform(key, Shape{1000}, -2.0f, 3.0f).to_vector()) {
+      CHECK(x >= -2.0f);
+      CHECK(x < 3.0f);
+    }
+    CHECK(uniform(key, Shape{}).shape() == Shape{});
+    CHECK(uniform(key, Shape{0, 3}).size() == 0);
   }
-  // jax.random.uniform(jax.random.PRNGKey(0), (4,))
-  check_close(uniform(Key(0), Shape{4}), {0.9653214f, 0.22515893f, 0.63302994f, 0.29638183f}, Shape{4}, 1e-7f, 0);
-  CHECK(uniform(key, Shape{}).shape() == Shape{});
-  CHECK(uniform(key, Shape{0, 3}).size() == 0);
+  // jax.random.uniform(jax.random.PRNGKey(0), (4,)), classic layout
+  check_close(uniform(Key(0, kClassic), Shape{4}), {0.9653214f, 0.22515893f, 0.63302994f, 0.29638183f}, Shape{4}, 1e-7f, 0);
 }
 
 TEST_CASE("random: erfinv inverts erf to float precision") {
@@ -248,59 +355,69 @@ TEST_CASE("random: erfinv inverts erf to float precision") {
 }
 
 TEST_CASE("random: normal is sqrt(2) erfinv of a uniform on (-1, 1), as JAX") {
-  // The examples of JAX's documentation: jax.random.normal(key(0), (3,)) and key(123).
-  check_close(normal(Key(0), Shape{3}), {1.8160863f, -0.48262316f, 0.33988908f}, Shape{3}, 2e-7f, 2e-7f);
-  check_close(normal(Key(123), Shape{3}), {-0.1470326f, 0.5524756f, 1.648498f}, Shape{3}, 2e-7f, 2e-7f);
+  // The examples of JAX's documentation before JAX 0.5 (classic layout): jax.random.normal(key(0),
+  // (3,)) and key(123).
+  check_close(normal(Key(0, kClassic), Shape{3}), {1.8160863f, -0.48262316f, 0.33988908f}, Shape{3}, 2e-7f, 2e-7f);
+  check_close(normal(Key(123, kClassic), Shape{3}), {-0.1470326f, 0.5524756f, 1.648498f}, Shape{3}, 2e-7f, 2e-7f);
   // Value by value from the bits: erf(z / sqrt 2) gives back u = 2 * unit - (1 - 2^-24).
-  const Key key(11);
-  const auto bits = random_bits(key, 64);
-  const auto z = normal(key, Shape{8, 8}).to_vector();
-  const float lo = std::nextafter(-1.0f, 0.0f);
-  for (std::size_t i = 0; i < 64; ++i) {
-    const double u = static_cast<double>(unit_of(bits[i]) * (1.0f - lo) + lo);
-    INFO("element " << i << ": u = " << u << ", z = " << z[i]);
-    CHECK(std::fabs(std::erf(z[i] / kSqrt2) - u) <= 1e-6 * std::fabs(u) + 1e-7);
-    CHECK(std::isfinite(z[i]));
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Key key(11, layout);
+    const auto bits = random_bits(key, 64);
+    const auto z = normal(key, Shape{8, 8}).to_vector();
+    const float lo = std::nextafter(-1.0f, 0.0f);
+    for (std::size_t i = 0; i < 64; ++i) {
+      const double u = static_cast<double>(unit_of(bits[i]) * (1.0f - lo) + lo);
+      INFO("element " << i << ": u = " << u << ", z = " << z[i]);
+      CHECK(std::fabs(std::erf(z[i] / kSqrt2) - u) <= 1e-6 * std::fabs(u) + 1e-7);
+      CHECK(std::isfinite(z[i]));
+    }
   }
 }
 
 TEST_CASE("random: truncated_normal is an inverse-CDF sample between the bounds") {
-  const Key key(21);
-  const float lower = -0.5f, upper = 1.5f;
-  const auto bits = random_bits(key, 50);
-  const auto z = truncated_normal(key, lower, upper, Shape{50}).to_vector();
-  const double a = std::erf(lower / kSqrt2), b = std::erf(upper / kSqrt2);
-  for (std::size_t i = 0; i < 50; ++i) {
-    const double u = a + unit_of(bits[i]) * (b - a);
-    INFO("element " << i << ": u = " << u << ", z = " << z[i]);
-    CHECK(std::fabs(std::erf(z[i] / kSqrt2) - u) <= 2e-6 * std::fabs(u) + 1e-7);
-    CHECK(z[i] > lower);
-    CHECK(z[i] < upper);
-  }
-  // A window far in the tail: erf saturates, yet results stay strictly inside.
-  for (const float x : truncated_normal(key, 5.0f, 6.0f, Shape{100}).to_vector()) {
-    CHECK(x > 5.0f);
-    CHECK(x < 6.0f);
-  }
-  // Unbounded on one side.
-  for (const float x : truncated_normal(key, -std::numeric_limits<float>::infinity(), 0.0f, Shape{100}).to_vector()) {
-    CHECK(std::isfinite(x));
-    CHECK(x < 0.0f);
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Key key(21, layout);
+    const float lower = -0.5f, upper = 1.5f;
+    const auto bits = random_bits(key, 50);
+    const auto z = truncated_normal(key, lower, upper, Shape{50}).to_vector();
+    const double a = std::erf(lower / kSqrt2), b = std::erf(upper / kSqrt2);
+    for (std::size_t i = 0; i < 50; ++i) {
+      const double u = a + unit_of(bits[i]) * (b - a);
+      INFO("element " << i << ": u = " << u << ", z = " << z[i]);
+      CHECK(std::fabs(std::erf(z[i] / kSqrt2) - u) <= 2e-6 * std::fabs(u) + 1e-7);
+      CHECK(z[i] > lower);
+      CHECK(z[i] < upper);
+    }
+    // A window far in the tail: erf saturates, yet results stay strictly inside.
+    for (const float x : truncated_normal(key, 5.0f, 6.0f, Shape{100}).to_vector()) {
+      CHECK(x > 5.0f);
+      CHECK(x < 6.0f);
+    }
+    // Unbounded on one side.
+    for (const float x : truncated_normal(key, -std::numeric_limits<float>::infinity(), 0.0f, Shape{100}).to_vector()) {
+      CHECK(std::isfinite(x));
+      CHECK(x < 0.0f);
+    }
   }
 }
 
 TEST_CASE("random: bernoulli is the mask uniform < p") {
-  const Key key(8);
-  const Tensor m = bernoulli(key, 0.3f, Shape{4, 25});
-  CHECK(m.dtype() == DType::int32);
-  CHECK(m.shape() == Shape{4, 25});
-  const auto bits = random_bits(key, 100);
-  const auto mv = m.to_int_vector();
-  for (std::size_t i = 0; i < 100; ++i) CHECK(mv[i] == (unit_of(bits[i]) < 0.3f ? 1 : 0));
-  const auto zeros = bernoulli(key, 0.0f, Shape{1000}).to_int_vector();
-  CHECK(std::all_of(zeros.begin(), zeros.end(), [](int x) { return x == 0; }));
-  const auto ones = bernoulli(key, 1.0f, Shape{1000}).to_int_vector();
-  CHECK(std::all_of(ones.begin(), ones.end(), [](int x) { return x == 1; }));
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Key key(8, layout);
+    const Tensor m = bernoulli(key, 0.3f, Shape{4, 25});
+    CHECK(m.dtype() == DType::int32);
+    CHECK(m.shape() == Shape{4, 25});
+    const auto bits = random_bits(key, 100);
+    const auto mv = m.to_int_vector();
+    for (std::size_t i = 0; i < 100; ++i) CHECK(mv[i] == (unit_of(bits[i]) < 0.3f ? 1 : 0));
+    const auto zeros = bernoulli(key, 0.0f, Shape{1000}).to_int_vector();
+    CHECK(std::all_of(zeros.begin(), zeros.end(), [](int x) { return x == 0; }));
+    const auto ones = bernoulli(key, 1.0f, Shape{1000}).to_int_vector();
+    CHECK(std::all_of(ones.begin(), ones.end(), [](int x) { return x == 1; }));
+  }
 }
 
 TEST_CASE("random: distributions have the right moments on large samples") {
@@ -375,21 +492,24 @@ TEST_CASE("random: permutation shuffles as jax.random.permutation") {
     }
     return x;
   };
-  const Tensor p = permutation(Key(0), 10);
-  CHECK(p.dtype() == DType::int32);
-  CHECK(p.shape() == Shape{10});
-  CHECK(p.to_int_vector() == by_hand(Key(0), 10, 1));
-  CHECK(permutation(Key(4), 1625).to_int_vector() == by_hand(Key(4), 1625, 1));
-  CHECK(permutation(Key(4), 1626).to_int_vector() == by_hand(Key(4), 1626, 2));  // 3 ln n / ln(2^32 - 1) > 1
+  for (const ThreefryLayout layout : kLayouts) {
+    CAPTURE(layout);
+    const Tensor p = permutation(Key(0, layout), 10);
+    CHECK(p.dtype() == DType::int32);
+    CHECK(p.shape() == Shape{10});
+    CHECK(p.to_int_vector() == by_hand(Key(0, layout), 10, 1));
+    CHECK(permutation(Key(4, layout), 1625).to_int_vector() == by_hand(Key(4, layout), 1625, 1));
+    CHECK(permutation(Key(4, layout), 1626).to_int_vector() == by_hand(Key(4, layout), 1626, 2));  // 3 ln n / ln(2^32 - 1) > 1
 
-  const auto v = permutation(Key(7), 5000).to_int_vector();
-  auto sorted = v;
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == static_cast<std::int32_t>(i));
-  CHECK(permutation(Key(7), 5000).to_int_vector() == v);
-  CHECK(permutation(Key(8), 5000).to_int_vector() != v);
-  CHECK(permutation(Key(7), 0).shape() == Shape{0});
-  CHECK(permutation(Key(7), 1).to_int_vector() == std::vector<std::int32_t>{0});
+    const auto v = permutation(Key(7, layout), 5000).to_int_vector();
+    auto sorted = v;
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == static_cast<std::int32_t>(i));
+    CHECK(permutation(Key(7, layout), 5000).to_int_vector() == v);
+    CHECK(permutation(Key(8, layout), 5000).to_int_vector() != v);
+    CHECK(permutation(Key(7, layout), 0).shape() == Shape{0});
+    CHECK(permutation(Key(7, layout), 1).to_int_vector() == std::vector<std::int32_t>{0});
+  }
 }
 
 TEST_CASE("random: functions reject bad arguments with a useful message") {

@@ -1,7 +1,8 @@
 #pragma once
-// Counter-based random numbers with JAX's classic threefry layout: the same key
-// gives the same bits as JAX's default PRNG (jax_threefry_partitionable off),
-// so weft's random streams are bit-identical with JAX's.
+// Counter-based random numbers, bit-identical with JAX's threefry PRNG. A key carries its layout:
+// ThreefryLayout::partitionable (the default) draws what JAX draws with its default setting since
+// JAX 0.5, jax_threefry_partitionable=True; ThreefryLayout::classic draws what JAX draws with
+// jax_threefry_partitionable=False (JAX before 0.5).
 #include <array>
 #include <cstdint>
 #include <iosfwd>
@@ -16,35 +17,56 @@ namespace weft {
 [[nodiscard]] std::array<std::uint32_t, 2> threefry2x32(std::array<std::uint32_t, 2> key,
                                                         std::array<std::uint32_t, 2> counter) noexcept;
 
-/// A random key: two 32-bit words, as jax.random.PRNGKey.
+/// How a key's counters are laid out when it splits and draws, as JAX's two threefry
+/// implementations do (the key words and fold_in are the same in both).
+///  - partitionable (JAX's jax_threefry_partitionable=True, the default since JAX 0.5):
+///    split(key, n)[i] = threefry(key, (0, i)); word i of a draw is y0 ^ y1 of
+///    threefry(key, (i >> 32, i & 0xffffffff)), i the row-major index.
+///  - classic (jax_threefry_partitionable=False): the counters 0..n-1 of a draw are cut in halves
+///    paired element-wise, and split draws its keys' words as one such stream.
+enum class ThreefryLayout { partitionable, classic };
+
+/// A random key: two 32-bit words, as jax.random.key, and the layout its draws follow (as JAX's
+/// typed keys carry their implementation). Every key derived from it (split, fold_in, Flax's
+/// per-path make_rng) keeps the layout; keys of different layouts never compare equal.
 class Key {
  public:
   /// The words {seed >> 32, seed & 0xffffffff}.
-  explicit Key(std::uint64_t seed) noexcept
-      : words_{static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(seed & 0xffffffffu)} {}
-  [[nodiscard]] static Key from_words(std::array<std::uint32_t, 2> words) noexcept {
-    Key k(0);
+  explicit Key(std::uint64_t seed, ThreefryLayout layout = ThreefryLayout::partitionable) noexcept
+      : words_{static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(seed & 0xffffffffu)},
+        layout_(layout) {}
+  [[nodiscard]] static Key from_words(std::array<std::uint32_t, 2> words,
+                                      ThreefryLayout layout = ThreefryLayout::partitionable) noexcept {
+    Key k(0, layout);
     k.words_ = words;
     return k;
   }
   [[nodiscard]] std::array<std::uint32_t, 2> words() const noexcept { return words_; }
+  [[nodiscard]] ThreefryLayout layout() const noexcept { return layout_; }
   friend bool operator==(const Key&, const Key&) = default;
 
  private:
   std::array<std::uint32_t, 2> words_;
+  ThreefryLayout layout_;
 };
 
+/// "partitionable" or "classic".
+std::ostream& operator<<(std::ostream& os, ThreefryLayout layout);
+/// Key([w0, w1]) for a partitionable key, Key([w0, w1], classic) for a classic one.
 std::ostream& operator<<(std::ostream& os, const Key& key);
 
-/// `n` new keys: threefry over the counters 0..2n-1 taken as the pairs (i, n+i); all first output
-/// words, then all second output words, cut into n keys of two consecutive words.
+/// `n` new keys of key's layout. Partitionable: key i is threefry(key, (0, i)). Classic: threefry
+/// over the counters 0..2n-1 taken as the pairs (i, n+i); all first output words, then all second
+/// output words, cut into n keys of two consecutive words.
 [[nodiscard]] std::vector<Key> split(Key key, int n = 2);
-/// A key for `data`: threefry(key, {0, data}).
+/// A key for `data`: threefry(key, {0, data}), in either layout.
 [[nodiscard]] Key fold_in(Key key, std::uint32_t data) noexcept;
 
-/// Fills `out` with random 32-bit words: counters 0..n-1 (a 0 appended when n is odd) split into
-/// halves paired element-wise, outputs concatenated and cut back to n. Vectorised and threaded; the
-/// words do not depend on the thread count.
+/// Fills `out` with random 32-bit words in key's layout. Partitionable: word i is y0 ^ y1 of
+/// threefry(key, (i >> 32, i & 0xffffffff)). Classic: counters 0..n-1 (a 0 appended when n is odd)
+/// split into halves paired element-wise, outputs concatenated and cut back to n. Vectorised and
+/// threaded; the words do not depend on the thread count. (JAX's 64-bit draws, y0 << 32 | y1 in
+/// the partitionable layout, have no use in weft, whose dtypes are 32-bit.)
 void random_bits(Key key, std::span<std::uint32_t> out);
 [[nodiscard]] std::vector<std::uint32_t> random_bits(Key key, std::int64_t n);
 
