@@ -3,6 +3,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
+#include "../thread_budget.hpp"
 #include "gemm.hpp"
 #include "weft/error.hpp"
 
@@ -18,12 +19,15 @@ constexpr std::int64_t kSingleThreadMacs = 1536 * 1024;
 void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
            std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
-  const bool small = m * n * k < kSingleThreadMacs;
+  // oneDNN sizes its parallel region by omp_get_max_threads(): one thread for a small product,
+  // else as many as the thread budget gives (src/thread_budget.hpp).
   const int threads = omp_get_max_threads();
-  if (small && threads > 1 && !omp_in_parallel()) omp_set_num_threads(1);
+  const bool adjust = threads > 1 && !omp_in_parallel();
+  const int use = !adjust ? threads : m * n * k < kSingleThreadMacs ? 1 : detail::region_threads(threads);
+  if (use != threads) omp_set_num_threads(use);
   const dnnl_status_t status =
       dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
-  if (small && threads > 1 && !omp_in_parallel()) omp_set_num_threads(threads);
+  if (use != threads) omp_set_num_threads(threads);
   if (status != dnnl_success)
     throw Error("weft::matmul: the GEMM backend (oneDNN dnnl_sgemm) failed with status " +
                 std::to_string(static_cast<int>(status)) + " for m=" + std::to_string(m) + " n=" + std::to_string(n) +

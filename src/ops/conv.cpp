@@ -47,7 +47,8 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 template <class F>
 void run_chunks(std::int64_t chunks, F&& f) {
   if (chunks <= 0) return;
-  if (chunks == 1 || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  const int threads = chunks == 1 || omp_in_parallel() ? 1 : detail::region_threads(omp_get_max_threads());
+  if (threads == 1) {
     struct SingleThread {  // restores the caller's thread count, also when f throws
       int saved = omp_get_max_threads();
       SingleThread() { omp_set_num_threads(1); }
@@ -59,7 +60,7 @@ void run_chunks(std::int64_t chunks, F&& f) {
     return;
   }
   std::exception_ptr error;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (std::int64_t i = 0; i < chunks; ++i) {
     try {
       f(i);

@@ -9,6 +9,8 @@
 
 #include <omp.h>
 
+#include "../thread_budget.hpp"
+
 namespace weft::detail {
 
 /// Below this many elements of simple work a parallel region costs more than it saves.
@@ -19,12 +21,13 @@ template <class F>
 void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
   if (n <= 0) return;
   const std::int64_t chunks = std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1));
-  if (chunks == 1 || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  const int threads = chunks == 1 || omp_in_parallel() ? 1 : region_threads(omp_get_max_threads());
+  if (threads == 1) {
     f(std::int64_t{0}, n);
     return;
   }
   const std::int64_t chunk = (n + chunks - 1) / chunks;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (std::int64_t c = 0; c < chunks; ++c) {
     const std::int64_t begin = c * chunk;
     const std::int64_t end = std::min(n, begin + chunk);
