@@ -222,6 +222,13 @@ TEST_CASE("io: IDX errors name the file, what is wrong and the fix") {
     check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "huge.gz"); },
                                      {"huge.gz", "truncated or corrupt", "60000000 x 28 x 28"});
   }
+  SUBCASE("extents whose product overflows, even beside a zero") {
+    // Found by fuzz-idx-raw: no tensor can have such a shape, so the header is rejected first.
+    write_raw(dir / "overflow", idx_bytes(0x08, {0, 4286447616u, 4294967295u}, {}));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "overflow"); },
+                                     {"overflow", "0 x 4286447616 x 4294967295", "overflow 64 bits", "corrupt"});
+    check_throws_with<io::DataError>([&] { (void)io::read_idx(dir / "overflow"); }, {"overflow 64 bits"});
+  }
   SUBCASE("more data than the header says") {
     Bytes longer = good;
     longer.push_back(7);

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <new>
 #include <optional>
@@ -18,6 +17,7 @@
 #include <string>
 #include <system_error>
 
+#include "../checked.hpp"
 #include "../tensor_impl.hpp"
 
 namespace weft::io {
@@ -97,6 +97,7 @@ class ByteSource {
       fail("cannot be opened (" + (err ? std::generic_category().message(err) : std::string("out of memory")) + ")");
     }
     in_ = std::make_unique_for_overwrite<std::uint8_t[]>(kInputBytes);
+    next_ = in_.get();
     fill(2);
     compressed_ = available_ >= 2 && next_[0] == 0x1f && next_[1] == 0x8b;
     if (compressed_) {
@@ -180,7 +181,7 @@ class ByteSource {
   /// front of the buffer); returns how many are available.
   std::size_t fill(std::size_t want) {
     if (available_ >= want) return available_;
-    std::memmove(in_.get(), next_, available_);
+    if (available_ > 0) std::memmove(in_.get(), next_, available_);
     next_ = in_.get();
     while (available_ < want) {
       const std::size_t n = std::fread(in_.get() + available_, 1, kInputBytes - available_, file_.get());
@@ -307,12 +308,10 @@ class IdxReader {
   /// anything is allocated for them.
   void check_size(const std::vector<std::int64_t>& dims) {
     dims_ = dims;
-    std::int64_t total = 1;
-    for (const std::int64_t d : dims) {
-      if (d != 0 && total > std::numeric_limits<std::int64_t>::max() / d)
-        fail("has a header whose extents " + dims_str(dims) + " overflow 64 bits; the header is corrupt");
-      total *= d;
-    }
+    // The check a Shape makes: a zero extent does not excuse the others from fitting in int64.
+    const auto product = weft::detail::checked_product(dims);
+    if (!product) fail("has a header whose extents " + dims_str(dims) + " overflow 64 bits; the header is corrupt");
+    const std::int64_t total = *product;
     total_ = total;
     const std::int64_t available = file_size_ - header_bytes_;
     if (!compressed_ && total > available)
