@@ -521,6 +521,8 @@ TEST_CASE("conv2d errors name the op, the shapes and the fix") {
   check_throws_with<ShapeError>([&] { (void)conv2d(x, ones(Shape{0, 3, 3, 4})); }, {"weft::conv2d", "empty spatial extent"});
   check_throws_with<DTypeError>([&] { (void)conv2d(arange(64 * 3, DType::int32), k); }, {"conv2d"});
   // Options near 2^62 fail with their own numbers, before any overflow.
+  check_throws_with<ShapeError>([&] { (void)conv2d(ones(Shape{1, 8, 8, 0}), ones(Shape{3, 3, 4, 0}), {.feature_group_count = 1LL << 62}); },
+                                {"weft::conv2d", "I * feature_group_count = 4 * 4611686018427387904 = more than 2^63 - 1"});
   check_throws_with<ValueError>([&] { (void)conv2d(x, k, {.dilation = {1LL << 62, 1}}); },
                                 {"weft::conv2d", "a window of 3 with dilation 4611686018427387904", "2^63 - 1"});
   check_throws_with<ValueError>([&] { (void)conv2d(x, k, {.padding = {{1LL << 62, 1LL << 62}, {0, 0}}}); },
