@@ -82,10 +82,10 @@ struct FileClose {
 };
 
 /// The bytes of a file, inflated when it starts with the gzip magic 1f 8b (any other file is read
-/// as it is, as zlib's gzread does). A gzip file may hold several members
-/// one after another, read as one stream as gzip does; each must end with its 8-byte trailer,
-/// whose CRC-32 and length inflate verifies. Anything after the last member that is not another
-/// member is an error (gzip only warns about "trailing garbage"; here it means a damaged file).
+/// as it is, as zlib's gzread does). A gzip file may hold several members one after another, read
+/// as one stream as gzip does; each must end with its 8-byte trailer, whose CRC-32 and length
+/// inflate verifies. Anything after the last member that is not another member is an error (gzip
+/// only warns about "trailing garbage"; here it means a damaged file).
 class ByteSource {
  public:
   /// `on_error` throws the caller's DataError with a description of what is wrong.
