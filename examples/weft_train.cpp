@@ -7,8 +7,11 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -134,6 +137,9 @@ Options parse(int argc, char** argv) {
       std::cout << kUsage;
       std::exit(0);
     }
+    if (!a.starts_with("--"))
+      usage_error("unexpected argument '" + std::string(a) +
+                  "'; weft-train takes options only, each written --name VALUE (e.g. --epochs 5)");
     if (i + 1 >= argc) usage_error("option " + std::string(a) + " needs a value");
     const std::string v = argv[++i];
     try {
@@ -156,6 +162,9 @@ Options parse(int argc, char** argv) {
         o.lr = whole(std::stof(v, &used));
         if (!(o.lr > 0.0f)) usage_error("--lr must be positive");
       } else if (a == "--seed") {
+        // std::stoull reads "-1" as 2^64 - 1; a seed is written without a sign.
+        if (v.empty() || !std::isdigit(static_cast<unsigned char>(v[0])))
+          usage_error("--seed must be a non-negative integer (0 to 18446744073709551615), got '" + v + "'");
         o.seed = whole(std::stoull(v, &used));
       } else if (a == "--threads") {
         o.threads = whole(std::stoi(v, &used));
@@ -206,10 +215,51 @@ double evaluate(const Model& model, const Variables& variables, const Tensor& im
   return static_cast<double>(correct) / static_cast<double>(images.shape()[0]);
 }
 
+/// --data-dir names a directory; a file there would otherwise read as "directory does not exist".
+void check_data_dir(const Options& o) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(o.data_dir, ec);
+  if (std::filesystem::exists(status) && !std::filesystem::is_directory(status))
+    usage_error("--data-dir " + o.data_dir +
+                " is a file, not a directory; pass the directory that holds the four Fashion-MNIST IDX files "
+                "(default " + std::string(io::kFashionMnistDir) + ")");
+}
+
+/// Checks the loaded data against the options before anything trains, so that a mistake shows at
+/// once with its fix, not an epoch later or as an error from deep inside an op.
+void check_data(const io::FashionMnist& data, const Options& o) {
+  const std::int64_t n_train = data.train_images.shape()[0], n_test = data.test_images.shape()[0];
+  const std::string where = " in " + o.data_dir;
+  if (n_train == 0)
+    usage_error("the training split" + where + " (train-images-idx3-ubyte) holds no images; pass --data-dir "
+                "a directory with the complete Fashion-MNIST files");
+  if (n_test == 0)
+    usage_error("the test split" + where + " (t10k-images-idx3-ubyte) holds no images; pass --data-dir "
+                "a directory with the complete Fashion-MNIST files");
+  const Shape& train_shape = data.train_images.shape();
+  const Shape& test_shape = data.test_images.shape();
+  if (train_shape[1] != test_shape[1] || train_shape[2] != test_shape[2])
+    usage_error("the test images" + where + " (t10k-images-idx3-ubyte) are " + std::to_string(test_shape[1]) + "x" +
+                std::to_string(test_shape[2]) + " but the training images (train-images-idx3-ubyte) are " +
+                std::to_string(train_shape[1]) + "x" + std::to_string(train_shape[2]) +
+                "; both splits must come from the same data set");
+  // Both models end in a dense layer over the flattened image: the residual model is sized for
+  // any image, the cnn's two 2x2 poolings need at least 4x4.
+  if (o.model == "cnn" && (train_shape[1] < 4 || train_shape[2] < 4))
+    usage_error("--model cnn needs images of at least 4x4 (two 2x2 poolings), but the images" + where + " are " +
+                std::to_string(train_shape[1]) + "x" + std::to_string(train_shape[2]) + "; use --model residual");
+  if (o.batch_size > n_train)
+    usage_error("--batch-size " + std::to_string(o.batch_size) + " is larger than the " + std::to_string(n_train) +
+                " training images" + where + " (the last partial batch is dropped, so no step would run); use "
+                "--batch-size " + std::to_string(n_train) + " or less");
+}
+
 template <class Model>
 int train(const Model& model, const Options& o) {
   const auto start = std::chrono::steady_clock::now();
+  check_data_dir(o);
   const io::FashionMnist data = io::load_fashion_mnist(o.data_dir);
+  check_data(data, o);
   const Key root(o.seed);
   const Key init_key = fold_in(root, 0), shuffle_key = fold_in(root, 1), dropout_key = fold_in(root, 2);
 
@@ -239,7 +289,13 @@ int train(const Model& model, const Options& o) {
       auto [updates, new_opt_state] = optimizer.update(grads, opt_state, variables.collection("params"));
       opt_state = std::move(new_opt_state);
       variables = optim::apply_updates(variables.collection("params"), updates).merge(state);
-      loss_sum += loss.item();
+      const double batch_loss = loss.item();
+      if (!std::isfinite(batch_loss)) {
+        std::cerr << "\nweft-train: training diverged: the loss is " << batch_loss << " at step " << step + 1
+                  << " (epoch " << epoch << "); use a smaller --lr (got " << o.lr << ")\n";
+        return 1;
+      }
+      loss_sum += batch_loss;
       ++done;
       ++step;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();

@@ -3,6 +3,8 @@
 #include <ostream>
 #include <sstream>
 
+#include "checked.hpp"
+#include "format.hpp"
 #include "weft/error.hpp"
 
 namespace weft {
@@ -26,15 +28,17 @@ Shape::Shape(std::span<const std::int64_t> dims) {
     }
     dims_[i] = dims[i];
   }
+  // numel() and every stride of the shape are then exact: kernels multiply extents unchecked.
+  if (!detail::checked_product(dims))
+    throw ShapeError("weft::Shape: the extents " + detail::extents_str(dims) +
+                     " hold more than 2^63 - 1 elements (their product overflows int64); no tensor can have this shape");
   rank_ = static_cast<std::uint8_t>(dims.size());
 }
 
 std::int64_t Shape::dim(int axis) const { return (*this)[normalize_axis(axis, rank_, "Shape::dim")]; }
 
 std::int64_t Shape::numel() const noexcept {
-  std::int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
-  return n;
+  return *detail::checked_product(std::span<const std::int64_t>(begin(), end()));  // checked at construction
 }
 
 Shape Shape::with(int axis, std::int64_t extent) const {

@@ -2,12 +2,14 @@
 #include <cmath>
 #include <cstring>
 #include <iomanip>
+#include <limits>
 #include <new>
 #include <ostream>
 #include <sstream>
 
 #include "autodiff/node.hpp"
 #include "buffer.hpp"
+#include "checked.hpp"
 #include "tensor_impl.hpp"
 
 namespace weft {
@@ -37,8 +39,19 @@ constexpr std::uintptr_t kDataAlignment = 64;  // a cache line; the width of an 
 
 }  // namespace
 
+std::size_t byte_size(const Shape& shape, DType dtype) {
+  constexpr std::int64_t kElementBytes = 4;  // both dtypes are 4 bytes wide
+  // Pointer differences within a buffer must fit in ptrdiff_t, so that is the limit, not size_t's.
+  const auto bytes = checked_mul(shape.numel(), kElementBytes);
+  if (!bytes)
+    throw ShapeError("weft::Tensor: a " + std::string(name(dtype)) + " tensor of shape " + shape.str() + " (" +
+                     std::to_string(shape.numel()) + " elements of " + std::to_string(kElementBytes) +
+                     " bytes) needs more than 2^63 - 1 bytes; no buffer can be that large");
+  return static_cast<std::size_t>(*bytes);
+}
+
 Tensor empty(const Shape& shape, DType dtype) {
-  const auto bytes = static_cast<std::size_t>(shape.numel()) * 4;  // both dtypes are 4 bytes wide
+  const std::size_t bytes = byte_size(shape, dtype);
   std::shared_ptr<TensorImpl> impl;
   if (bytes < kTrailingBytes) {
     // One allocation: the control block holds the impl, the elements follow it (aligned).
@@ -205,7 +218,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str
 
 Tensor zeros(Shape shape, DType dtype) {
   Tensor t = detail::empty(shape, dtype);
-  std::memset(detail::TensorAccess::impl(t)->data, 0, static_cast<std::size_t>(shape.numel()) * 4);
+  std::memset(detail::TensorAccess::impl(t)->data, 0, detail::byte_size(shape, dtype));
   return t;
 }
 
@@ -229,14 +242,39 @@ Tensor arange(std::int64_t stop, DType dtype) { return arange(0, stop, 1, dtype)
 
 Tensor arange(std::int64_t start, std::int64_t stop, std::int64_t step, DType dtype) {
   if (step == 0) throw ValueError("weft::arange: step must not be 0");
-  const std::int64_t n = std::max<std::int64_t>(0, (stop - start + step + (step > 0 ? -1 : 1)) / step);
+  // The distance and the count in uint64: stop - start can exceed int64 (INT64_MIN to INT64_MAX).
+  const bool up = step > 0;
+  const bool empty_range = up ? stop <= start : stop >= start;
+  const std::uint64_t distance = empty_range ? 0 : up ? static_cast<std::uint64_t>(stop) - static_cast<std::uint64_t>(start)
+                                                      : static_cast<std::uint64_t>(start) - static_cast<std::uint64_t>(stop);
+  const std::uint64_t stride = up ? static_cast<std::uint64_t>(step) : 0 - static_cast<std::uint64_t>(step);
+  const std::uint64_t count = distance == 0 ? 0 : (distance - 1) / stride + 1;
+  const auto range = [&] {
+    return "arange(" + std::to_string(start) + ", " + std::to_string(stop) + ", " + std::to_string(step) + ")";
+  };
+  if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    throw ShapeError("weft::" + range() + " has " + std::to_string(count) +
+                     " elements, more than a tensor can hold (2^63 - 1); use a shorter range or a larger step");
+  const auto n = static_cast<std::int64_t>(count);
+  // start + i * step for i < n lies in [start, stop): exact in uint64 arithmetic, then in int64.
+  const auto value = [&](std::int64_t i) {
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(start) +
+                                     static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(step));
+  };
+  if (dtype == DType::int32 && n > 0) {
+    const auto fits = [](std::int64_t v) {
+      return v >= std::numeric_limits<std::int32_t>::min() && v <= std::numeric_limits<std::int32_t>::max();
+    };
+    if (!fits(value(0)) || !fits(value(n - 1)))
+      throw ValueError("weft::" + range() + ": its values " + std::to_string(value(0)) + " to " +
+                       std::to_string(value(n - 1)) + " do not fit in int32; use DType::float32 or a smaller range");
+  }
   Tensor t = detail::empty(Shape{n}, dtype);
   for (std::int64_t i = 0; i < n; ++i) {
-    const std::int64_t v = start + i * step;
     if (dtype == DType::float32)
-      detail::mutable_data<float>(t)[i] = static_cast<float>(v);
+      detail::mutable_data<float>(t)[i] = static_cast<float>(value(i));
     else
-      detail::mutable_data<std::int32_t>(t)[i] = static_cast<std::int32_t>(v);
+      detail::mutable_data<std::int32_t>(t)[i] = static_cast<std::int32_t>(value(i));
   }
   return t;
 }

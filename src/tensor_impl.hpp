@@ -26,6 +26,10 @@ struct TensorAccess {
   static Tensor make(std::shared_ptr<TensorImpl> impl) { return Tensor(std::move(impl)); }
 };
 
+/// The bytes of the elements of a tensor of `shape` and `dtype`; ShapeError naming the shape when
+/// they overflow. Every allocation of elements is sized by it.
+std::size_t byte_size(const Shape& shape, DType dtype);
+
 /// A new tensor whose elements are uninitialised; the caller fills them before sharing it.
 Tensor empty(const Shape& shape, DType dtype);
 

@@ -1,4 +1,7 @@
 // The functional core's Scope, init and apply: Flax's flax.core semantics.
+#include <optional>
+#include <string>
+
 #include "testing.hpp"
 #include "weft/core/initializers.hpp"
 #include "weft/core/scope.hpp"
@@ -235,4 +238,54 @@ TEST_CASE("flags and the rngs argument of apply") {
   (void)core::init([&](core::Scope& s, const Tensor& x) { b = s.make_rng(); return x; })(core::Rngs{{"params", Key(9)}},
                                                                                            ones(Shape{1}));
   CHECK(a == b);
+}
+
+TEST_CASE("a collection name with '/' (or none) is a ValueError, as such variable names are") {
+  // "params/x" would write params/x/mean, a parameter the optimizer trains; "batch_stats/Other"
+  // another module's statistics.
+  for (const std::string collection : {"params/x", "batch_stats/Other", "/", ""}) {
+    INFO("collection: " << collection);
+    const std::string quoted = '"' + collection + '"';
+    auto f = [&](core::Scope& s, const Tensor& x) {
+      (void)s.variable(collection, "mean", [] { return zeros(Shape{1}); });
+      return x;
+    };
+    check_throws_with<ValueError>([&] { (void)core::init(f)(Key(0), ones(Shape{1})); },
+                                  {"weft::core::Scope::variable", "invalid collection name", quoted, "no '/'"});
+  }
+  auto probe = [](core::Scope& s, const Tensor& x) {
+    (void)s.has_variable("params/x", "mean");
+    return x;
+  };
+  check_throws_with<ValueError>([&] { (void)core::init(probe)(Key(0), ones(Shape{1})); },
+                                {"weft::core::Scope::has_variable", "\"params/x\""});
+  // The names themselves were already checked.
+  auto bad_name = [](core::Scope& s, const Tensor& x) {
+    (void)s.variable("batch_stats", "x/mean", [] { return zeros(Shape{1}); });
+    return x;
+  };
+  check_throws_with<ValueError>([&] { (void)core::init(bad_name)(Key(0), ones(Shape{1})); }, {"invalid name", "no '/'"});
+}
+
+TEST_CASE("a Variable handle used after its init/apply call returned is an error, not a dangling read") {
+  std::optional<core::Variable> kept;
+  auto f = [&](core::Scope& s, const Tensor& x) {
+    kept = s.variable("state", "count", [] { return full(Shape{}, 3.0f); });
+    CHECK(kept->value().item() == 3.0f);  // valid during the call
+    if (kept->is_mutable() && !s.is_initializing()) kept->set(kept->value() + 1.0f);
+    return x;
+  };
+  auto [y, vars] = core::init(f)(Key(0), ones(Shape{1}));
+  REQUIRE(kept.has_value());
+  CHECK(kept->path() == "state/count");  // the path is the handle's own: still readable
+  check_throws_with<Error>([&] { (void)kept->value(); },
+                           {"weft::core::Variable::value", "\"state/count\"", "after the init/apply call", "variables.at"});
+  check_throws_with<Error>([&] { kept->set(zeros(Shape{})); }, {"weft::core::Variable::set", "\"state/count\""});
+  check_throws_with<Error>([&] { (void)kept->is_mutable(); }, {"weft::core::Variable::is_mutable"});
+  // The same after apply; the handle of the new call works during it.
+  auto [y2, updated] = core::apply(f, {"state"})(vars, ones(Shape{1}));
+  check_close(updated.at("state/count"), {4}, Shape{});
+  check_throws_with<Error>([&] { (void)kept->value(); }, {"after the init/apply call"});
+  (void)y;
+  (void)y2;
 }

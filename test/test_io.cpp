@@ -7,6 +7,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -221,6 +222,13 @@ TEST_CASE("io: IDX errors name the file, what is wrong and the fix") {
     check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "huge.gz"); },
                                      {"huge.gz", "truncated or corrupt", "60000000 x 28 x 28"});
   }
+  SUBCASE("extents whose product overflows, even beside a zero") {
+    // Found by fuzz-idx-raw: no tensor can have such a shape, so the header is rejected first.
+    write_raw(dir / "overflow", idx_bytes(0x08, {0, 4286447616u, 4294967295u}, {}));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "overflow"); },
+                                     {"overflow", "0 x 4286447616 x 4294967295", "overflow 64 bits", "corrupt"});
+    check_throws_with<io::DataError>([&] { (void)io::read_idx(dir / "overflow"); }, {"overflow 64 bits"});
+  }
   SUBCASE("more data than the header says") {
     Bytes longer = good;
     longer.push_back(7);
@@ -253,6 +261,58 @@ TEST_CASE("io: IDX errors name the file, what is wrong and the fix") {
     write_raw(dir / "bad-stream.gz", Bytes{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff});
     check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "bad-stream.gz"); },
                                      {"bad-stream.gz", "not a valid gzip stream", "zlib reports", "corrupt"});
+  }
+  SUBCASE("a gzip stream whose trailer is cut off or damaged") {
+    write_gz(dir / "ok.gz", good);
+    const Bytes gz = read_file(dir / "ok.gz");
+    // Without its trailer (or with part of it) the data inflates completely but is unverified.
+    for (const std::size_t cut : {8, 5, 1}) {
+      INFO("trailer bytes cut: " << cut);
+      write_raw(dir / "no-trailer.gz", Bytes(gz.begin(), gz.end() - static_cast<std::ptrdiff_t>(cut)));
+      check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "no-trailer.gz"); },
+                                       {"no-trailer.gz", "truncated", "8-byte trailer", "CRC-32", "cannot be verified"});
+    }
+    Bytes length = gz;
+    length[length.size() - 1] ^= 0x01;  // the uncompressed length, the trailer's last 4 bytes
+    write_raw(dir / "length.gz", length);
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "length.gz"); },
+                                     {"length.gz", "not a valid gzip stream", "incorrect length check"});
+  }
+  SUBCASE("bytes after the gzip stream: another member is read on, anything else is an error") {
+    // gzip -c a b > ab: the members decompress back to back into one file.
+    const Bytes first(good.begin(), good.begin() + 10), second(good.begin() + 10, good.end());
+    write_gz(dir / "first.gz", first);
+    write_gz(dir / "second.gz", second);
+    Bytes two = read_file(dir / "first.gz");
+    const Bytes tail = read_file(dir / "second.gz");
+    two.insert(two.end(), tail.begin(), tail.end());
+    write_raw(dir / "two-members.gz", two);
+    weft::testing::check_close(io::read_idx_images(dir / "two-members.gz"), scaled(image_body(2, 3, 3)), Shape{2, 3, 3, 1});
+
+    write_gz(dir / "ok.gz", good);
+    const Bytes gz = read_file(dir / "ok.gz");
+    const auto with_tail = [&](const Bytes& extra) {
+      Bytes out = gz;
+      out.insert(out.end(), extra.begin(), extra.end());
+      return out;
+    };
+    write_raw(dir / "garbage-after.gz", with_tail({'x', 'y', 'z', '!', '?'}));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "garbage-after.gz"); },
+                                     {"garbage-after.gz", "after the end of its gzip data", "78 79 7a 21", "again"});
+    write_raw(dir / "one-byte-after.gz", with_tail({0x1f}));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "one-byte-after.gz"); },
+                                     {"one-byte-after.gz", "after the end of its gzip data", "(they begin 1f)"});
+    write_raw(dir / "zeros-after.gz", with_tail(Bytes(512, 0)));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "zeros-after.gz"); },
+                                     {"zeros-after.gz", "00 00 00 00"});
+    // A second member that breaks off after its 10-byte header, and one that holds more data than
+    // the header says.
+    write_raw(dir / "cut-member.gz", with_tail(Bytes(tail.begin(), tail.begin() + 10)));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "cut-member.gz"); },
+                                     {"cut-member.gz", "truncated", "breaks off"});
+    write_raw(dir / "extra-member.gz", with_tail(tail));
+    check_throws_with<io::DataError>([&] { (void)io::read_idx_images(dir / "extra-member.gz"); },
+                                     {"extra-member.gz", "more data than its header says"});
   }
   SUBCASE("a corrupted gzip body or checksum") {
     write_gz(dir / "ok.gz", images_file(20, 28, 28));
@@ -385,6 +445,26 @@ TEST_CASE("io: num_batches") {
   CHECK(io::num_batches(60000, 128, true) == 468);
   check_throws_with<ValueError>([] { (void)io::num_batches(10, 0, false); }, {"batch_size is 0", "at least 1"});
   check_throws_with<ValueError>([] { (void)io::num_batches(-1, 2, false); }, {"-1"});
+  // Extremes: ceil(n / batch_size) without computing n + batch_size - 1.
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  CHECK(io::num_batches(10, kMax, false) == 1);
+  CHECK(io::num_batches(10, kMax, true) == 0);
+  CHECK(io::num_batches(kMax, kMax, false) == 1);
+  CHECK(io::num_batches(kMax, 2, false) == (1LL << 62));
+  CHECK(io::num_batches(kMax, 2, true) == (1LL << 62) - 1);
+  CHECK(io::num_batches(kMax - 1, kMax, false) == 1);
+  CHECK(io::num_batches(0, kMax, false) == 0);
+}
+
+TEST_CASE("io: a batch size far beyond the data gives one batch of all rows") {
+  const Tensor images = reshape(arange(6), {3, 2});
+  const Tensor labels = arange(3, DType::int32);
+  std::vector<std::int64_t> sizes;
+  for (const io::Batch& b : io::batches(images, labels, std::numeric_limits<std::int64_t>::max(), std::nullopt, false)) {
+    sizes.push_back(b.images.shape()[0]);
+    CHECK(b.labels.to_int_vector() == std::vector<std::int32_t>{0, 1, 2});
+  }
+  CHECK(sizes == std::vector<std::int64_t>{3});
 }
 
 TEST_CASE("io: batches in file order, the last partial batch kept or dropped") {

@@ -173,6 +173,23 @@ TEST_CASE("Padding resolves SAME and VALID as XLA does") {
   CHECK(Padding(Pads{{4, 0}}).str() == "((4, 0),)");
 }
 
+TEST_CASE("Padding: SAME with strides and extents near INT64_MAX, and dilations that overflow") {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  const Padding same = "SAME";
+  // One output per axis; the total pad is max(window - in, 0), without computing in + stride - 1.
+  CHECK(same.resolve({5}, {3}, {kMax}, {1}, "test") == Pads{{0, 0}});
+  CHECK(same.resolve({2}, {3}, {kMax}, {1}, "test") == Pads{{0, 1}});
+  CHECK(same.resolve({0}, {3}, {kMax}, {1}, "test") == Pads{{0, 0}});
+  CHECK(same.resolve({kMax}, {3}, {kMax}, {1}, "test") == Pads{{0, 0}});
+  CHECK(same.resolve({kMax}, {3}, {1}, {1}, "test") == Pads{{1, 1}});
+  CHECK(same.resolve({5}, {1}, {1}, {kMax}, "test") == Pads{{0, 0}});  // a 1-wide window ignores dilation
+  CHECK(same.resolve({5}, {2}, {1}, {1LL << 62}, "test") == Pads{{1LL << 61, 1LL << 61}});
+  check_throws_with<ValueError>([&] { (void)same.resolve({5}, {3}, {1}, {1LL << 62}, "conv2d"); },
+                                {"weft::conv2d", "a window of 3 with dilation 4611686018427387904", "2^63 - 1"});
+  check_throws_with<ValueError>([&] { (void)Padding("VALID").resolve({5}, {2}, {1}, {kMax}, "conv2d"); },
+                                {"a window of 2 with dilation 9223372036854775807"});
+}
+
 TEST_CASE("Padding rejects unknown modes, wrong pair counts and negative pads") {
   check_throws_with<ValueError>([] { (void)Padding("FULL"); }, {"Padding", "\"FULL\"", "SAME", "VALID", "pairs"});
   check_throws_with<ValueError>([] { (void)Padding(std::string("CIRCULAR")); }, {"CIRCULAR"});
@@ -503,6 +520,17 @@ TEST_CASE("conv2d errors name the op, the shapes and the fix") {
                                 {"weft::conv2d", "window (5, 3)", "dilation (2, 1)", "padded input (4, 4)"});
   check_throws_with<ShapeError>([&] { (void)conv2d(x, ones(Shape{0, 3, 3, 4})); }, {"weft::conv2d", "empty spatial extent"});
   check_throws_with<DTypeError>([&] { (void)conv2d(arange(64 * 3, DType::int32), k); }, {"conv2d"});
+  // Options near 2^62 fail with their own numbers, before any overflow.
+  check_throws_with<ShapeError>([&] { (void)conv2d(ones(Shape{1, 8, 8, 0}), ones(Shape{3, 3, 4, 0}), {.feature_group_count = 1LL << 62}); },
+                                {"weft::conv2d", "I * feature_group_count = 4 * 4611686018427387904 = more than 2^63 - 1"});
+  check_throws_with<ValueError>([&] { (void)conv2d(x, k, {.dilation = {1LL << 62, 1}}); },
+                                {"weft::conv2d", "a window of 3 with dilation 4611686018427387904", "2^63 - 1"});
+  check_throws_with<ValueError>([&] { (void)conv2d(x, k, {.padding = {{1LL << 62, 1LL << 62}, {0, 0}}}); },
+                                {"weft::conv2d", "(4611686018427387904, 4611686018427387904)", "(1, 8, 8, 3)",
+                                 "padded extent of more than 2^63 - 1"});
+  check_throws_with<ShapeError>(
+      [&] { (void)conv2d(x, k, {.padding = {{1LL << 61, 1LL << 61}, {1LL << 61, 1LL << 61}}}); },
+      {"weft::conv2d", "1 x 4611686018427387910 x 4611686018427387910 pixels", "2^63 - 1"});
   check_throws_with<Error>([&] { (void)conv2d(Tensor(), k); }, {"conv2d"});
 }
 
@@ -520,4 +548,18 @@ TEST_CASE("pooling errors name the op, the shapes and the fix") {
   check_throws_with<ShapeError>([&] { (void)avg_pool(x, {.window = {5, 2}}); },
                                 {"weft::avg_pool", "window (5, 2)", "larger than the padded input (4, 4)", "(1, 4, 4, 2)"});
   check_throws_with<DTypeError>([&] { (void)max_pool(arange(32, DType::int32)); }, {"max_pool"});
+  check_throws_with<ShapeError>([&] { (void)avg_pool(x, {.padding = {{1LL << 61, 1LL << 61}, {1LL << 61, 1LL << 61}}}); },
+                                {"weft::avg_pool", "pixels", "2^63 - 1"});
+  check_throws_with<ValueError>([&] { (void)max_pool(x, {.padding = {{0, 0}, {1LL << 62, 1LL << 62}}}); },
+                                {"weft::max_pool", "padded extent"});
+}
+
+TEST_CASE("conv2d and pooling with SAME padding and a stride of INT64_MAX give one output per axis") {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  // SAME pads max(3 - 5, 0) = 0: the one output is the top-left 3x3 window, 27 ones per channel.
+  const Tensor y = conv2d(ones(Shape{1, 5, 5, 3}), ones(Shape{3, 3, 3, 4}), {.strides = {kMax, kMax}});
+  check_close(y, {27, 27, 27, 27}, Shape{1, 1, 1, 4});
+  const Tensor x = reshape(arange(25), {1, 5, 5, 1});
+  check_close(max_pool(x, {.window = {2, 2}, .strides = {kMax, kMax}, .padding = "SAME"}), {6}, Shape{1, 1, 1, 1});
+  check_close(avg_pool(x, {.window = {2, 2}, .strides = {kMax, kMax}, .padding = "SAME"}), {3}, Shape{1, 1, 1, 1});
 }

@@ -1,3 +1,6 @@
+#include <cmath>
+#include <limits>
+
 #include "testing.hpp"
 
 using namespace weft;
@@ -101,6 +104,45 @@ TEST_CASE("where selects with a broadcast int32 mask") {
 TEST_CASE("astype converts between dtypes") {
   CHECK(astype(Tensor({1.7f, -1.7f}, Shape{2}), DType::int32).to_int_vector() == std::vector<std::int32_t>{1, -1});
   check_close(astype(arange(3, DType::int32), DType::float32), {0, 1, 2}, Shape{3});
+}
+
+TEST_CASE("astype to int32 saturates as XLA's conversion: NaN to 0, out of range to the nearest limit") {
+  constexpr std::int32_t kMin = std::numeric_limits<std::int32_t>::min();
+  constexpr std::int32_t kMax = std::numeric_limits<std::int32_t>::max();
+  const float inf = std::numeric_limits<float>::infinity();
+  const Tensor x({std::nanf(""), -std::nanf(""), inf, -inf, 3e9f, -3e9f, 2147483520.0f, 2147483648.0f,
+                  -2147483648.0f, -2147483904.0f, 1.9f, -1.9f, -0.5f, 1e38f},
+                 Shape{14});
+  // 2147483520 is the largest float32 below 2^31; -2^31 is exact; -2147483904 is the next below it.
+  CHECK(astype(x, DType::int32).to_int_vector() ==
+        std::vector<std::int32_t>{0, 0, kMax, kMin, kMax, kMin, 2147483520, kMax, kMin, kMin, 1, -1, 0, kMax});
+}
+
+TEST_CASE("int32 + - * and negation wrap modulo 2^32 (two's complement), as JAX's int32") {
+  constexpr std::int32_t kMin = std::numeric_limits<std::int32_t>::min();
+  constexpr std::int32_t kMax = std::numeric_limits<std::int32_t>::max();
+  const Tensor a(std::vector<std::int32_t>{kMax, kMin, 65536, -1, 46341, 7}, Shape{6});
+  const Tensor b(std::vector<std::int32_t>{1, -1, 65536, kMin, 46341, -3}, Shape{6});
+  // Expected values: the exact results reduced modulo 2^32 into [-2^31, 2^31).
+  const auto wrap = [](std::int64_t v) {
+    const std::int64_t m = ((v % (1LL << 32)) + (1LL << 32)) % (1LL << 32);
+    return static_cast<std::int32_t>(m >= (1LL << 31) ? m - (1LL << 32) : m);
+  };
+  const auto av = a.to_int_vector(), bv = b.to_int_vector();
+  std::vector<std::int32_t> sum_, diff, prod, neg;
+  for (std::size_t i = 0; i < av.size(); ++i) {
+    sum_.push_back(wrap(std::int64_t{av[i]} + bv[i]));
+    diff.push_back(wrap(std::int64_t{av[i]} - bv[i]));
+    prod.push_back(wrap(std::int64_t{av[i]} * bv[i]));
+    neg.push_back(wrap(-std::int64_t{av[i]}));
+  }
+  CHECK(sum_ == std::vector<std::int32_t>{kMin, kMax, 131072, kMax, 92682, 4});
+  CHECK((a + b).to_int_vector() == sum_);
+  CHECK((a - b).to_int_vector() == diff);
+  CHECK((a * b).to_int_vector() == prod);
+  CHECK(prod[2] == 0);  // 2^16 * 2^16 = 2^32
+  CHECK((-a).to_int_vector() == neg);
+  CHECK(neg[1] == kMin);  // -INT32_MIN wraps to itself
 }
 
 TEST_CASE("gradients of elementwise ops match finite differences, with broadcasting") {

@@ -178,6 +178,10 @@ TEST_CASE("one_hot: float32 rows on a new last axis; out-of-range labels give ze
   check_throws_with<ValueError>([] { (void)one_hot(ints({0}, Shape{1}), 0); }, {"weft::one_hot", "num_classes", "0"});
   check_throws_with<ValueError>([] { (void)one_hot(ints({0}, Shape{1}), -3); }, {"weft::one_hot", "-3"});
   check_throws_with<DTypeError>([] { (void)one_hot(Tensor({1.f}, Shape{1}), 3); }, {"weft::one_hot", "int32", "float32"});
+  // A class count whose result overflows the element count or the byte size writes nothing.
+  check_throws_with<ShapeError>([] { (void)one_hot(ints({3}, Shape{1}), 1LL << 62); }, {"(1, 4611686018427387904)", "bytes"});
+  check_throws_with<ShapeError>([] { (void)one_hot(ints({0, 1, 2, 3}, Shape{4}), 1LL << 62); },
+                                {"(4, 4611686018427387904)", "2^63 - 1 elements"});
 }
 
 // ---------------------------------------------------------------- determinism

@@ -303,6 +303,28 @@ TEST_CASE("apply_updates adds leaf by leaf") {
 
 // ---------------------------------------------------------------- schedules
 
+TEST_CASE("schedules at steps near INT64_MIN and INT64_MAX") {
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  const auto poly = optim::polynomial_schedule(1.0f, 0.25f, 2.0f, 10, 5);
+  CHECK(poly(kMin) == 1.0f);  // before the transition: the initial value
+  CHECK(poly(kMax) == 0.25f);
+  CHECK(poly(10) == doctest::Approx(0.25 + 0.75 * 0.25));  // halfway: frac 0.5, squared
+  const auto linear = optim::linear_schedule(2.0f, 0.0f, 4);
+  CHECK(linear(kMin) == 2.0f);
+  CHECK(linear(kMax) == 0.0f);
+  const auto cosine = optim::cosine_decay_schedule(1.0f, 100, 0.1f);
+  CHECK(cosine(kMax) == doctest::Approx(0.1));
+  const auto warm = optim::warmup_cosine_decay_schedule(0.0f, 1.0f, 10, 100, 0.0f);
+  CHECK(warm(kMin) == 0.0f);
+  CHECK(warm(kMax) == 0.0f);
+  // Boundaries far below the step: the step since the boundary saturates instead of overflowing.
+  const auto joined = optim::join_schedules({optim::constant_schedule(1.0f), optim::linear_schedule(1.0f, 0.0f, 10)}, {kMin});
+  CHECK(joined(kMax) == 0.0f);
+  CHECK(joined(kMin) == 1.0f);  // at the boundary: the second schedule at its step 0
+  CHECK(joined(kMin + 5) == doctest::Approx(0.5));
+}
+
 TEST_CASE("schedules against their closed forms") {
   SUBCASE("constant") {
     const auto s = optim::constant_schedule(0.25f);

@@ -40,7 +40,8 @@ class Axes {
 // ---------------------------------------------------------------- elementwise
 
 /// Arithmetic with broadcasting. Both operands have the same dtype (no implicit promotion);
-/// int32 supports + - * but not /.
+/// int32 supports + - * and negation, which wrap modulo 2^32 on overflow (two's complement, as
+/// JAX's int32), but not /.
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
@@ -94,7 +95,9 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 /// The value with no gradient flowing back through it.
 Tensor stop_gradient(const Tensor& x);
 
-/// Converts between float32 and int32 (float to int truncates toward zero, as C++ and NumPy do).
+/// Converts between float32 and int32. Float to int truncates toward zero and saturates, as XLA's
+/// conversion does: NaN becomes 0, values below -2^31 (and -inf) INT32_MIN, values of 2^31 and
+/// above (and +inf) INT32_MAX.
 Tensor astype(const Tensor& x, DType dtype);
 
 // ---------------------------------------------------------------- reductions

@@ -1,5 +1,6 @@
 #pragma once
-// weft::Shape: the extents of a tensor, a small value type (rank 0 to kMaxRank).
+// weft::Shape: the extents of a tensor, a small value type (rank 0 to kMaxRank). A shape whose
+// element count does not fit in int64 cannot be made (ShapeError), so numel() is always exact.
 #include <array>
 #include <cstdint>
 #include <initializer_list>
@@ -15,6 +16,8 @@ class Shape {
   static constexpr int kMaxRank = 8;
 
   constexpr Shape() = default;
+  /// Throws ShapeError for more than kMaxRank extents, a negative extent, or extents whose product
+  /// (of the non-zero ones) overflows int64.
   Shape(std::initializer_list<std::int64_t> dims);
   explicit Shape(std::span<const std::int64_t> dims);
   explicit Shape(const std::vector<std::int64_t>& dims) : Shape(std::span<const std::int64_t>(dims)) {}

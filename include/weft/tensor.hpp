@@ -83,7 +83,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 [[nodiscard]] Tensor full(Shape shape, std::int32_t value);
 /// 0, 1, ..., stop-1 as float32 (weft's default element type; NumPy would give int), or as `dtype`.
 [[nodiscard]] Tensor arange(std::int64_t stop, DType dtype = DType::float32);
-/// start, start+step, ... below stop (above stop for a negative step).
+/// start, start+step, ... below stop (above stop for a negative step). ShapeError when the range has
+/// more than 2^63 - 1 elements; ValueError when an int32 range holds values outside int32.
 [[nodiscard]] Tensor arange(std::int64_t start, std::int64_t stop, std::int64_t step = 1,
                             DType dtype = DType::float32);
 

@@ -55,23 +55,37 @@ Tensor Initializer::operator()(Key key, const Shape& shape) const {
 
 // ---------------------------------------------------------------- Variable
 
-Tensor Variable::value() const { return root_->variables.at(path_); }
+Variable::Variable(detail::ScopeRoot* root, std::string collection, std::string name, std::string scope_path,
+                   std::string path)
+    : root_(root), alive_(root->alive), collection_(std::move(collection)), name_(std::move(name)),
+      scope_path_(std::move(scope_path)), path_(std::move(path)) {}
 
+detail::ScopeRoot& Variable::live_root(const char* op) const {
+  if (alive_.expired())
+    throw Error(std::string("weft::core::Variable::") + op + ": the handle of variable " + quoted(path_) +
+                " is used after the init/apply call that made it returned; a handle is valid during its call "
+                "only: read the variable from the Variables the call returned (e.g. variables.at(" +
+                quoted(path_) + "))");
+  return *root_;
+}
 
-bool Variable::is_mutable() const { return root_->mutable_collections.contains(collection_); }
+Tensor Variable::value() const { return live_root("value").variables.at(path_); }
+
+bool Variable::is_mutable() const { return live_root("is_mutable").mutable_collections.contains(collection_); }
 
 void Variable::set(Tensor value) const {
-  if (!is_mutable())
+  detail::ScopeRoot& root = live_root("set");
+  if (!root.mutable_collections.contains(collection_))
     throw Error("weft::core::Variable::set: Cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
                 " because collection " + quoted(collection_) + " is immutable; pass it as mutable to apply, e.g. "
                 "core::apply(f, {\"" + collection_ + "\"}) or nn::apply(..., {.mutable_collections = {\"" +
                 collection_ + "\"}})");
-  const Tensor& old = root_->variables.at(path_);
+  const Tensor& old = root.variables.at(path_);
   if (!(old.shape() == value.shape()) || old.dtype() != value.dtype())
     throw ShapeError("weft::core::Variable::set: variable " + quoted(path_) + " has shape " + old.shape().str() + " " +
                      std::string(weft::name(old.dtype())) + " but the new value has shape " + value.shape().str() +
                      " " + std::string(weft::name(value.dtype())) + "; a variable keeps its shape and dtype");
-  root_->variables = root_->variables.set(path_, stop_gradient(value));
+  root.variables = root.variables.set(path_, stop_gradient(value));
 }
 
 // ---------------------------------------------------------------- Scope
@@ -135,6 +149,7 @@ bool Scope::is_mutable(std::string_view collection) const { return root_->mutabl
 bool Scope::has_rng(std::string_view stream) const { return root_->rngs.contains(stream); }
 
 bool Scope::has_variable(std::string_view collection, std::string_view name) const {
+  check_collection(collection, "has_variable");
   return root_->variables.contains(variable_path(collection, name));
 }
 
@@ -183,7 +198,15 @@ Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Sha
   return value;
 }
 
+void Scope::check_collection(std::string_view collection, const char* op) const {
+  // A '/' would put the variable in another collection or scope: "params/x" writes a parameter.
+  if (collection.empty() || collection.find('/') != std::string_view::npos)
+    throw ValueError("weft::core::Scope::" + std::string(op) + ": invalid collection name " + quoted(collection) +
+                     " in scope " + quoted(path_str()) + "; collection names are non-empty and contain no '/'");
+}
+
 Variable Scope::variable(std::string_view collection, std::string_view name, const std::function<Tensor()>& init_fn) {
+  check_collection(collection, "variable");
   if (collection == "params")
     throw ValueError("weft::core::Scope::variable: use param() for the \"params\" collection (variable " +
                      quoted(name) + " in " + quoted(path_str()) + ")");

@@ -13,7 +13,8 @@ std::int64_t num_batches(std::int64_t n, std::int64_t batch_size, bool drop_last
   if (n < 0)
     throw ValueError("weft::io::num_batches: the number of examples is " + std::to_string(n) +
                      "; it must be at least 0");
-  return drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
+  // ceil without n + batch_size - 1, which overflows for a batch_size near INT64_MAX.
+  return drop_last || n == 0 ? n / batch_size : (n - 1) / batch_size + 1;
 }
 
 namespace batch_detail {

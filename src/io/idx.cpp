@@ -1,5 +1,6 @@
-// IDX files, raw or gzip-compressed, read through zlib's gz* API (which reads uncompressed files
-// as they are, so one code path serves both).
+// IDX files, raw or gzip-compressed. gzip data goes through zlib's inflate directly, not its gz*
+// API: gzread accepts a stream whose trailer is cut off (its CRC-32 and length then go unchecked)
+// and silently ignores bytes after the last member, both of which must be errors here.
 #include "weft/io/idx.hpp"
 
 #include <zlib.h>
@@ -7,13 +8,16 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
-#include <limits>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
 
+#include "../checked.hpp"
 #include "../tensor_impl.hpp"
 
 namespace weft::io {
@@ -73,8 +77,136 @@ std::string describe_magic(std::uint32_t magic) {
   return "an IDX file of " + std::to_string(magic & 0xff) + " dimensions with " + type_name(type) + " elements";
 }
 
-struct GzClose {
-  void operator()(gzFile f) const noexcept { gzclose(f); }
+struct FileClose {
+  void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+
+/// The bytes of a file, inflated when it starts with the gzip magic 1f 8b (any other file is read
+/// as it is, as zlib's gzread does). A gzip file may hold several members one after another, read
+/// as one stream as gzip does; each must end with its 8-byte trailer, whose CRC-32 and length
+/// inflate verifies. Anything after the last member that is not another member is an error (gzip
+/// only warns about "trailing garbage"; here it means a damaged file).
+class ByteSource {
+ public:
+  /// `on_error` throws the caller's DataError with a description of what is wrong.
+  ByteSource(const fs::path& path, std::function<void(const std::string&)> on_error) : fail_(std::move(on_error)) {
+    errno = 0;
+    file_.reset(std::fopen(path.c_str(), "rb"));
+    if (!file_) {
+      const int err = errno;
+      fail("cannot be opened (" + (err ? std::generic_category().message(err) : std::string("out of memory")) + ")");
+    }
+    in_ = std::make_unique_for_overwrite<std::uint8_t[]>(kInputBytes);
+    next_ = in_.get();
+    fill(2);
+    compressed_ = available_ >= 2 && next_[0] == 0x1f && next_[1] == 0x8b;
+    if (compressed_) {
+      stream_.emplace();
+      if (inflateInit2(&*stream_, 15 + 16) != Z_OK) fail("cannot be read (zlib: out of memory)");  // 16: gzip only
+    }
+  }
+  ByteSource(const ByteSource&) = delete;
+  ByteSource& operator=(const ByteSource&) = delete;
+  ~ByteSource() {
+    if (stream_) inflateEnd(&*stream_);
+  }
+
+  [[nodiscard]] bool compressed() const noexcept { return compressed_; }
+  /// The last read stopped because a gzip stream broke off: the file ended inside a member.
+  [[nodiscard]] bool cut_off() const noexcept { return cut_off_; }
+
+  /// Reads up to out.size() bytes; fewer only at the end of the data (or where a gzip stream
+  /// breaks off). Corrupt gzip data throws, naming `part` of the IDX file.
+  std::int64_t read(std::span<std::uint8_t> out, const char* part) {
+    if (!compressed_) return read_raw(out);
+    z_stream& z = *stream_;
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    while (z.avail_out > 0) {
+      if (member_ended_) {
+        // Between members: the end of the file, another member, or garbage.
+        fill(2);
+        if (available_ == 0) break;
+        if (available_ < 2 || next_[0] != 0x1f || next_[1] != 0x8b)
+          fail("has bytes after the end of its gzip data that do not start another gzip member (they begin " +
+                hex_bytes(std::span<const std::uint8_t>(next_, std::min<std::size_t>(available_, 4))) +
+                "); the file is damaged or was appended to, so download or copy it again");
+        inflateReset(&z);
+        member_ended_ = false;
+      }
+      if (available_ == 0 && fill(1) == 0) {
+        cut_off_ = true;  // inside a member: its data or its trailer is missing
+        break;
+      }
+      z.next_in = next_;
+      z.avail_in = static_cast<uInt>(available_);
+      const int code = inflate(&z, Z_NO_FLUSH);
+      next_ = z.next_in;
+      available_ = z.avail_in;
+      if (code == Z_STREAM_END) {
+        member_ended_ = true;  // the trailer's CRC-32 and length matched
+      } else if (code != Z_OK) {
+        fail(std::string("is not a valid gzip stream: zlib reports \"") + (z.msg ? z.msg : zError(code)) +
+              "\" in the " + part + "; the file is corrupt, so download or copy it again");
+      }
+    }
+    return static_cast<std::int64_t>(out.size() - z.avail_out);
+  }
+
+ private:
+  static constexpr std::size_t kInputBytes = 256 * 1024;  // compressed bytes read per fread
+
+  [[noreturn]] void fail(const std::string& what) const {
+    fail_(what);
+    throw DataError(what);  // not reached: fail_ throws the caller's fuller error
+  }
+
+  std::int64_t read_raw(std::span<std::uint8_t> out) {
+    std::size_t got = std::min(available_, out.size());  // the bytes looked at to detect gzip
+    std::copy_n(next_, got, out.data());
+    next_ += got;
+    available_ -= got;
+    while (got < out.size()) {
+      const std::size_t n = std::fread(out.data() + got, 1, out.size() - got, file_.get());
+      got += n;
+      if (n == 0) {
+        check_read_error();
+        break;
+      }
+    }
+    return static_cast<std::int64_t>(got);
+  }
+
+  /// Makes at least `want` bytes available when the file has them (moving what is left to the
+  /// front of the buffer); returns how many are available.
+  std::size_t fill(std::size_t want) {
+    if (available_ >= want) return available_;
+    if (available_ > 0) std::memmove(in_.get(), next_, available_);
+    next_ = in_.get();
+    while (available_ < want) {
+      const std::size_t n = std::fread(in_.get() + available_, 1, kInputBytes - available_, file_.get());
+      available_ += n;
+      if (n == 0) {
+        check_read_error();
+        break;
+      }
+    }
+    return available_;
+  }
+
+  void check_read_error() {
+    if (std::ferror(file_.get())) fail(std::string("cannot be read (") + std::generic_category().message(errno) + ")");
+  }
+
+  std::function<void(const std::string&)> fail_;
+  std::unique_ptr<std::FILE, FileClose> file_;
+  std::unique_ptr<std::uint8_t[]> in_;
+  std::uint8_t* next_ = nullptr;  // the first unread byte in in_
+  std::size_t available_ = 0;     // unread bytes from next_ on
+  std::optional<z_stream> stream_;
+  bool compressed_ = false;
+  bool member_ended_ = false;
+  bool cut_off_ = false;
 };
 
 /// An open IDX file: reads the header, then the body in chunks, and turns every failure into a
@@ -89,14 +221,8 @@ class IdxReader {
     if (fs::is_directory(status)) fail("is a directory, not an IDX file; pass the path of the file inside it");
     file_size_ = static_cast<std::int64_t>(fs::file_size(path, ec));
     if (ec) fail("cannot read its size (" + ec.message() + ")");
-    errno = 0;
-    file_.reset(gzopen(path.c_str(), "rb"));
-    if (!file_) {
-      const int err = errno;
-      fail("cannot be opened (" + (err ? std::generic_category().message(err) : std::string("out of memory")) + ")");
-    }
-    gzbuffer(file_.get(), 256 * 1024);  // fewer, larger reads of the compressed input
-    compressed_ = gzdirect(file_.get()) == 0;
+    source_.emplace(path, [this](const std::string& what) { fail(what); });
+    compressed_ = source_->compressed();
   }
 
   /// Reads the magic number and the extents. `expected` is the magic the caller needs, or 0 for
@@ -158,6 +284,10 @@ class IdxReader {
     if (read_some(extra, "data") != 0)
       fail("has more data than its header says (" + dims_str(dims_) + " = " + std::to_string(total_) +
            " bytes); the header or the data is wrong, so the file cannot be trusted");
+    if (cut_off_)
+      fail("is truncated: its data is complete but the gzip stream breaks off before its end (the 8-byte "
+           "trailer with the CRC-32 and length of the data is missing or cut), so the data cannot be verified" +
+           fix_truncated());
   }
 
   [[nodiscard]] std::int64_t total() const noexcept { return total_; }
@@ -169,15 +299,8 @@ class IdxReader {
  private:
   /// Reads up to out.size() bytes; fewer only at the end of the data. A corrupt gzip stream throws.
   std::int64_t read_some(std::span<std::uint8_t> out, const char* part) {
-    const int got = gzread(file_.get(), out.data(), static_cast<unsigned>(out.size()));
-    int code = Z_OK;
-    const char* msg = gzerror(file_.get(), &code);
-    cut_off_ = code == Z_BUF_ERROR;
-    if (got < 0 || (code != Z_OK && code != Z_BUF_ERROR)) {
-      if (code == Z_ERRNO) fail(std::string("cannot be read (") + std::generic_category().message(errno) + ")");
-      fail(std::string("is not a valid gzip stream: zlib reports \"") + msg + "\" in the " + part +
-           "; the file is corrupt, so download or copy it again");
-    }
+    const std::int64_t got = source_->read(out, part);
+    cut_off_ = source_->cut_off();
     return got;
   }
 
@@ -185,12 +308,10 @@ class IdxReader {
   /// anything is allocated for them.
   void check_size(const std::vector<std::int64_t>& dims) {
     dims_ = dims;
-    std::int64_t total = 1;
-    for (const std::int64_t d : dims) {
-      if (d != 0 && total > std::numeric_limits<std::int64_t>::max() / d)
-        fail("has a header whose extents " + dims_str(dims) + " overflow 64 bits; the header is corrupt");
-      total *= d;
-    }
+    // The check a Shape makes: a zero extent does not excuse the others from fitting in int64.
+    const auto product = weft::detail::checked_product(dims);
+    if (!product) fail("has a header whose extents " + dims_str(dims) + " overflow 64 bits; the header is corrupt");
+    const std::int64_t total = *product;
     total_ = total;
     const std::int64_t available = file_size_ - header_bytes_;
     if (!compressed_ && total > available)
@@ -206,7 +327,7 @@ class IdxReader {
   /// that breaks off (the compressed file itself is cut).
   std::string ends() const {
     if (!compressed_) return "the file ends";
-    return cut_off_ ? "the gzip stream breaks off (zlib: unexpected end of file)" : "the gzip stream ends";
+    return cut_off_ ? "the gzip stream breaks off (unexpected end of file)" : "the gzip stream ends";
   }
 
   std::string fix_truncated() const {
@@ -222,7 +343,7 @@ class IdxReader {
 
   fs::path path_;
   const char* op_;
-  std::unique_ptr<gzFile_s, GzClose> file_;
+  std::optional<ByteSource> source_;
   std::int64_t file_size_ = 0;
   std::int64_t header_bytes_ = 0;
   std::int64_t total_ = 0;

@@ -19,6 +19,7 @@
 #include <omp.h>
 
 #include "../backend/gemm.hpp"
+#include "../checked.hpp"
 #include "conv_impl.hpp"
 #include "internal.hpp"
 
@@ -155,11 +156,13 @@ ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions
     throw ShapeError(where + "the input " + x.str() + " has C = " + std::to_string(x[3]) +
                      " channels, not a multiple of feature_group_count " + std::to_string(groups) +
                      "; every group takes C / feature_group_count channels");
-  if (x[3] != k[2] * groups)
+  if (x[3] / groups != k[2]) {  // C = I * groups, without the product (groups may be near INT64_MAX)
+    const auto expected = detail::checked_mul(k[2], groups);
     throw ShapeError(where + "the input " + x.str() + " has C = " + std::to_string(x[3]) + " channels but the kernel " +
                      k.str() + " expects I * feature_group_count = " + std::to_string(k[2]) + " * " +
-                     std::to_string(groups) + " = " + std::to_string(k[2] * groups) +
+                     std::to_string(groups) + " = " + (expected ? std::to_string(*expected) : "more than 2^63 - 1") +
                      "; the kernel's axis 2 must be C / feature_group_count = " + std::to_string(x[3] / groups));
+  }
   if (k[3] % groups != 0)
     throw ShapeError(where + "the kernel " + k.str() + " has O = " + std::to_string(k[3]) +
                      " output channels, not a multiple of feature_group_count " + std::to_string(groups) +

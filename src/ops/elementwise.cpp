@@ -1,6 +1,7 @@
 // Elementwise ops with NumPy broadcasting, and their gradients.
-#include <cmath>
 #include <array>
+#include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "internal.hpp"
@@ -94,6 +95,20 @@ Tensor arith(const Tensor& a, const Tensor& b, const char* op, FloatF ff, IntF f
 
 Tensor scalar(float v) { return Tensor(v); }
 
+/// int32 arithmetic wraps as two's complement (as JAX's and XLA's does): computed in uint32, where
+/// overflow is defined, and converted back, which C++20 defines as modulo 2^32.
+constexpr std::int32_t wrap_int32(std::uint32_t v) noexcept { return static_cast<std::int32_t>(v); }
+
+/// float32 -> int32 as XLA converts: toward zero, NaN to 0, out-of-range values (and infinities)
+/// to the nearest of INT32_MIN and INT32_MAX. A plain cast of those is undefined behaviour.
+constexpr std::int32_t saturating_int32(float v) noexcept {
+  constexpr float kTwoTo31 = 2147483648.0f;  // exact in float32; INT32_MAX is not
+  if (v != v) return 0;
+  if (v <= -kTwoTo31) return std::numeric_limits<std::int32_t>::min();
+  if (v >= kTwoTo31) return std::numeric_limits<std::int32_t>::max();
+  return static_cast<std::int32_t>(v);
+}
+
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // sqrt(2/pi)
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/sqrt(2 pi)
@@ -102,7 +117,7 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/sqrt(2 pi)
 
 Tensor operator+(const Tensor& a, const Tensor& b) {
   Tensor out = arith(a, b, "add", [](float x, float y) { return x + y; },
-                     [](std::int32_t x, std::int32_t y) { return x + y; });
+                     [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) + std::uint32_t(y)); });
   if (autodiff::any_tracked(a, b)) {
     autodiff::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
       gr[0] = sum_to_shape(g, sa);
@@ -114,7 +129,7 @@ Tensor operator+(const Tensor& a, const Tensor& b) {
 
 Tensor operator-(const Tensor& a, const Tensor& b) {
   Tensor out = arith(a, b, "subtract", [](float x, float y) { return x - y; },
-                     [](std::int32_t x, std::int32_t y) { return x - y; });
+                     [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) - std::uint32_t(y)); });
   if (autodiff::any_tracked(a, b)) {
     autodiff::record(out, "subtract", {&a, &b},
                      [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
@@ -127,7 +142,7 @@ Tensor operator-(const Tensor& a, const Tensor& b) {
 
 Tensor operator*(const Tensor& a, const Tensor& b) {
   Tensor out = arith(a, b, "multiply", [](float x, float y) { return x * y; },
-                     [](std::int32_t x, std::int32_t y) { return x * y; });
+                     [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) * std::uint32_t(y)); });
   if (autodiff::any_tracked(a, b)) {
     const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
     autodiff::record(out, "multiply", {&a, &b},
@@ -161,7 +176,7 @@ Tensor operator/(const Tensor& a, const Tensor& b) {
 Tensor operator-(const Tensor& a) {
   detail::require_defined(a, "negative");
   Tensor out = a.dtype() == DType::float32 ? map_unary<float, float>(a, [](float x) { return -x; })
-                                           : map_unary<std::int32_t, std::int32_t>(a, [](std::int32_t x) { return -x; });
+                                           : map_unary<std::int32_t, std::int32_t>(a, [](std::int32_t x) { return wrap_int32(0u - std::uint32_t(x)); });
   if (autodiff::any_tracked(a))
     autodiff::record(out, "negative", {&a}, [](const Tensor& g, std::span<Tensor> gr) { gr[0] = -g; });
   return out;
@@ -366,7 +381,7 @@ Tensor astype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   if (dtype == DType::int32) {
     autodiff::require_untracked(x, "astype(int32)");
-    return map_unary<float, std::int32_t>(x, [](float v) { return static_cast<std::int32_t>(v); });
+    return map_unary<float, std::int32_t>(x, saturating_int32);
   }
   return map_unary<std::int32_t, float>(x, [](std::int32_t v) { return static_cast<float>(v); });
 }

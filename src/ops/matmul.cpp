@@ -1,7 +1,9 @@
 // matmul with NumPy semantics on the GEMM backend, and its gradient.
 #include <array>
+#include <limits>
 
 #include "../backend/gemm.hpp"
+#include "../checked.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -72,7 +74,9 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, MatmulOptions o) {
         cb *= db;
       }
     };
-    const std::int64_t work = d.m * d.n * d.k;
+    // m * n and k each fit (they are sizes of tensors that exist); their product need not.
+    const std::int64_t work =
+        detail::checked_product(std::array{d.m, d.n, d.k}).value_or(std::numeric_limits<std::int64_t>::max());
     auto run = [&](std::int64_t b0, std::int64_t b1) {
       for (std::int64_t bi = b0; bi < b1; ++bi) {
         std::int64_t oa, ob;

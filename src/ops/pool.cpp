@@ -184,7 +184,7 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
   const bool tracked = autodiff::any_tracked(x);
   if (kind == PoolKind::max) {
     if (!tracked) return max_pool_forward(x, w, nullptr);
-    auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(w.rows() * w.c));
+    auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(Shape{w.n, w.oh, w.ow, w.c}.numel()));
     Tensor y = max_pool_forward(x, w, argmax->data());
     autodiff::record(y, op, {&x}, [argmax, w](const Tensor& g, std::span<Tensor> gr) {
       gr[0] = max_pool_backward(*argmax, g, w);

@@ -1,6 +1,8 @@
 // Ops that move elements without arithmetic: reshape, transpose, broadcast_to.
 #include <numeric>
 
+#include "../checked.hpp"
+#include "../format.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -40,7 +42,7 @@ Tensor dispatch_copy(const Tensor& x, const Shape& out_shape, F&& copy) {
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   detail::require_defined(x, "reshape");
   std::vector<std::int64_t> dims = shape;
-  std::int64_t known = 1;
+  std::vector<std::int64_t> known_dims;  // the extents given, without the one to infer
   int infer = -1;
   for (std::size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] == -1) {
@@ -49,17 +51,19 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
     } else if (dims[i] < 0) {
       throw ShapeError("weft::reshape: extent " + std::to_string(dims[i]) + " in the new shape is negative");
     } else {
-      known *= dims[i];
+      known_dims.push_back(dims[i]);
     }
   }
-  std::string wanted = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) wanted += (i ? ", " : "") + std::to_string(shape[i]);
-  wanted += ")";
   if (infer >= 0) {
-    if (known == 0 || x.size() % known != 0)
+    const std::string wanted = detail::extents_str(shape);
+    const auto known = detail::checked_product(known_dims);
+    if (!known)
+      throw ShapeError("weft::reshape: the new shape " + wanted +
+                       " has more than 2^63 - 1 elements (its extents overflow int64); no tensor can have it");
+    if (*known == 0 || x.size() % *known != 0)
       throw ShapeError("weft::reshape: cannot reshape " + x.shape().str() + " (" + std::to_string(x.size()) +
                        " elements) into " + wanted);
-    dims[static_cast<std::size_t>(infer)] = x.size() / known;
+    dims[static_cast<std::size_t>(infer)] = x.size() / *known;
   }
   return reshape(x, Shape(dims));
 }

@@ -2,9 +2,12 @@
 #include "window.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <limits>
 #include <string>
 
+#include "../checked.hpp"
 #include "weft/error.hpp"
 
 namespace weft {
@@ -78,13 +81,15 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Padding::resolve(const std::v
 
   std::vector<std::pair<std::int64_t, std::int64_t>> out(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t effective = (window[i] - 1) * dilation[i] + 1;
+    const std::int64_t effective = detail::dilated_extent(window[i], dilation[i], op);
     switch (mode_) {
       case Mode::valid: out[i] = {0, 0}; break;
       case Mode::same: {
-        // XLA: as many outputs as ceil(in / stride); any odd pad goes on the high side.
-        const std::int64_t outputs = (in[i] + strides[i] - 1) / strides[i];
-        const std::int64_t total = std::max<std::int64_t>((outputs - 1) * strides[i] + effective - in[i], 0);
+        // XLA: as many outputs as ceil(in / stride); any odd pad goes on the high side. Written so
+        // that no intermediate exceeds in or effective (a stride may be as large as INT64_MAX).
+        const std::int64_t outputs = in[i] == 0 ? 0 : (in[i] - 1) / strides[i] + 1;
+        const std::int64_t covered = (outputs - 1) * strides[i];  // <= in - 1, or -stride for in = 0
+        const std::int64_t total = std::max<std::int64_t>(effective - (in[i] - covered), 0);
         out[i] = {total / 2, total - total / 2};
         break;
       }
@@ -106,6 +111,14 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Padding::resolve(const std::v
 
 namespace detail {
 
+std::int64_t dilated_extent(std::int64_t window, std::int64_t dilation, const char* op) {
+  const auto span = checked_mul(window - 1, dilation);
+  if (!span || *span == std::numeric_limits<std::int64_t>::max())
+    throw ValueError(prefix(op) + "a window of " + std::to_string(window) + " with dilation " + std::to_string(dilation) +
+                     " spans more than 2^63 - 1 input positions; use a smaller dilation");
+  return *span + 1;
+}
+
 Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::vector<std::int64_t>& strides,
                   const Padding& padding, const std::vector<std::int64_t>& dilation, const char* op) {
   const std::vector<std::int64_t> in{x[1], x[2]}, window{kh, kw};
@@ -123,9 +136,16 @@ Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::v
   g.dw = dilation[1];
   g.pad_h = pads[0].first;
   g.pad_w = pads[1].first;
-  const std::int64_t padded_h = g.h + pads[0].first + pads[0].second;
-  const std::int64_t padded_w = g.w + pads[1].first + pads[1].second;
-  const std::int64_t eff_h = (kh - 1) * g.dh + 1, eff_w = (kw - 1) * g.dw + 1;
+  const auto padded = [&](std::int64_t extent, const std::pair<std::int64_t, std::int64_t>& pad) {
+    const auto low = checked_add(extent, pad.first);
+    const auto both = low ? checked_add(*low, pad.second) : std::nullopt;
+    if (!both)
+      throw ValueError(prefix(op) + "the padding " + padding.str() + " = " + pairs_str(pads) + " of the input " +
+                       x.str() + " gives a padded extent of more than 2^63 - 1; use smaller pads");
+    return *both;
+  };
+  const std::int64_t padded_h = padded(g.h, pads[0]), padded_w = padded(g.w, pads[1]);
+  const std::int64_t eff_h = dilated_extent(kh, g.dh, op), eff_w = dilated_extent(kw, g.dw, op);
   if (eff_h > padded_h || eff_w > padded_w)
     throw ShapeError(prefix(op) + "the window " + extents_str({eff_h, eff_w}) +
                      (g.dh > 1 || g.dw > 1 ? " (after dilation " + extents_str(dilation) + ")" : std::string()) +
@@ -134,6 +154,10 @@ Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::v
                      "); use a smaller window or dilation, or pad more (\"SAME\" always fits)");
   g.oh = (padded_h - eff_h) / g.sh + 1;
   g.ow = (padded_w - eff_w) / g.sw + 1;
+  if (!checked_product(std::array{g.n, g.oh, g.ow}))  // rows() is then exact
+    throw ShapeError(prefix(op) + "the output of " + std::to_string(g.n) + " x " + std::to_string(g.oh) + " x " +
+                     std::to_string(g.ow) + " pixels (input " + x.str() + ", padding " + padding.str() + " = " +
+                     pairs_str(pads) + ") has more than 2^63 - 1 pixels; use smaller pads or larger strides");
   return g;
 }
 

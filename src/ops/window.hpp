@@ -28,6 +28,10 @@ struct Window2d {
   }
 };
 
+/// (window - 1) * dilation + 1, the input positions a dilated window spans; ValueError naming `op`
+/// when that overflows int64.
+std::int64_t dilated_extent(std::int64_t window, std::int64_t dilation, const char* op);
+
 /// The window geometry of `op` for an NHWC input of shape `x` (rank 4). `strides` and `dilation`
 /// have one entry per spatial axis. Throws ValueError or ShapeError naming `op` (through
 /// Padding::resolve) when an option is out of range or the window does not fit the padded input.

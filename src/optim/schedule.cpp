@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <string>
 
@@ -39,7 +40,9 @@ Schedule polynomial_schedule(float init_value, float end_value, float power, std
   if (transition_steps <= 0) return constant_schedule(init_value);  // as Optax: no transition at all
   transition_begin = std::max<std::int64_t>(transition_begin, 0);
   return [=](std::int64_t step) {
-    const auto t = static_cast<double>(std::clamp<std::int64_t>(step - transition_begin, 0, transition_steps));
+    // step - transition_begin would overflow for a step near INT64_MIN; both are >= 0 past the clamp.
+    const std::int64_t since_begin = step < transition_begin ? 0 : step - transition_begin;
+    const auto t = static_cast<double>(std::min(since_begin, transition_steps));
     const double frac = 1.0 - t / static_cast<double>(transition_steps);
     return static_cast<float>((static_cast<double>(init_value) - end_value) * std::pow(frac, static_cast<double>(power)) +
                               end_value);
@@ -76,7 +79,12 @@ Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_
     // The last boundary at or below step picks the schedule, which starts counting there.
     const auto i = static_cast<std::size_t>(std::upper_bound(boundaries.begin(), boundaries.end(), step) -
                                             boundaries.begin());
-    return schedules[i](i == 0 ? step : step - boundaries[i - 1]);
+    // step >= boundaries[i - 1] here; the difference is taken in uint64 so that it cannot overflow,
+    // and saturates at INT64_MAX (a boundary far below zero), where every schedule is constant.
+    if (i == 0) return schedules[0](step);
+    const std::uint64_t since = static_cast<std::uint64_t>(step) - static_cast<std::uint64_t>(boundaries[i - 1]);
+    return schedules[i](static_cast<std::int64_t>(
+        std::min<std::uint64_t>(since, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))));
   };
 }
 

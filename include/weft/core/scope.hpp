@@ -83,6 +83,8 @@ Scope make_root_scope(ScopeRoot& root);
 }  // namespace detail
 
 /// A handle to one variable of a (possibly mutable) collection, such as BatchNorm's running mean.
+/// It is valid during the init/apply call that made it; using it after that call has returned is
+/// an Error (read the variable from the Variables the call returned instead).
 class Variable {
  public:
   [[nodiscard]] Tensor value() const;
@@ -93,10 +95,11 @@ class Variable {
 
  private:
   friend class Scope;
-  Variable(detail::ScopeRoot* root, std::string collection, std::string name, std::string scope_path, std::string path)
-      : root_(root), collection_(std::move(collection)), name_(std::move(name)),
-        scope_path_(std::move(scope_path)), path_(std::move(path)) {}
+  Variable(detail::ScopeRoot* root, std::string collection, std::string name, std::string scope_path, std::string path);
+  /// The root of the call, or an Error naming `op` when the call has returned.
+  [[nodiscard]] detail::ScopeRoot& live_root(const char* op) const;
   detail::ScopeRoot* root_;
+  std::weak_ptr<const void> alive_;  // expires with the root: the call that made this handle returned
   std::string collection_, name_, scope_path_, path_;
 };
 
@@ -164,6 +167,8 @@ class Scope {
   static constexpr std::string_view kChildCollection = "\x01child";  // marks a name held by a child scope
   Scope(detail::ScopeRoot* root, std::string joined) : root_(root), joined_(std::move(joined)) {}
   void reserve(std::string_view name, std::string_view collection);
+  /// ValueError naming `op` for a collection name that is empty or holds a '/'.
+  void check_collection(std::string_view collection, const char* op) const;
   [[nodiscard]] std::string variable_path(std::string_view collection, std::string_view name) const;
 
   detail::ScopeRoot* root_;
@@ -175,6 +180,11 @@ class Scope {
 namespace detail {
 
 struct ScopeRoot {
+  ScopeRoot() = default;
+  ScopeRoot(const ScopeRoot&) = delete;  // handles point at this root; a copy would outlive them unseen
+  ScopeRoot& operator=(const ScopeRoot&) = delete;
+  // Shared with the Variable handles as weak pointers, so that a handle kept past the call knows.
+  std::shared_ptr<const void> alive = std::make_shared<char>();
   Variables variables;  // what apply was given, plus what this call created or changed
   Mutable mutable_collections;
   Rngs rngs;

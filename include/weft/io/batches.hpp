@@ -52,7 +52,7 @@ void check_batches(const Tensor& images, const Tensor& labels, std::int64_t batc
              [images = std::move(images), labels = std::move(labels), order = std::move(order), batch_size, n](
                  std::int64_t b) {
                const std::int64_t start = b * batch_size;
-               return batch_detail::gather_batch(images, labels, order, start, std::min(n, start + batch_size));
+               return batch_detail::gather_batch(images, labels, order, start, start + std::min(batch_size, n - start));
              });
 }
 

@@ -2,6 +2,9 @@
 // Readers for IDX files, the format of MNIST and Fashion-MNIST: a big-endian header (magic
 // 0x0000TTNN with element type TT and NN dimensions, then NN 32-bit extents) and the elements in
 // row-major order. Files may be gzip-compressed (detected by the gzip magic 1f 8b, not by name).
+// A gzip file must be complete: every member ends with its trailer, whose CRC-32 and length are
+// checked. Several members are read one after another, as gzip does; any other bytes after the
+// compressed data are a DataError (gzip merely warns of "trailing garbage").
 #include <cstdint>
 #include <filesystem>
 #include <vector>
