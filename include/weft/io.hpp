@@ -1,5 +1,7 @@
 #pragma once
-// Data: IDX files, Fashion-MNIST, shuffled batches.
+// Data: IDX files, Fashion-MNIST, shuffled batches; checkpoints.
 #include "weft/io/batches.hpp"
 #include "weft/io/fashion_mnist.hpp"
 #include "weft/io/idx.hpp"
+#include "weft/io/restore.hpp"
+#include "weft/io/safetensors.hpp"
