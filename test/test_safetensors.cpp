@@ -49,7 +49,7 @@ void check_bad_file(const TempDir& dir, const std::vector<std::byte>& file, std:
   } catch (const io::DataError& e) {
     thrown = true;
     for (const auto& w : all) {
-      INFO("message: " << e.what() << "\nmissing: " << w);
+      INFO("message: " << std::string(e.what()) << "\nmissing: " << w);
       CHECK(std::string(e.what()).find(w) != std::string::npos);
     }
   }

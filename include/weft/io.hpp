@@ -2,6 +2,7 @@
 // Data: IDX files, Fashion-MNIST, shuffled batches; checkpoints.
 #include "weft/io/batches.hpp"
 #include "weft/io/fashion_mnist.hpp"
+#include "weft/io/flax_msgpack.hpp"
 #include "weft/io/idx.hpp"
 #include "weft/io/restore.hpp"
 #include "weft/io/safetensors.hpp"

@@ -218,7 +218,7 @@ Source memory_source(std::span<const std::byte> bytes, const char* op, const std
   src.read = [bytes, op, name](std::uint64_t offset, std::span<std::byte> out) {
     if (offset > bytes.size() || out.size() > bytes.size() - offset)
       internal::fail(op, name, "is truncated");  // read_header's checks keep every read in range
-    std::memcpy(out.data(), bytes.data() + offset, out.size());
+    if (!out.empty()) std::memcpy(out.data(), bytes.data() + offset, out.size());
   };
   return src;
 }

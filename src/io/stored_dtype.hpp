@@ -74,6 +74,7 @@ inline constexpr std::string_view kLoadableNumpy =
 
 /// Decodes `count` elements of type `from` at `src` into `dst` (float32 or int32, loaded_dtype).
 inline void decode(StoredType from, const std::byte* src, std::size_t count, std::byte* dst) noexcept {
+  if (count == 0) return;  // empty arrays may have null pointers, which memcpy must not see
   switch (from) {
     case StoredType::float32:
     case StoredType::int32: std::memcpy(dst, src, count * 4); return;
