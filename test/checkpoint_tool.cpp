@@ -1,0 +1,43 @@
+// checkpoint-tool: weft's side of the tests that another process drives.
+//
+//   checkpoint-tool resave DATA OUT   loads DATA/mlp.safetensors and DATA/mlp.msgpack (the Python
+//                                     references) and saves them again into OUT, the msgpack once
+//                                     more with a small chunk size (mlp_chunked.msgpack), for
+//                                     test/data/make_checkpoint_refs.py to read back
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string_view>
+
+#include "../src/io/flax_msgpack_internal.hpp"
+#include "weft/io/flax_msgpack.hpp"
+#include "weft/io/safetensors.hpp"
+
+namespace fs = std::filesystem;
+using namespace weft;
+
+namespace {
+
+int resave(const fs::path& data, const fs::path& out) {
+  io::save_safetensors(out / "mlp.safetensors", io::load_safetensors(data / "mlp.safetensors"),
+                       io::load_safetensors_metadata(data / "mlp.safetensors"));
+  const Variables flax = io::load_flax_msgpack(data / "mlp.msgpack");
+  io::save_flax_msgpack(out / "mlp.msgpack", flax);
+  const auto chunked = io::internal::flax_msgpack_bytes(flax, 16);
+  std::ofstream f(out / "mlp_chunked.msgpack", std::ios::binary);
+  f.write(reinterpret_cast<const char*>(chunked.data()), static_cast<std::streamsize>(chunked.size()));
+  return f.good() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc == 4 && std::string_view(argv[1]) == "resave") return resave(argv[2], argv[3]);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "checkpoint-tool: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "usage: checkpoint-tool resave DATA OUT\n");
+  return 2;
+}
