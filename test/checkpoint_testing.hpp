@@ -3,6 +3,7 @@
 // raw file access for building broken files.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "weft/io/checkpoint_manager.hpp"
+#include "weft/ops.hpp"
 #include "weft/variables.hpp"
 
 namespace weft::testing {
@@ -58,6 +61,25 @@ inline void check_identical(const Variables& actual, const Variables& expected) 
       CHECK(a.to_int_vector() == e.to_int_vector());
     }
   }
+}
+
+/// The checkpoint of the kill test for `step`: 1 MiB of float32 and an int32 leaf, all equal to the
+/// step, and the step in the metadata, so that a loaded checkpoint shows whether it is whole.
+inline io::Checkpoint kill_test_checkpoint(std::int64_t step) {
+  const auto s = static_cast<std::int32_t>(step);
+  return {Variables::from_leaves({{"params/big", full({512, 512}, static_cast<float>(s))},
+                                  {"state/step", full({3}, s)}}),
+          {{"step", std::to_string(step)}}};
+}
+
+/// Checks that a loaded kill-test checkpoint is whole (every value its step) and returns the step.
+inline std::int64_t check_kill_test_checkpoint(const Variables& v, std::int64_t step) {
+  REQUIRE(v.paths() == std::vector<std::string>{"params/big", "state/step"});
+  const auto big = v.at("params/big").to_vector();
+  REQUIRE(big.size() == 512u * 512u);
+  CHECK(std::ranges::all_of(big, [&](float x) { return x == static_cast<float>(step); }));
+  CHECK(v.at("state/step").to_int_vector() == std::vector<std::int32_t>(3, static_cast<std::int32_t>(step)));
+  return step;
 }
 
 inline std::vector<std::byte> read_bytes(const std::filesystem::path& path) {

@@ -1,6 +1,7 @@
 #pragma once
 // Data: IDX files, Fashion-MNIST, shuffled batches; checkpoints.
 #include "weft/io/batches.hpp"
+#include "weft/io/checkpoint_manager.hpp"
 #include "weft/io/fashion_mnist.hpp"
 #include "weft/io/flax_msgpack.hpp"
 #include "weft/io/idx.hpp"
