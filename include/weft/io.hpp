@@ -7,3 +7,4 @@
 #include "weft/io/idx.hpp"
 #include "weft/io/restore.hpp"
 #include "weft/io/safetensors.hpp"
+#include "weft/io/training_state.hpp"
