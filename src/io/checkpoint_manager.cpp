@@ -1,6 +1,7 @@
 #include "weft/io/checkpoint_manager.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <random>
