@@ -263,6 +263,9 @@ std::optional<Restart> latest_checkpoint(const io::CheckpointManager& manager, c
                     (it == r.state.metadata.end() ? std::string("unknown") : it->second) + " but this run has " + value +
                     "; give the options of the run that wrote it");
     }
+    if (r.state.rng != Key(o.seed))
+      throw Error("the checkpoint " + manager.step_directory(*step).string() + " holds another random key than --seed " +
+                  std::to_string(o.seed) + " gives; it was not written by weft-train");
     try {
       r.epoch = std::stoi(r.state.metadata.at("epoch"));
       r.accuracy = std::stod(r.state.metadata.at("test_accuracy"));
