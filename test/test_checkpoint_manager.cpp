@@ -81,6 +81,11 @@ TEST_CASE("checkpoint manager: wrong steps and options are errors, leftovers of 
   check_throws_with<io::DataError>([&] { (void)manager.latest_step(); }, {"latest", "names step_000099", "changed by hand"});
   std::ofstream(dir / "latest") << "garbage";
   check_throws_with<io::DataError>([&] { (void)manager.latest_step(); }, {"holds \"garbage\""});
+  // Without a pointer nothing is published, but the next save deletes no complete step.
+  fs::remove(dir / "latest");
+  CHECK(manager.all_steps().empty());
+  manager.save(7, small(7));
+  CHECK(manager.all_steps() == std::vector<std::int64_t>{5, 6, 7});
 }
 
 TEST_CASE("checkpoint kill test: a save killed at any moment leaves the previous checkpoint or the new one") {

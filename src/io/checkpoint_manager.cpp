@@ -111,16 +111,16 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
   std::error_code ec;
   fs::create_directories(directory_, ec);
   if (ec) internal::fail(op, directory_, "cannot be created (" + ec.message() + ")");
-  // Leftovers of interrupted saves and deletions: temporary entries, and unpublished steps.
+  // Leftovers of interrupted saves and deletions: temporary entries, and this very step renamed but
+  // not yet published (complete steps of other numbers stay: they are whole, only unpublished).
+  const std::string name = step_name(step);
   for (const auto& entry : fs::directory_iterator(directory_, ec)) {
-    const std::string name = entry.path().filename().string();
-    const auto s = parse_step(name);
-    if (name.starts_with(kLeftoverPrefix) || name.starts_with(kLatestLeftoverPrefix) || (s && (!latest || *s > *latest)))
+    const std::string entry_name = entry.path().filename().string();
+    if (entry_name.starts_with(kLeftoverPrefix) || entry_name.starts_with(kLatestLeftoverPrefix) || entry_name == name)
       remove_or_fail(entry.path(), op);
   }
   if (ec) internal::fail(op, directory_, "cannot be listed (" + ec.message() + ")");
 
-  const std::string name = step_name(step);
   const fs::path temp = directory_ / hidden_name(name, "tmp");
   fs::create_directory(temp, ec);
   if (ec) internal::fail(op, temp, "cannot be created (" + ec.message() + ")");

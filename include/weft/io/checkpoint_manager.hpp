@@ -11,7 +11,7 @@
 // each file flushed to disk, the directory renamed to step_NNNNNN and the directory flushed; then
 // `latest` is replaced atomically. A process killed at any moment leaves `latest` naming the
 // previous complete step or the new one. One process saves into a directory at a time (as Orbax);
-// leftovers of a killed save are removed by the next save.
+// the temporary leftovers of a killed save are removed by the next save.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
