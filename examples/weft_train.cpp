@@ -1,12 +1,14 @@
 // weft-train: trains a model on Fashion-MNIST and reports its test accuracy.
 //
 //   weft-train [--model residual|cnn] [--epochs N] [--batch-size N] [--lr X] [--seed N]
-//              [--threads N] [--data-dir DIR]
+//              [--threads N] [--data-dir DIR] [--checkpoint-dir DIR [--resume | --eval-only]]
 //
-// The last line of output has the form `final model=residual test_accuracy=0.8931 wall_s=123.4`.
+// The last line of output has the form
+// `final model=residual test_accuracy=0.8931 wall_s=123.4 examples_per_s=5012`.
 #include <omp.h>
 #include <unistd.h>
 
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -20,6 +22,8 @@
 #include "weft/autodiff.hpp"
 #include "weft/io/batches.hpp"
 #include "weft/io/fashion_mnist.hpp"
+#include "weft/io/restore.hpp"
+#include "weft/io/training_state.hpp"
 #include "weft/losses.hpp"
 #include "weft/nn/conv.hpp"
 #include "weft/nn/linear.hpp"
@@ -101,6 +105,9 @@ struct Options {
   std::uint64_t seed = 0;
   int threads = 0;  // 0: OpenMP's default (all cores)
   std::string data_dir = std::string(io::kFashionMnistDir);
+  std::string checkpoint_dir;  // empty: no checkpoints
+  bool resume = false;
+  bool eval_only = false;
 };
 
 constexpr const char* kUsage = R"(usage: weft-train [options]
@@ -118,9 +125,18 @@ Trains a model on Fashion-MNIST with Adam and prints the test accuracy after eac
   --threads N        threads for weft's kernels (default: all cores); results do not depend on it
   --data-dir DIR     the IDX files (default /usr/share/datasets/fashion-mnist, Debian's
                      dataset-fashion-mnist package)
+  --checkpoint-dir DIR
+                     saves the training state (parameters, Adam's state, step, key) after every
+                     epoch into DIR/step_NNNNNN, keeping the last three
+  --resume           continues from the latest checkpoint in --checkpoint-dir (from the start
+                     when there is none); the options must be those of the interrupted run, and
+                     the result is that of a run never interrupted
+  --eval-only        prints the test accuracy of the latest checkpoint in --checkpoint-dir
   --help             this text
 
-The last line reads: final model=NAME test_accuracy=X wall_s=Y
+The last line reads: final model=NAME test_accuracy=X wall_s=Y examples_per_s=Z, where Z counts
+the training examples of this run per second of training (0 when a resumed run has nothing
+left to train; with --eval-only, the test examples per second of evaluation)
 )";
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -140,6 +156,10 @@ Options parse(int argc, char** argv) {
     if (!a.starts_with("--"))
       usage_error("unexpected argument '" + std::string(a) +
                   "'; weft-train takes options only, each written --name VALUE (e.g. --epochs 5)");
+    if (a == "--resume" || a == "--eval-only") {  // flags: no value
+      (a == "--resume" ? o.resume : o.eval_only) = true;
+      continue;
+    }
     if (i + 1 >= argc) usage_error("option " + std::string(a) + " needs a value");
     const std::string v = argv[++i];
     try {
@@ -171,6 +191,8 @@ Options parse(int argc, char** argv) {
         if (o.threads < 1) usage_error("--threads must be at least 1");
       } else if (a == "--data-dir") {
         o.data_dir = v;
+      } else if (a == "--checkpoint-dir") {
+        o.checkpoint_dir = v;
       } else {
         usage_error("unknown option " + std::string(a));
       }
@@ -179,6 +201,9 @@ Options parse(int argc, char** argv) {
     }
   }
   if (!epochs_given && o.model == "cnn") o.epochs = 15;
+  if ((o.resume || o.eval_only) && o.checkpoint_dir.empty())
+    usage_error(std::string(o.resume ? "--resume" : "--eval-only") + " needs --checkpoint-dir");
+  if (o.resume && o.eval_only) usage_error("--resume and --eval-only exclude each other");
   return o;
 }
 
@@ -204,6 +229,72 @@ class Progress {
   int epoch_, epochs_;
   std::int64_t total_;
 };
+
+// ---------------------------------------------------------------- checkpoints
+
+/// The options that fix a run's data order, schedule and keys: a resumed run must share them.
+io::SafetensorsMetadata run_options(const Options& o) {
+  std::array<char, 32> lr{};
+  std::snprintf(lr.data(), lr.size(), "%.9g", static_cast<double>(o.lr));
+  return {{"model", o.model},
+          {"epochs", std::to_string(o.epochs)},
+          {"batch_size", std::to_string(o.batch_size)},
+          {"lr", lr.data()},
+          {"seed", std::to_string(o.seed)}};
+}
+
+/// A checkpoint of the run after `epoch` epochs, and the test accuracy then.
+struct Restart {
+  io::TrainingState state;
+  int epoch = 0;
+  double accuracy = 0;
+};
+
+/// Checkpoint errors are not about --data-dir (main's hint for io::DataError): they say where they are.
+template <class F>
+auto in_checkpoint_dir(const Options& o, F&& f) {
+  try {
+    return f();
+  } catch (const io::DataError& e) {
+    throw Error(std::string(e.what()) + " (in --checkpoint-dir " + o.checkpoint_dir + ")");
+  }
+}
+
+std::optional<Restart> latest_checkpoint(const io::CheckpointManager& manager, const Options& o) {
+  return in_checkpoint_dir(o, [&]() -> std::optional<Restart> {
+    const auto step = manager.latest_step();
+    if (!step) return std::nullopt;
+    Restart r{io::from_checkpoint(manager.restore(*step))};
+    for (const auto& [key, value] : run_options(o)) {
+      const auto it = r.state.metadata.find(key);
+      if (it == r.state.metadata.end() || it->second != value)
+        throw Error("the checkpoint " + manager.step_directory(*step).string() + " was written with " + key + " " +
+                    (it == r.state.metadata.end() ? std::string("unknown") : it->second) + " but this run has " + value +
+                    "; give the options of the run that wrote it");
+    }
+    if (r.state.rng != Key(o.seed))
+      throw Error("the checkpoint " + manager.step_directory(*step).string() + " holds another random key than --seed " +
+                  std::to_string(o.seed) + " gives; it was not written by weft-train");
+    try {
+      r.epoch = std::stoi(r.state.metadata.at("epoch"));
+      r.accuracy = std::stod(r.state.metadata.at("test_accuracy"));
+    } catch (const std::exception&) {
+      throw Error("the checkpoint " + manager.step_directory(*step).string() +
+                  " has no valid epoch and test_accuracy; it was not written by weft-train");
+    }
+    return r;
+  });
+}
+
+void save_checkpoint(const io::CheckpointManager& manager, const Options& o, io::TrainingState state, int epoch,
+                     double accuracy) {
+  state.metadata = run_options(o);
+  std::array<char, 32> exact{};
+  std::snprintf(exact.data(), exact.size(), "%.17g", accuracy);  // the double itself, for the final line
+  state.metadata["epoch"] = std::to_string(epoch);
+  state.metadata["test_accuracy"] = exact.data();
+  in_checkpoint_dir(o, [&] { manager.save(state.step, io::to_checkpoint(state)); });
+}
 
 template <class Model>
 double evaluate(const Model& model, const Variables& variables, const Tensor& images, const Tensor& labels) {
@@ -278,7 +369,36 @@ int train(const Model& model, const Options& o) {
 
   double accuracy = 0;
   std::int64_t step = 0;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+  int first_epoch = 1;
+  std::optional<io::CheckpointManager> checkpoints;
+  if (!o.checkpoint_dir.empty()) checkpoints.emplace(o.checkpoint_dir);
+  if (o.resume || o.eval_only) {
+    if (auto restart = latest_checkpoint(*checkpoints, o)) {
+      variables = in_checkpoint_dir(o, [&] { return io::restore(variables, restart->state.variables); });
+      opt_state = in_checkpoint_dir(o, [&] { return io::restore(opt_state, restart->state.opt_state); });
+      step = restart->state.step;
+      first_epoch = restart->epoch + 1;
+      accuracy = restart->accuracy;
+      std::cout << "resuming after epoch " << restart->epoch << " (step " << step << ") from " << o.checkpoint_dir << "\n";
+    } else if (o.eval_only) {
+      throw Error("no checkpoint in --checkpoint-dir " + o.checkpoint_dir + "; train with --checkpoint-dir first");
+    } else {
+      std::cout << "no checkpoint in " << o.checkpoint_dir << " yet: training from the start\n";
+    }
+  }
+  if (o.eval_only) {
+    const auto eval_start = std::chrono::steady_clock::now();
+    accuracy = evaluate(model, variables, data.test_images, data.test_labels);
+    const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f\n", o.model.c_str(), accuracy, wall,
+                static_cast<double>(data.test_images.shape()[0]) / std::max(eval_s, 1e-9));
+    return 0;
+  }
+
+  double train_seconds = 0;
+  std::int64_t trained = 0;
+  for (int epoch = first_epoch; epoch <= o.epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
     Progress progress(epoch, o.epochs, steps_per_epoch);
     double loss_sum = 0;
@@ -302,14 +422,19 @@ int train(const Model& model, const Options& o) {
       progress.update(done, loss_sum / static_cast<double>(done),
                       static_cast<double>(done * o.batch_size) / std::max(seconds, 1e-9));
     }
+    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    trained += done * o.batch_size;
     accuracy = evaluate(model, variables, data.test_images, data.test_labels);
+    if (checkpoints) save_checkpoint(*checkpoints, o, {variables, opt_state, step, root, {}}, epoch, accuracy);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     std::printf("epoch %d/%d: train loss %.4f, test accuracy %.4f (%.1f s)\n", epoch, o.epochs,
                 loss_sum / static_cast<double>(done), accuracy, seconds);
     std::fflush(stdout);
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f\n", o.model.c_str(), accuracy, wall);
+  const double examples_per_s = trained > 0 ? static_cast<double>(trained) / std::max(train_seconds, 1e-9) : 0.0;
+  std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f\n", o.model.c_str(), accuracy, wall,
+              examples_per_s);
   return 0;
 }
 

@@ -156,7 +156,10 @@ inline std::pair<Shape, std::vector<std::int64_t>> collapse_strided(const Shape&
 /// stride; rows are spread over threads. A scalar is one row of one element.
 template <class Row>
 void for_each_strided_row(const Shape& shape_in, const std::vector<std::int64_t>& stride_in, Row row) {
-  const auto [shape, stride] = collapse_strided(shape_in, stride_in);
+  // Named references, not a structured binding: clang before 16 cannot capture bindings in lambdas.
+  const auto collapsed = collapse_strided(shape_in, stride_in);
+  const Shape& shape = collapsed.first;
+  const std::vector<std::int64_t>& stride = collapsed.second;
   const int rank = shape.rank();
   const std::int64_t n = shape.numel();
   if (n == 0) return;

@@ -9,17 +9,10 @@
 #include <filesystem>
 #include <vector>
 
-#include "weft/error.hpp"
+#include "weft/io/data_error.hpp"
 #include "weft/tensor.hpp"
 
 namespace weft::io {
-
-/// A data file that cannot be read as asked: missing, truncated, corrupt, or not what was expected.
-/// The message names the file, says what is wrong, and how to fix it where possible.
-class DataError : public Error {
- public:
-  using Error::Error;
-};
 
 /// IDX magic numbers of unsigned-byte files: 1-D labels and 3-D images.
 inline constexpr std::uint32_t kIdxLabelsMagic = 0x00000801;
