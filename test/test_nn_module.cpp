@@ -286,6 +286,86 @@ TEST_CASE("seed 5: a compact model and its setup-style twin have the same variab
                                 {"\"same\"", "Clash at \"/\"", "Name in use"});
 }
 
+namespace seed {
+
+// Linen's list attributes: `self.layers = [nn.Dense(3), nn.Dense(2)]` in setup names the children
+// layers_0, layers_1; `self.layers[0]` called twice is one child with one set of parameters.
+struct ListMLP {
+  std::vector<nn::Dense> layers{nn::Dense{.features = 3}, nn::Dense{.features = 2}};
+  Tensor operator()(nn::Scope& s, Tensor x) const {
+    for (const auto& layer : layers) x = s(layer, x);
+    return x;
+  }
+};
+struct Tied {
+  std::vector<nn::Dense> layers{nn::Dense{.features = 4}, nn::Dense{.features = 2}};
+  Tensor operator()(nn::Scope& s, const Tensor& x) const { return s(layers[1], s(layers[0], s(layers[0], x))); }
+};
+struct Sequences {
+  std::array<nn::Dense, 2> pair{nn::Dense{.features = 2}, nn::Dense{.features = 2}};
+  std::tuple<nn::Dense, nn::LayerNorm> mixed{nn::Dense{.features = 2}, nn::LayerNorm{}};
+  std::vector<std::vector<nn::Dense>> nested{{nn::Dense{.features = 2}}, {nn::Dense{.features = 2}, nn::Dense{.features = 2}}};
+  Tensor operator()(nn::Scope& s, Tensor x) const {
+    x = s(pair[1], s(pair[0], x));
+    x = s(std::get<1>(mixed), s(std::get<0>(mixed), x));
+    return s(nested[1][1], s(nested[0][0], x));
+  }
+};
+
+}  // namespace seed
+
+WEFT_RECORD(seed::ListMLP, layers);
+WEFT_RECORD(seed::Tied, layers);
+WEFT_RECORD(seed::Sequences, pair, mixed, nested);
+
+TEST_CASE("a sequence field's sub-modules are layers_0, layers_1, ... (Linen's list attributes)") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(seed::ListMLP{}, Key(0), x);
+  CHECK(v.paths() == std::vector<std::string>{"params/layers_0/bias", "params/layers_0/kernel", "params/layers_1/bias",
+                                              "params/layers_1/kernel"});
+  CHECK(v.at("params/layers_0/kernel").shape() == Shape{4, 3});
+  CHECK(v.at("params/layers_1/kernel").shape() == Shape{3, 2});
+  const Tensor h = matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias");
+  check_close(nn::apply(seed::ListMLP{}, v, x), matmul(h, v.at("params/layers_1/kernel")) + v.at("params/layers_1/bias"));
+  // std::array, std::tuple and nested sequences name their elements the same way.
+  const Variables w = nn::init(seed::Sequences{}, Key(0), x);
+  CHECK(w.paths() == std::vector<std::string>{"params/mixed_0/bias", "params/mixed_0/kernel", "params/mixed_1/bias",
+                                              "params/mixed_1/scale", "params/nested_0_0/bias", "params/nested_0_0/kernel",
+                                              "params/nested_1_1/bias", "params/nested_1_1/kernel", "params/pair_0/bias",
+                                              "params/pair_0/kernel", "params/pair_1/bias", "params/pair_1/kernel"});
+}
+
+TEST_CASE("a sub-module called twice shares one child and one set of parameters (weight tying)") {
+  const Tensor x = pattern(Shape{3, 4});
+  const Variables v = nn::init(seed::Tied{}, Key(0), x);
+  CHECK(v.paths() == std::vector<std::string>{"params/layers_0/bias", "params/layers_0/kernel", "params/layers_1/bias",
+                                              "params/layers_1/kernel"});
+  auto dense = [&](const Tensor& t, const std::string& p) {
+    return matmul(t, v.at("params/" + p + "/kernel")) + v.at("params/" + p + "/bias");
+  };
+  check_close(nn::apply(seed::Tied{}, v, x), dense(dense(dense(x, "layers_0"), "layers_0"), "layers_1"));
+  // A module value bound to a name and called again shares too; a different module under that
+  // name is an error, and so is a second temporary (it cannot be the same module).
+  struct NamedTwice {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      const nn::Dense shared{.features = 4};
+      return s("shared", shared, s("shared", shared, t));
+    }
+  };
+  const Variables n = nn::init(NamedTwice{}, Key(0), x);
+  CHECK(n.paths() == std::vector<std::string>{"params/shared/bias", "params/shared/kernel"});
+  const Tensor once = matmul(x, n.at("params/shared/kernel")) + n.at("params/shared/bias");
+  check_close(nn::apply(NamedTwice{}, n, x), matmul(once, n.at("params/shared/kernel")) + n.at("params/shared/bias"));
+  struct TwoUnderOneName {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      const nn::Dense a{.features = 4}, b{.features = 4};
+      return s("same", b, s("same", a, t));
+    }
+  };
+  check_throws_with<ValueError>([&] { (void)nn::init(TwoUnderOneName{}, Key(0), x); },
+                                {"submodule \"same\"", "TwoUnderOneName at \"/\"", "Name in use"});
+}
+
 TEST_CASE("nn::partial and nn::clone on weft's modules") {
   const auto dense = nn::partial<nn::Dense>("use_bias"_kw = false);
   const nn::Dense d = dense("features"_kw = 3);

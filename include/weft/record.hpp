@@ -74,8 +74,11 @@ class required {
  public:
   explicit constexpr required() : value_() {}
 
+  // is_constructible as well: the member is direct-initialised, and a value that converts to T in
+  // more than one way (detail::any_field, which counts a record's fields) must not pick this one.
   template <class U>
-    requires(!std::is_same_v<std::remove_cvref_t<U>, required> && std::is_convertible_v<U, T>)
+    requires(!std::is_same_v<std::remove_cvref_t<U>, required> && std::is_convertible_v<U, T> &&
+             std::is_constructible_v<T, U>)
   constexpr required(U&& value) noexcept(std::is_nothrow_constructible_v<T, U>)
       : value_(std::forward<U>(value)) {}
 
@@ -143,6 +146,45 @@ template <fixed_string Name, class R>
   return boost::hana::second(boost::hana::at_c<field_index<Rec, Name>>(boost::hana::accessors<Rec>()))(
       std::forward<R>(r));
 }
+
+namespace detail {
+// The number of fields of an aggregate: the most initializer-clauses `A{...}` accepts. Written by
+// hand because Debian's Boost (1.74) predates Boost.PFR, which counts fields this way.
+template <class A>
+struct any_field {
+  // Never called: fields are counted in unevaluated operands. Defined all the same, because a
+  // field's constexpr constructor template that converts it is instantiated with its body.
+  template <class T>
+    requires(!std::is_same_v<T, A>)
+  constexpr operator T&() const noexcept {
+    return *static_cast<T*>(nullptr);
+  }
+};
+template <class A, std::size_t... I>
+constexpr bool brace_constructible_with(std::index_sequence<I...>) {
+  return requires { A{(void(I), any_field<A>{})...}; };
+}
+// `A{f1, ..., fN}` is valid for N from (one past the last field that cannot be initialised from
+// `{}`, such as a weft::required) up to the number of fields; count up to the end of that run.
+inline constexpr std::size_t max_counted_fields = 64;
+template <class A, std::size_t N = 0, bool SeenValid = false>
+constexpr std::size_t count_fields() {
+  if constexpr (brace_constructible_with<A>(std::make_index_sequence<N>{}))
+    return count_fields<A, N + 1, true>();
+  else if constexpr (SeenValid)
+    return N - 1;
+  else if constexpr (N < max_counted_fields)
+    return count_fields<A, N + 1, false>();
+  else
+    return static_cast<std::size_t>(-1);  // not counted (no valid brace initialisation found)
+}
+}  // namespace detail
+
+/// The number of fields of the aggregate A (every non-static data member, listed or not), or
+/// std::size_t(-1) if it could not be counted.
+template <class A>
+  requires std::is_aggregate_v<A>
+inline constexpr std::size_t aggregate_field_count = detail::count_fields<A>();
 
 /// The type of R's field `Name`.
 template <record R, fixed_string Name>

@@ -14,12 +14,18 @@
 //
 // Calling a sub-module through the scope, s(module, args...), runs it in a child scope named after
 // the field that holds it when it is a field of the running module (setup style, as Linen names
-// setup sub-modules; needs WEFT_RECORD), else `TypeName_N` with a per-type counter in the parent
-// (compact style, as Linen's Dense_0, Dense_1, BatchNorm_0). s("name", module, args...) names it
-// explicitly. Every weft::nn module delegates its math to the weft::core function of its layer.
+// setup sub-modules; `layers_0`, `layers_1`, ... for the elements of a std::vector / std::array /
+// std::tuple field, as Linen names a list attribute's), else `TypeName_N` with a per-type counter in
+// the parent (compact style, as Linen's Dense_0, Dense_1, BatchNorm_0). s("name", module, args...)
+// names it explicitly. A field, an element of a field, or a named module value called again runs in
+// the same child with the same variables (weight tying). Field names come from WEFT_RECORD, which
+// must list every field of a module (a compile error, WEFT_RECORD_MISSES_A_FIELD, otherwise); a
+// module without WEFT_RECORD names every sub-module in compact style. Every weft::nn module
+// delegates its math to the weft::core function of its layer.
 #include <concepts>
 #include <cstdint>
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,28 +77,92 @@ constexpr std::string_view type_name() {
 
 namespace detail {
 
-/// Looks up which field of a module of type M (if any) is the object at `field`, of type F.
-using FieldNameFn = std::string_view (*)(const void* module, const void* field, const void* field_type_tag);
+/// The name of the field of a module of type M (if any) that holds the object at `field`, whose
+/// type has the tag `field_type_tag`: the field's own name, or `name_0`, `name_1`, ... for an element
+/// of a sequence field (std::vector, std::array, std::tuple, std::pair; `name_0_1` nested), as Linen
+/// names the sub-modules of a list attribute. Empty when no field holds it.
+using FieldNameFn = std::string (*)(const void* module, const void* field, const void* field_type_tag);
 
 template <class T>
 inline constexpr char type_tag = 0;  // one address per type
 
+template <class T>
+inline constexpr bool is_vector_v = false;
+template <class T, class A>
+inline constexpr bool is_vector_v<std::vector<T, A>> = true;
+template <class T>
+inline constexpr bool is_array_v = false;
+template <class T, std::size_t N>
+inline constexpr bool is_array_v<std::array<T, N>> = true;
+template <class T>
+inline constexpr bool is_tuple_v = false;
+template <class... T>
+inline constexpr bool is_tuple_v<std::tuple<T...>> = true;
+template <class A, class B>
+inline constexpr bool is_tuple_v<std::pair<A, B>> = true;
+
+/// Whether `value` (named `name`) is or holds the object `field`; its name goes into `found`.
+template <class V>
+bool find_field(const V& value, std::string_view name, const void* field, const void* field_type,
+                std::string& found) {
+  if (field_type == &type_tag<V> && static_cast<const void*>(&value) == field) {
+    found = name;
+    return true;
+  }
+  auto element = [&](const auto& e, std::size_t i) {
+    return find_field(e, std::string(name) + "_" + std::to_string(i), field, field_type, found);
+  };
+  if constexpr (is_vector_v<V> || is_array_v<V>) {
+    for (std::size_t i = 0; i < value.size(); ++i)
+      if (element(value[i], i)) return true;
+  } else if constexpr (is_tuple_v<V>) {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return (element(std::get<I>(value), I) || ...);
+    }(std::make_index_sequence<std::tuple_size_v<V>>{});
+  }
+  return false;
+}
+
 template <class M>
-std::string_view field_name_of(const void* module, const void* field, const void* field_type) {
+std::string field_name_of(const void* module, const void* field, const void* field_type) {
+  std::string found;
   if constexpr (weft::record<M>) {
-    std::string_view found;
     const M& m = *static_cast<const M*>(module);
     boost::hana::for_each(boost::hana::accessors<M>(), [&](auto pair) {
-      const auto& member = boost::hana::second(pair)(m);
-      using Member = std::remove_cvref_t<decltype(member)>;
-      if (found.empty() && field_type == &type_tag<Member> && static_cast<const void*>(&member) == field)
-        found = boost::hana::to<const char*>(boost::hana::first(pair));
+      if (found.empty())
+        find_field(boost::hana::second(pair)(m), boost::hana::to<const char*>(boost::hana::first(pair)), field,
+                   field_type, found);
     });
-    return found;
-  } else {
-    return {};
+  }
+  return found;
+}
+
+}  // namespace detail
+
+namespace diagnostic {
+/// Never defined: the first line of the error names the module (as an incomplete type).
+template <class Module>
+struct WEFT_RECORD_MISSES_A_FIELD;
+template <class Module, std::size_t Fields, std::size_t Listed>
+inline constexpr bool record_lists_all_fields = Fields == Listed;
+
+/// A module whose WEFT_RECORD leaves a field out would run that field's sub-module under a compact
+/// name (`Dense_0`) instead of the field's: it is a compile error instead.
+template <class M>
+constexpr void check_module_record() {
+  if constexpr (weft::record<M> && std::is_aggregate_v<M>) {
+    constexpr std::size_t fields = aggregate_field_count<M>;
+    if constexpr (fields != static_cast<std::size_t>(-1) && fields != field_names<M>.size()) {
+      (void)sizeof(WEFT_RECORD_MISSES_A_FIELD<M>);
+      static_assert(record_lists_all_fields<M, aggregate_field_count<M>, field_names<M>.size()>,
+                    "WEFT_RECORD_MISSES_A_FIELD: the module has more fields than its WEFT_RECORD lists; list every "
+                    "field in WEFT_RECORD(Type, field...), so that sub-module fields are named after their field");
+    }
   }
 }
+}  // namespace diagnostic
+
+namespace detail {
 
 /// One row of nn::tabulate: a module call.
 struct CallRecord {
@@ -124,19 +194,21 @@ class Scope : public core::Scope {
   template <class M>
   Scope(core::Scope& base, const M& module, detail::CallLog* log = nullptr)
       : core::Scope(base, nullptr), module_(&module), module_type_(type_name<M>()),
-        field_name_(&detail::field_name_of<M>), log_(log) {}
+        field_name_(&detail::field_name_of<M>), log_(log) {
+    diagnostic::check_module_record<M>();
+  }
 
-  /// Runs `module(child_scope, args...)` in a child scope named after the field holding it, or
-  /// `TypeName_N`.
+  /// Runs `module(child_scope, args...)` in a child scope named after the field holding it (an
+  /// element of a sequence field: `layers_0`, ...), or `TypeName_N`. A field called again runs in
+  /// the same child, with the same variables (Linen's `self.layers[0]` called twice).
   template <class M, class... Args>
     requires(!std::is_convertible_v<const M&, std::string_view>)
   decltype(auto) operator()(const M& module, Args&&... args) {
-    std::string name(field_name_(module_, &module, &detail::type_tag<M>));
+    std::string name = field_name_(module_, &module, &detail::type_tag<M>);
     if (!name.empty()) {
-      // A field is one sub-module: calling it again reuses its scope and variables.
       if (std::find(used_fields_.begin(), used_fields_.end(), name) == used_fields_.end()) {
-        used_fields_.push_back(name);
         reserve_child(name);
+        used_fields_.push_back(name);
       }
     } else {
       constexpr std::string_view type = type_name<M>();
@@ -147,17 +219,26 @@ class Scope : public core::Scope {
     return call_child(name, module, std::forward<Args>(args)...);
   }
 
-  /// Runs `module(child_scope, args...)` in the child scope `name`. Two sub-modules with the same
-  /// explicit name in one parent are an error naming both.
+  /// Runs `module(child_scope, args...)` in the child scope `name`. The same module object (an
+  /// lvalue) called again with the same name runs in the same child, with the same variables; a
+  /// different module under a name already in use is an error naming both. A temporary is never
+  /// shared. (Linen shares a module instance however it was named; weft shares named lvalues and
+  /// fields only, since a local module value made afresh in a loop may sit at the same address.)
   template <class M, class... Args>
-  decltype(auto) operator()(std::string_view name, const M& module, Args&&... args) {
-    if (std::find(explicit_names_.begin(), explicit_names_.end(), name) != explicit_names_.end())
+  decltype(auto) operator()(std::string_view name, M&& module, Args&&... args) {
+    using Module = std::remove_cvref_t<M>;
+    const void* identity = std::is_lvalue_reference_v<M> ? static_cast<const void*>(&module) : nullptr;
+    const auto used = std::find_if(explicit_names_.begin(), explicit_names_.end(),
+                                   [&](const ExplicitName& e) { return e.name == name; });
+    if (used == explicit_names_.end()) {
+      reserve_child(name);
+      explicit_names_.push_back({std::string(name), identity, &detail::type_tag<Module>});
+    } else if (identity == nullptr || used->module != identity || used->type != &detail::type_tag<Module>) {
       throw ValueError("weft::nn: Could not create submodule \"" + std::string(name) + "\" in module " +
                        describe() + ": Name in use; give each sub-module its own name, or call the same module "
-                       "value (a field) again to share its variables");
-    explicit_names_.emplace_back(name);
-    reserve_child(name);
-    return call_child(std::string(name), module, std::forward<Args>(args)...);
+                       "value (a field, or a named local variable) again to share its variables");
+    }
+    return call_child(std::string(name), static_cast<const Module&>(module), std::forward<Args>(args)...);
   }
 
   /// The running module's type and path, for messages: "ResidualBlock at \"/ResidualBlock_3\"".
@@ -170,7 +251,9 @@ class Scope : public core::Scope {
   Scope(Scope& parent, std::string_view name, const M& module)
       : core::Scope(parent.push(name), nullptr),  // moves the pushed scope's path in
         module_(&module), module_type_(type_name<M>()),
-        field_name_(&detail::field_name_of<M>), log_(parent.log_) {}
+        field_name_(&detail::field_name_of<M>), log_(parent.log_) {
+    diagnostic::check_module_record<M>();
+  }
 
   template <class M, class... Args>
   decltype(auto) call_child(const std::string& name, const M& module, Args&&... args) {
@@ -202,7 +285,12 @@ class Scope : public core::Scope {
   // A handful of entries per scope: flat lists. Type names are static strings (type_name_v).
   std::vector<std::pair<std::string_view, int>> type_counters_;
   std::vector<std::string> used_fields_;
-  std::vector<std::string> explicit_names_;
+  struct ExplicitName {
+    std::string name;
+    const void* module;  // the module object, or null for a temporary (never shared)
+    const void* type;
+  };
+  std::vector<ExplicitName> explicit_names_;
 };
 
 namespace detail {
