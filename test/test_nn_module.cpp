@@ -1,4 +1,8 @@
 // The object layer: the seed scenarios of "Dealing with Module Arguments", exactly.
+#include <functional>
+#include <map>
+#include <sstream>
+
 #include "testing.hpp"
 #include "weft/nn/linear.hpp"
 #include "weft/nn/normalization.hpp"
@@ -366,6 +370,68 @@ TEST_CASE("a sub-module called twice shares one child and one set of parameters 
                                 {"submodule \"same\"", "TwoUnderOneName at \"/\"", "Name in use"});
 }
 
+// A suggested form as the text an error message quotes, and the same form compiled and run: a
+// message that contains the text names API that exists and works.
+#define WEFT_SUGGESTION(...) \
+  std::pair<std::string, std::function<void()>> { #__VA_ARGS__, [&] { (void)(__VA_ARGS__); } }
+
+TEST_CASE("every how-to-fix in a scope or module error names real API, and each suggested form runs") {
+  const Tensor x = pattern(Shape{4, 3});
+  const Key key(7);
+  auto check_suggestions = [](const std::function<void()>& failing,
+                              std::initializer_list<std::pair<std::string, std::function<void()>>> suggestions) {
+    std::string message;
+    try {
+      failing();
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    INFO(message);
+    for (const auto& [text, run] : suggestions) {
+      CHECK(message.find(text) != std::string::npos);
+      CHECK_NOTHROW(run());
+    }
+  };
+  {  // Training BatchNorm with batch_stats immutable.
+    struct Model {
+      Tensor operator()(nn::Scope& s, const Tensor& t) const {
+        return s(nn::BatchNorm{.use_running_average = false}, t);
+      }
+    };
+    const Model model;
+    const Variables variables = nn::init(model, Key(0), x);
+    auto f = [](core::Scope& s, const Tensor& t) {
+      return s.child("BatchNorm_0", partial(core::batch_norm, "use_running_average"_kw = false))(t);
+    };
+    check_suggestions([&] { (void)nn::apply(model, variables, x); },
+                      {WEFT_SUGGESTION(nn::apply(model, variables, nn::Mutable{"batch_stats"}, x)),
+                       WEFT_SUGGESTION(core::apply(f, {"batch_stats"})(variables, x))});
+    check_suggestions([&] { (void)core::apply(f)(variables, x); },
+                      {WEFT_SUGGESTION(core::apply(f, {"batch_stats"})(variables, x))});
+  }
+  {  // Dropout in training without a dropout key.
+    struct Model {
+      Tensor operator()(nn::Scope& s, const Tensor& t) const {
+        return s(nn::Dropout{.rate = 0.5f, .deterministic = false}, t);
+      }
+    };
+    const Model model;
+    const Variables variables;
+    auto f = [](core::Scope& s, const Tensor& t) {
+      return s.child("Dropout_0", partial(core::dropout, "rate"_kw = 0.5f, "deterministic"_kw = false))(t);
+    };
+    check_suggestions([&] { (void)nn::apply(model, variables, x); },
+                      {WEFT_SUGGESTION(nn::apply(model, variables, Rngs{{"dropout", key}}, x)),
+                       WEFT_SUGGESTION(core::apply(f)(variables, Rngs{{"dropout", key}}, x))});
+  }
+  {  // An empty initializer, and a float condition for where.
+    check_suggestions([&] { (void)core::Initializer()(key, Shape{2}); },
+                      {WEFT_SUGGESTION(core::initializers::zeros())});
+    const Tensor a = ones(Shape{4, 3}), b = zeros(Shape{4, 3});
+    check_suggestions([&] { (void)where(x, a, b); }, {WEFT_SUGGESTION(weft::where(x > 0.0f, a, b))});
+  }
+}
+
 TEST_CASE("nn::partial and nn::clone on weft's modules") {
   const auto dense = nn::partial<nn::Dense>("use_bias"_kw = false);
   const nn::Dense d = dense("features"_kw = 3);
@@ -434,6 +500,101 @@ TEST_CASE("MultiHeadDotProductAttention merges deterministic only when dropout_r
   CHECK(eval1.to_vector() == eval2.to_vector());
   const Tensor train1 = nn::apply(WithDropout{false}, w, Rngs{{"dropout", Key(1)}}, x);
   CHECK(train1.to_vector() != eval1.to_vector());
+}
+
+namespace {
+
+// The parameter counts of a table's rows, summed per collection column, and its Total row.
+struct TableSums {
+  std::map<std::string, std::int64_t> rows, total;
+};
+TableSums table_sums(const std::string& table) {
+  std::vector<std::vector<std::string>> cells;
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("-+-") != std::string::npos) continue;  // a rule
+    std::vector<std::string> row;
+    std::istringstream cols(line + " ");  // trailing blanks are trimmed from the table's lines
+    for (std::string cell; std::getline(cols, cell, '|');) {
+      const auto first = cell.find_first_not_of(' ');
+      row.push_back(first == std::string::npos ? "" : cell.substr(first, cell.find_last_not_of(' ') + 1 - first));
+    }
+    cells.push_back(row);
+  }
+  TableSums sums;
+  const auto& header = cells.front();
+  for (std::size_t r = 1; r < cells.size(); ++r)
+    for (std::size_t c = 4; c < header.size(); ++c) {
+      const std::string cell = c < cells[r].size() ? cells[r][c] : "";
+      const std::int64_t n = cell.empty() ? 0 : std::stoll(cell.substr(0, cell.find(' ')));
+      (r + 1 == cells.size() ? sums.total : sums.rows)[header[c]] += n;
+    }
+  return sums;
+}
+
+std::map<std::string, std::int64_t> counts_per_collection(const Variables& v) {
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& [path, value] : v.leaves()) counts[path.substr(0, path.find('/'))] += value.size();
+  return counts;
+}
+
+template <class M, class... Args>
+void check_rows_add_up(const M& model, const Args&... args) {
+  const std::string table = nn::tabulate(model, Key(0), args...);
+  INFO(table);
+  const TableSums sums = table_sums(table);
+  const auto expected = counts_per_collection(nn::init(model, Key(0), args...));
+  CHECK(sums.rows == expected);
+  CHECK(sums.total == expected);
+}
+
+template <class L>
+struct One {  // a layer as the only sub-module of a model
+  L layer;
+  template <class... A>
+  Tensor operator()(nn::Scope& s, const Tensor& x, A... a) const {
+    return s(layer, x, a...);
+  }
+};
+
+}  // namespace
+
+namespace seed {
+// Two Transformer encoder blocks (Linen's tutorial shape): attention, norms and an MLP.
+struct EncoderBlock {
+  nn::SelfAttention attention{.num_heads = 4};
+  nn::LayerNorm norm1{}, norm2{};
+  nn::Dense hidden{.features = 64}, out{.features = 32};
+  Tensor operator()(nn::Scope& s, const Tensor& x) const {
+    const Tensor h = x + s(attention, s(norm1, x));
+    return h + s(out, relu(s(hidden, s(norm2, h))));
+  }
+};
+}  // namespace seed
+WEFT_RECORD(seed::EncoderBlock, attention, norm1, norm2, hidden, out);
+
+TEST_CASE("nn::tabulate: every variable is in exactly one row, and the rows add up to the total") {
+  const Tensor seq = pattern(Shape{2, 5, 32});
+  const auto encoder = nn::sequential(seed::EncoderBlock{}, seed::EncoderBlock{});
+  const std::string table = nn::tabulate(encoder, Key(0), seq);
+  INFO(table);
+  // Per block: attention 4 * (32 * 32 + 32), two norms 2 * 64, MLP 32 * 64 + 64 + 64 * 32 + 32.
+  CHECK(table.find("4224 (16.5 KB)") != std::string::npos);  // the attention row owns query/key/value/out
+  CHECK(table.find("17088 (66.8 KB)") != std::string::npos);  // the total: 2 * (4224 + 128 + 2112 + 2080)
+  check_rows_add_up(encoder, seq);
+  const Tensor x = pattern(Shape{2, 6});
+  const Tensor img = pattern(Shape{2, 5, 5, 3});
+  check_rows_add_up(One<nn::Dense>{{.features = 3}}, x);
+  check_rows_add_up(One<nn::DenseGeneral>{{.features = {2, 3}}}, x);
+  check_rows_add_up(One<nn::Embed>{{.num_embeddings = 7, .features = 3}}, Tensor({1, 4, 6}, Shape{3}));
+  check_rows_add_up(One<nn::Conv>{{.features = 4, .kernel_size = {3, 3}}}, img);
+  check_rows_add_up(One<nn::LayerNorm>{}, x);
+  check_rows_add_up(One<nn::BatchNorm>{{.use_running_average = false}}, x);
+  check_rows_add_up(One<nn::GroupNorm>{{.num_groups = 3}}, x);
+  check_rows_add_up(One<nn::Dropout>{{.rate = 0.5f, .deterministic = true}}, x);
+  check_rows_add_up(One<nn::MultiHeadDotProductAttention>{{.num_heads = 2}}, seq);
+  check_rows_add_up(One<nn::SelfAttention>{{.num_heads = 2, .qkv_features = 8, .out_features = 4}}, seq);
+  check_rows_add_up(nn::sequential(nn::Dense{.features = 4}, nn::BatchNorm{.use_running_average = false}), x);
 }
 
 TEST_CASE("nn modules delegate to the core function of their layer: same variables, same output") {

@@ -204,12 +204,21 @@ template <record R, std::size_t I>
 using field_type_at = field_t<R, field_name_at<R, I>>;
 }  // namespace detail
 
-// Compile errors for keyword mistakes. Each check is a function template whose template
-// arguments carry the keyword (g++ prints "In instantiation of ... [with Keyword =
-// weft::fixed_string<5>{"rate"}; Record = ...]" first), and whose static_assert condition is a
-// variable template that also names it ("'...<weft::fixed_string<5>{"rate"}, ...>' evaluates to
-// false"). The message starts with a searchable token.
+// Compile errors for keyword mistakes. Each check first uses an incomplete class template named
+// after the mistake, whose template arguments carry the keyword and the record, so that the first
+// `error:` line names both ("invalid application of 'sizeof' to incomplete type
+// 'weft::diagnostic::WEFT_UNKNOWN_KEYWORD<weft::fixed_string<5>{"rate"}, Record>'"); a static_assert
+// then says how to fix it. Its condition is a variable template that names them again.
 namespace diagnostic {
+
+template <fixed_string Keyword, class Record>
+struct WEFT_UNKNOWN_KEYWORD;  // never defined, as the three below
+template <fixed_string Keyword, class Record>
+struct WEFT_KEYWORD_BOUND_TWICE;
+template <fixed_string Keyword, class Value, class Field>
+struct WEFT_KEYWORD_TYPE_MISMATCH;
+template <fixed_string Field, class Record>
+struct WEFT_MISSING_REQUIRED;
 
 template <fixed_string Keyword, class Record>
 inline constexpr bool keyword_is_a_field_of = false;
@@ -222,6 +231,7 @@ inline constexpr bool required_field_given = false;
 
 template <fixed_string Keyword, class Record>
 constexpr bool unknown_keyword() {
+  (void)sizeof(WEFT_UNKNOWN_KEYWORD<Keyword, Record>);
   static_assert(keyword_is_a_field_of<Keyword, Record>,
                 "WEFT_UNKNOWN_KEYWORD: the keyword is not a field of the record (or attribute of the module); "
                 "check its spelling against the fields listed in WEFT_RECORD");
@@ -230,6 +240,7 @@ constexpr bool unknown_keyword() {
 
 template <fixed_string Keyword, class Record>
 constexpr bool keyword_bound_twice() {
+  (void)sizeof(WEFT_KEYWORD_BOUND_TWICE<Keyword, Record>);
   static_assert(keyword_given_once<Keyword, Record>,
                 "WEFT_KEYWORD_BOUND_TWICE: the keyword is given twice (at partial application and again at the "
                 "call, twice in one call, or fixed in a module template and again when it is called); give it once");
@@ -238,6 +249,7 @@ constexpr bool keyword_bound_twice() {
 
 template <fixed_string Keyword, class Value, class Field>
 constexpr bool keyword_type_mismatch() {
+  (void)sizeof(WEFT_KEYWORD_TYPE_MISMATCH<Keyword, Value, Field>);
   static_assert(keyword_value_converts_to_field<Keyword, Value, Field>,
                 "WEFT_KEYWORD_TYPE_MISMATCH: the keyword's value does not convert to the type of its field");
   return false;
@@ -245,6 +257,7 @@ constexpr bool keyword_type_mismatch() {
 
 template <fixed_string Field, class Record>
 constexpr bool missing_required() {
+  (void)sizeof(WEFT_MISSING_REQUIRED<Field, Record>);
   static_assert(required_field_given<Field, Record>,
                 "WEFT_MISSING_REQUIRED: a required field was never given; bind it at partial application or "
                 "pass it as a keyword at the call");

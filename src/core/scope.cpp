@@ -64,8 +64,8 @@ void Variable::set(Tensor value) const {
   if (!is_mutable())
     throw Error("weft::core::Variable::set: Cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
                 " because collection " + quoted(collection_) + " is immutable; pass it as mutable to apply, e.g. "
-                "core::apply(f, {\"" + collection_ + "\"}) or nn::apply(..., {.mutable_collections = {\"" +
-                collection_ + "\"}})");
+                "nn::apply(model, variables, nn::Mutable{\"" + collection_ + "\"}, x) or core::apply(f, {\"" +
+                collection_ + "\"})(variables, x)");
   const Tensor& old = root_->variables.at(path_);
   if (!(old.shape() == value.shape()) || old.dtype() != value.dtype())
     throw ShapeError("weft::core::Variable::set: variable " + quoted(path_) + " has shape " + old.shape().str() + " " +
@@ -146,8 +146,9 @@ Key Scope::make_rng(std::string_view stream) {
     } else {
       const std::string who = joined_.empty() ? "None" : std::string(name());
       throw Error("weft::core::Scope::make_rng: " + who + " needs PRNG for " + quoted(stream) + " (scope " +
-                  quoted(path_str()) + "); pass a key for the stream, e.g. rngs = {{\"" + std::string(stream) +
-                  "\", key}} to init/apply (a \"params\" key also serves as fallback)");
+                  quoted(path_str()) + "); pass a key for the stream, e.g. nn::apply(model, variables, Rngs{{\"" +
+                  std::string(stream) + "\", key}}, x) or core::apply(f)(variables, Rngs{{\"" + std::string(stream) +
+                  "\", key}}, x) (a \"params\" key also serves as fallback)");
     }
   }
   std::uint32_t& counter = root_->rng_counters[{joined_, used}];
