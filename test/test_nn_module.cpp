@@ -625,3 +625,158 @@ TEST_CASE("nn modules delegate to the core function of their layer: same variabl
   const Tensor e = table.at("params/Embed_0/embedding");
   check_close(rows, take(e, ids), 0.0f, 0.0f);
 }
+
+// ---------------------------------------------------------------- Linen features
+
+TEST_CASE("call-time keyword arguments for modules equal the positional call") {
+  const Tensor x = pattern(Shape{2, 4, 8});
+  const Tensor mask = core::make_causal_mask(4);
+  struct ByKeyword {
+    Tensor mask;
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      return s(nn::SelfAttention{.num_heads = 2}, t, "mask"_kw = mask);
+    }
+  };
+  struct ByPosition {
+    Tensor mask;
+    Tensor operator()(nn::Scope& s, const Tensor& t) const { return s(nn::SelfAttention{.num_heads = 2}, t, mask); }
+  };
+  const Variables v = nn::init(ByKeyword{mask}, Key(0), x);
+  CHECK(v.paths() == nn::init(ByPosition{mask}, Key(0), x).paths());
+  const Tensor masked = nn::apply(ByKeyword{mask}, v, x);
+  check_close(masked, nn::apply(ByPosition{mask}, v, x), 0.0f, 0.0f);
+  CHECK(masked.to_vector() != nn::apply(ByKeyword{Tensor{}}, v, x).to_vector());  // the mask was used
+  // Cross-attention by keyword, with dropout and its flag by keyword too.
+  struct Cross {
+    Tensor operator()(nn::Scope& s, const Tensor& q, const Tensor& kv, bool train) const {
+      return s(nn::MultiHeadDotProductAttention{.num_heads = 2, .dropout_rate = 0.5f}, q, "inputs_kv"_kw = kv,
+               "deterministic"_kw = !train, "dropout_rng"_kw = Key(9));
+    }
+  };
+  struct CrossPositional {
+    Tensor operator()(nn::Scope& s, const Tensor& q, const Tensor& kv, bool train) const {
+      return s(nn::MultiHeadDotProductAttention{.num_heads = 2, .dropout_rate = 0.5f}, q, kv, Tensor{},
+               std::optional<bool>(!train), std::optional<Key>(Key(9)));
+    }
+  };
+  const Tensor kv = pattern(Shape{2, 3, 8});
+  const Variables w = nn::init(Cross{}, Key(0), x, kv, false);
+  for (bool train : {false, true})
+    check_close(nn::apply(Cross{}, w, x, kv, train), nn::apply(CrossPositional{}, w, x, kv, train), 0.0f, 0.0f);
+  // The root module takes them through nn::apply, as Linen's model.apply(variables, x, deterministic=True).
+  const Tensor y = ones(Shape{16});
+  check_close(nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, "deterministic"_kw = true), y);
+  check_close(nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, "deterministic"_kw = false, "rng"_kw = Key(3)),
+              nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, false, std::optional<Key>(Key(3))), 0.0f, 0.0f);
+  // The exactly-once rule holds for keywords as for positional call arguments.
+  check_throws_with<nn::MergeParamError>(
+      [&] { (void)nn::apply(nn::Dropout{.rate = 0.5f, .deterministic = true}, Variables{}, y, "deterministic"_kw = true); },
+      {"Parameter \"deterministic\" was passed to the constructor and at call time"});
+}
+
+TEST_CASE("nn::Sequential forwards call-time keywords to every layer that takes them (Flax issue #3017)") {
+  const Tensor x = pattern(Shape{6, 4});
+  const auto model = nn::sequential(nn::Dense{.features = 5}, nn::Dropout{.rate = 0.5f},
+                                    nn::BatchNorm{.momentum = 0.9f}, nn::Dense{.features = 2});
+  const Variables v = nn::init(model, Key(0), x, "deterministic"_kw = true, "use_running_average"_kw = false);
+  CHECK(v.paths() == std::vector<std::string>{"batch_stats/layers_2/mean", "batch_stats/layers_2/var",
+                                              "params/layers_0/bias", "params/layers_0/kernel", "params/layers_2/bias",
+                                              "params/layers_2/scale", "params/layers_3/bias", "params/layers_3/kernel"});
+  // Eval: no dropout, running statistics (mean 0, var 1 after init).
+  const Tensor h = matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias");
+  const Tensor n = h / std::sqrt(1.0f + 1e-5f) * v.at("params/layers_2/scale") + v.at("params/layers_2/bias");
+  check_close(nn::apply(model, v, x, "deterministic"_kw = true, "use_running_average"_kw = true),
+              matmul(n, v.at("params/layers_3/kernel")) + v.at("params/layers_3/bias"), 1e-5f, 1e-5f);
+  // Train: dropout draws and batch statistics update; the keywords reached layers 1 and 2.
+  auto [train, stats] = nn::apply(model, v, Rngs{{"dropout", Key(1)}}, nn::Mutable{"batch_stats"}, x,
+                                  "deterministic"_kw = false, "use_running_average"_kw = false);
+  CHECK(train.shape() == Shape{6, 2});
+  CHECK(stats.at("batch_stats/layers_2/mean").to_vector() != v.at("batch_stats/layers_2/mean").to_vector());
+  const Tensor eval_again = nn::apply(model, v, Rngs{{"dropout", Key(1)}}, x, "deterministic"_kw = true,
+                                      "use_running_average"_kw = true);
+  CHECK(train.to_vector() != eval_again.to_vector());
+  // A nested Sequential passes them on.
+  const auto nested = nn::sequential(nn::sequential(nn::Dropout{.rate = 0.5f}), nn::Dense{.features = 2});
+  const Variables nv = nn::init(nested, Key(0), x, "deterministic"_kw = true);
+  check_close(nn::apply(nested, nv, x, "deterministic"_kw = true),
+              matmul(x, nv.at("params/layers_1/kernel")) + nv.at("params/layers_1/bias"));
+}
+
+namespace seed {
+struct Sower {
+  Tensor operator()(nn::Scope& s, const Tensor& t) const {
+    const Tensor h = s(nn::Dense{.features = 3}, t);
+    s.sow("intermediates", "h", h);
+    s.sow("intermediates", "h", h * 2.0f);  // a second value appends, as Linen's default reduce_fn
+    return relu(h);
+  }
+};
+// Weight tying through Embed.attend, as Linen's `self.embed.attend(h)`.
+struct TiedEmbed {
+  nn::Embed embed{.num_embeddings = 5, .features = 3};
+  Tensor operator()(nn::Scope& s, const Tensor& ids) const {
+    return s.method(embed, &nn::Embed::attend, s(embed, ids));
+  }
+};
+}  // namespace seed
+WEFT_RECORD(seed::TiedEmbed, embed);
+
+TEST_CASE("sow and capture_intermediates fill the intermediates collection, as Linen") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(seed::Sower{}, Key(0), x);
+  CHECK(v.collections() == std::vector<std::string>{"params"});  // init leaves intermediates out
+  const Tensor h = matmul(x, v.at("params/Dense_0/kernel")) + v.at("params/Dense_0/bias");
+  check_close(nn::apply(seed::Sower{}, v, x), relu(h));  // immutable: sow does nothing
+  auto [y, state] = nn::apply(seed::Sower{}, v, nn::Mutable{"intermediates"}, x);
+  CHECK(state.paths() == std::vector<std::string>{"intermediates/h/0", "intermediates/h/1"});
+  check_close(state.at("intermediates/h/0"), h);
+  check_close(state.at("intermediates/h/1"), h * 2.0f);
+  auto [y2, captured] = nn::apply(seed::Sower{}, v, nn::CaptureIntermediates{}, nn::Mutable{"intermediates"}, x);
+  CHECK(captured.paths() == std::vector<std::string>{"intermediates/Dense_0/__call__/0", "intermediates/__call__/0",
+                                                     "intermediates/h/0", "intermediates/h/1"});
+  check_close(captured.at("intermediates/Dense_0/__call__/0"), h);
+  check_close(captured.at("intermediates/__call__/0"), y2);
+  check_throws_with<ValueError>(
+      [&] {
+        (void)nn::apply([](nn::Scope& s, const Tensor& t) { return s.sow("params", "p", t), t; }, v,
+                        nn::Mutable::all(), x);
+      },
+      {"cannot sow into the \"params\" collection"});
+}
+
+TEST_CASE("nn::bind: a module bound to variables runs its call and its methods; streams and state persist") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(seed::SetupMLP{}, Key(0), x);
+  auto bound = nn::bind(seed::SetupMLP{}, v);
+  check_close(bound(x), nn::apply(seed::SetupMLP{}, v, x), 0.0f, 0.0f);
+  CHECK(bound.variables().paths() == v.paths());
+  // Any function of the module and its scope: here only its hidden layer (Linen's bound.hidden(x)).
+  const Tensor hidden = bound.method([](const seed::SetupMLP& m, nn::Scope& s, const Tensor& t) { return s(m.hidden, t); }, x);
+  check_close(hidden, matmul(x, v.at("params/hidden/kernel")) + v.at("params/hidden/bias"));
+  // Random streams: each call draws afresh, and a fresh binding repeats the draws.
+  const Tensor ones16 = ones(Shape{16});
+  auto drop = nn::bind(nn::Dropout{.rate = 0.5f, .deterministic = false}, Variables{}, Rngs{{"dropout", Key(1)}});
+  const Tensor a = drop(ones16), b = drop(ones16);
+  CHECK(a.to_vector() != b.to_vector());
+  auto again = nn::bind(nn::Dropout{.rate = 0.5f, .deterministic = false}, Variables{}, Rngs{{"dropout", Key(1)}});
+  CHECK(again(ones16).to_vector() == a.to_vector());
+  // Mutable collections keep their updates from call to call.
+  const nn::BatchNorm bn{.use_running_average = false, .momentum = 0.5f};
+  auto stats = nn::bind(bn, nn::init(bn, Key(0), x), nn::Mutable{"batch_stats"});
+  (void)stats(x);
+  const Tensor once = stats.variables().at("batch_stats/mean");
+  (void)stats(x);
+  check_close(once, mean(x, 0) * 0.5f, 1e-6f, 1e-6f);
+  check_close(stats.variables().at("batch_stats/mean"), mean(x, 0) * 0.75f, 1e-6f, 1e-6f);
+  // Embed.attend on a bound Embed, and through the scope of a parent's field.
+  const nn::Embed embed{.num_embeddings = 5, .features = 3};
+  const Variables ev = nn::init(embed, Key(0), Tensor({1, 4}, Shape{2}));
+  const Tensor query = pattern(Shape{2, 3});
+  const Tensor table = ev.at("params/embedding");
+  check_close(nn::bind(embed, ev).method(&nn::Embed::attend, query), matmul(query, transpose(table, {1, 0})));
+  const Tensor ids({0, 3}, Shape{2});
+  const Variables tv = nn::init(seed::TiedEmbed{}, Key(0), ids);
+  CHECK(tv.paths() == std::vector<std::string>{"params/embed/embedding"});
+  const Tensor e = tv.at("params/embed/embedding");
+  check_close(nn::apply(seed::TiedEmbed{}, tv, ids), matmul(take(e, ids), transpose(e, {1, 0})));
+}

@@ -205,6 +205,19 @@ Variable Scope::variable(std::string_view collection, std::string_view name, con
   return Variable(root_, std::string(collection), std::string(name), path_str(), path);
 }
 
+bool Scope::sow(std::string_view collection, std::string_view name, const Tensor& value) {
+  if (collection == "params")
+    throw ValueError("weft::core::Scope::sow: cannot sow into the \"params\" collection (value " + quoted(name) +
+                     " in " + quoted(path_str()) + "); sow into \"intermediates\" or another collection");
+  if (!is_mutable(collection)) return false;
+  const std::string tuple = variable_path(collection, name);
+  if (root_->variables.node_identity(tuple) == nullptr) reserve(name, collection);  // the first value
+  std::size_t next = 0;
+  while (root_->variables.contains(tuple + "/" + std::to_string(next))) ++next;
+  root_->variables = root_->variables.set(tuple + "/" + std::to_string(next), value);
+  return true;
+}
+
 namespace detail {
 
 Scope make_root_scope(ScopeRoot& root) { return Scope(&root, std::string()); }
