@@ -1061,7 +1061,8 @@ NormReference norm_reference(const Tensor& x, const Tensor& w, std::int64_t grou
                              const std::function<std::int64_t(std::int64_t)>& group) {
   const std::vector<float> xs = x.to_vector(), ws = w.to_vector();
   const auto n = static_cast<std::int64_t>(xs.size());
-  NormReference r{std::vector<double>(groups), std::vector<double>(groups), std::vector<double>(n), std::vector<double>(n)};
+  NormReference r{std::vector<double>(groups), std::vector<double>(groups), std::vector<double>(n),
+                  std::vector<double>(n)};
   std::vector<double> count(groups), mw(groups), mwx(groups);
   for (std::int64_t i = 0; i < n; ++i) r.mean[group(i)] += xs[i], count[group(i)] += 1;
   for (std::int64_t g = 0; g < groups; ++g) r.mean[g] /= count[g];
@@ -1088,13 +1089,16 @@ double max_abs_error(const Tensor& got, const std::vector<double>& want) {
 // The output and input gradient of `norm` (a core layer function without parameters' effect: scale
 // 1, bias 0) against the reference.
 template <class Norm>
-void check_norm_precision(const char* path, double tolerance, const Norm& norm, const Tensor& x, const NormReference& ref,
-                          const Tensor& w) {
+void check_norm_precision(const char* path, double tolerance, const Norm& norm, const Tensor& x,
+                          const NormReference& ref, const Tensor& w) {
   INFO(std::string(path));
   const Variables v = core::init(norm, core::Mutable::all())(Key(0), x).second;
   auto [y, stats] = core::apply(norm, core::Mutable{"batch_stats"})(v, x);
   CHECK(max_abs_error(y, ref.y) < tolerance);
-  const Tensor dx = grad([&](const Tensor& t) { return sum(core::apply(norm, core::Mutable{"batch_stats"})(v, t).first * w); })(x);
+  const auto loss = [&](const Tensor& t) {
+    return sum(core::apply(norm, core::Mutable{"batch_stats"})(v, t).first * w);
+  };
+  const Tensor dx = grad(loss)(x);
   CHECK(max_abs_error(dx, ref.dx) < 4 * tolerance);
 }
 }  // namespace
@@ -1123,11 +1127,13 @@ TEST_CASE("batch, layer and group norm keep the two-pass formula's precision whe
   // BatchNorm on the feature axis 0 (the unfused path), the same data transposed.
   const Tensor xt = transpose(x, {1, 0}), wt = transpose(w, {1, 0});
   const auto per_row = [](std::int64_t i) { return i / 256; };
-  check_norm_precision("batch norm, axis 0", 5e-5, partial(core::batch_norm, "use_running_average"_kw = false, "axis"_kw = 0), xt,
-                       norm_reference(xt, wt, 6, eps, per_row), wt);
+  const NormReference rows = norm_reference(xt, wt, 6, eps, per_row);
+  check_norm_precision("batch norm, axis 0", 5e-5,
+                       partial(core::batch_norm, "use_running_average"_kw = false, "axis"_kw = 0), xt, rows, wt);
   // LayerNorm's fused last-axis path (rows of 256), and its path for other reduction axes.
-  check_norm_precision("layer norm, fused", 1e-5, partial(core::layer_norm, "epsilon"_kw = eps), xt, norm_reference(xt, wt, 6, eps, per_row), wt);
-  check_norm_precision("layer norm, axis 0", 5e-5, partial(core::layer_norm, "epsilon"_kw = eps, "reduction_axes"_kw = std::vector<int>{0}), x,
+  check_norm_precision("layer norm, fused", 1e-5, partial(core::layer_norm, "epsilon"_kw = eps), xt, rows, wt);
+  check_norm_precision("layer norm, axis 0", 5e-5,
+                       partial(core::layer_norm, "epsilon"_kw = eps, "reduction_axes"_kw = std::vector<int>{0}), x,
                        columns, w);
   // GroupNorm: (4, 64, 6) in 3 groups of 2 channels, statistics per example and group.
   const Tensor xg = reshape(x, Shape{4, 64, 6}), wg = reshape(w, Shape{4, 64, 6});

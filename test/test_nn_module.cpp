@@ -308,7 +308,8 @@ struct Tied {
 struct Sequences {
   std::array<nn::Dense, 2> pair{nn::Dense{.features = 2}, nn::Dense{.features = 2}};
   std::tuple<nn::Dense, nn::LayerNorm> mixed{nn::Dense{.features = 2}, nn::LayerNorm{}};
-  std::vector<std::vector<nn::Dense>> nested{{nn::Dense{.features = 2}}, {nn::Dense{.features = 2}, nn::Dense{.features = 2}}};
+  std::vector<std::vector<nn::Dense>> nested{{nn::Dense{.features = 2}},
+                                             {nn::Dense{.features = 2}, nn::Dense{.features = 2}}};
   Tensor operator()(nn::Scope& s, Tensor x) const {
     x = s(pair[1], s(pair[0], x));
     x = s(std::get<1>(mixed), s(std::get<0>(mixed), x));
@@ -330,13 +331,16 @@ TEST_CASE("a sequence field's sub-modules are layers_0, layers_1, ... (Linen's l
   CHECK(v.at("params/layers_0/kernel").shape() == Shape{4, 3});
   CHECK(v.at("params/layers_1/kernel").shape() == Shape{3, 2});
   const Tensor h = matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias");
-  check_close(nn::apply(seed::ListMLP{}, v, x), matmul(h, v.at("params/layers_1/kernel")) + v.at("params/layers_1/bias"));
+  check_close(nn::apply(seed::ListMLP{}, v, x),
+              matmul(h, v.at("params/layers_1/kernel")) + v.at("params/layers_1/bias"));
   // std::array, std::tuple and nested sequences name their elements the same way.
   const Variables w = nn::init(seed::Sequences{}, Key(0), x);
-  CHECK(w.paths() == std::vector<std::string>{"params/mixed_0/bias", "params/mixed_0/kernel", "params/mixed_1/bias",
-                                              "params/mixed_1/scale", "params/nested_0_0/bias", "params/nested_0_0/kernel",
-                                              "params/nested_1_1/bias", "params/nested_1_1/kernel", "params/pair_0/bias",
-                                              "params/pair_0/kernel", "params/pair_1/bias", "params/pair_1/kernel"});
+  CHECK(w.paths() == std::vector<std::string>{"params/mixed_0/bias", "params/mixed_0/kernel",
+                                              "params/mixed_1/bias", "params/mixed_1/scale",
+                                              "params/nested_0_0/bias", "params/nested_0_0/kernel",
+                                              "params/nested_1_1/bias", "params/nested_1_1/kernel",
+                                              "params/pair_0/bias", "params/pair_0/kernel",
+                                              "params/pair_1/bias", "params/pair_1/kernel"});
 }
 
 TEST_CASE("a sub-module called twice shares one child and one set of parameters (weight tying)") {
@@ -670,7 +674,9 @@ TEST_CASE("call-time keyword arguments for modules equal the positional call") {
               nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, false, std::optional<Key>(Key(3))), 0.0f, 0.0f);
   // The exactly-once rule holds for keywords as for positional call arguments.
   check_throws_with<nn::MergeParamError>(
-      [&] { (void)nn::apply(nn::Dropout{.rate = 0.5f, .deterministic = true}, Variables{}, y, "deterministic"_kw = true); },
+      [&] {
+        (void)nn::apply(nn::Dropout{.rate = 0.5f, .deterministic = true}, Variables{}, y, "deterministic"_kw = true);
+      },
       {"Parameter \"deterministic\" was passed to the constructor and at call time"});
 }
 
@@ -680,8 +686,9 @@ TEST_CASE("nn::Sequential forwards call-time keywords to every layer that takes 
                                     nn::BatchNorm{.momentum = 0.9f}, nn::Dense{.features = 2});
   const Variables v = nn::init(model, Key(0), x, "deterministic"_kw = true, "use_running_average"_kw = false);
   CHECK(v.paths() == std::vector<std::string>{"batch_stats/layers_2/mean", "batch_stats/layers_2/var",
-                                              "params/layers_0/bias", "params/layers_0/kernel", "params/layers_2/bias",
-                                              "params/layers_2/scale", "params/layers_3/bias", "params/layers_3/kernel"});
+                                              "params/layers_0/bias", "params/layers_0/kernel",
+                                              "params/layers_2/bias", "params/layers_2/scale",
+                                              "params/layers_3/bias", "params/layers_3/kernel"});
   // Eval: no dropout, running statistics (mean 0, var 1 after init).
   const Tensor h = matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias");
   const Tensor n = h / std::sqrt(1.0f + 1e-5f) * v.at("params/layers_2/scale") + v.at("params/layers_2/bias");
@@ -751,7 +758,8 @@ TEST_CASE("nn::bind: a module bound to variables runs its call and its methods; 
   check_close(bound(x), nn::apply(seed::SetupMLP{}, v, x), 0.0f, 0.0f);
   CHECK(bound.variables().paths() == v.paths());
   // Any function of the module and its scope: here only its hidden layer (Linen's bound.hidden(x)).
-  const Tensor hidden = bound.method([](const seed::SetupMLP& m, nn::Scope& s, const Tensor& t) { return s(m.hidden, t); }, x);
+  const auto hidden_only = [](const seed::SetupMLP& m, nn::Scope& s, const Tensor& t) { return s(m.hidden, t); };
+  const Tensor hidden = bound.method(hidden_only, x);
   check_close(hidden, matmul(x, v.at("params/hidden/kernel")) + v.at("params/hidden/bias"));
   // Random streams: each call draws afresh, and a fresh binding repeats the draws.
   const Tensor ones16 = ones(Shape{16});

@@ -163,9 +163,8 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
     const std::int64_t first = std::min(rows, kRowsPerChunk);
     std::vector<double> sum(static_cast<std::size_t>(c), 0.0);
     for (std::int64_t r = 0; r < first; ++r)
-      for (std::int64_t i = 0; i < c; ++i) sum[static_cast<std::size_t>(i)] += px[r * c + i];
-    for (std::int64_t i = 0; i < c; ++i)
-      pivot[static_cast<std::size_t>(i)] = static_cast<float>(sum[static_cast<std::size_t>(i)] / static_cast<double>(first));
+      for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += px[r * c + static_cast<std::int64_t>(i)];
+    for (std::size_t i = 0; i < sum.size(); ++i) pivot[i] = static_cast<float>(sum[i] / static_cast<double>(first));
   }
   const std::vector<float> partial = chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
     float* __restrict s = block;

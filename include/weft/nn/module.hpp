@@ -119,6 +119,7 @@ bool find_field(const V& value, std::string_view name, const void* field, const 
     return find_field(e, std::string(name) + "_" + std::to_string(i), field, field_type, found);
   };
   if constexpr (is_vector_v<V> || is_array_v<V>) {
+    if constexpr (!std::is_class_v<typename V::value_type>) return false;  // numbers hold no module
     for (std::size_t i = 0; i < value.size(); ++i)
       if (element(value[i], i)) return true;
   } else if constexpr (is_tuple_v<V>) {
@@ -488,7 +489,8 @@ Variables init(const M& module, const R& rngs, Args&&... args) {
 /// Linen's Module.apply. Leading optional arguments, recognised by type and in any order: an Rngs
 /// map or a Key (named random streams, e.g. Rngs{{"dropout", key}}), a Mutable set of
 /// collections, and CaptureIntermediates. The module's call-time keywords may follow its inputs
-/// (nn::apply(model, variables, x, "deterministic"_kw = true)). Without Mutable it returns the module's output; with it, std::pair{output, the
+/// (nn::apply(model, variables, x, "deterministic"_kw = true)). Without Mutable it returns the
+/// module's output; with it, std::pair{output, the
 /// mutable collections after the call} (e.g. the updated batch_stats).
 template <class M, class... Args>
 auto apply(const M& module, const Variables& variables, Args&&... args) {

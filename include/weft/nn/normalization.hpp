@@ -57,7 +57,9 @@ struct BatchNorm {
     std::optional<bool> use_running_average{};
   };
   using call_keywords = CallKeywords;
-  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const { return (*this)(s, x, kw.use_running_average); }
+  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const {
+    return (*this)(s, x, kw.use_running_average);
+  }
 };
 
 struct GroupNorm {

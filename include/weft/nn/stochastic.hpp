@@ -33,7 +33,9 @@ struct Dropout {
     std::optional<Key> rng{};
   };
   using call_keywords = CallKeywords;
-  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const { return (*this)(s, x, kw.deterministic, kw.rng); }
+  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const {
+    return (*this)(s, x, kw.deterministic, kw.rng);
+  }
 };
 
 }  // namespace weft::nn
