@@ -1,6 +1,7 @@
 // The functional core's layer functions: Flax's semantics and defaults, checked against closed
 // forms, hand-computed cases, JAX's random streams and finite differences.
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -1047,4 +1048,95 @@ TEST_CASE("batch_norm: the fused channels-last path equals the general path on t
   check_close(g_last.at("params/bias"), g_first.at("params/bias"), 1e-4f, 1e-4f);
   check_gradient([&](const Tensor& t) { return sum(core::apply(channels_last, {"batch_stats"})(v2, t).first * w); },
                  nhwc, 1e-2f, 3e-3f, 3e-2f);
+}
+
+// Normalisation of data whose mean is large against its spread (x ~ N(100, 1)): every path's
+// statistics, output and input gradient against a float64 reference computed here from the same
+// float inputs. group(i) maps a flat index to its statistics group.
+namespace {
+struct NormReference {
+  std::vector<double> mean, var, y, dx;  // per group; per element (y, and d sum(y * w) / dx)
+};
+NormReference norm_reference(const Tensor& x, const Tensor& w, std::int64_t groups, float epsilon,
+                             const std::function<std::int64_t(std::int64_t)>& group) {
+  const std::vector<float> xs = x.to_vector(), ws = w.to_vector();
+  const auto n = static_cast<std::int64_t>(xs.size());
+  NormReference r{std::vector<double>(groups), std::vector<double>(groups), std::vector<double>(n),
+                  std::vector<double>(n)};
+  std::vector<double> count(groups), mw(groups), mwx(groups);
+  for (std::int64_t i = 0; i < n; ++i) r.mean[group(i)] += xs[i], count[group(i)] += 1;
+  for (std::int64_t g = 0; g < groups; ++g) r.mean[g] /= count[g];
+  for (std::int64_t i = 0; i < n; ++i) r.var[group(i)] += (xs[i] - r.mean[group(i)]) * (xs[i] - r.mean[group(i)]);
+  for (std::int64_t g = 0; g < groups; ++g) r.var[g] /= count[g];
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t g = group(i);
+    r.y[i] = (xs[i] - r.mean[g]) / std::sqrt(r.var[g] + epsilon);
+    mw[g] += ws[i] / count[g];
+    mwx[g] += ws[i] * r.y[i] / count[g];
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t g = group(i);
+    r.dx[i] = (ws[i] - mw[g] - r.y[i] * mwx[g]) / std::sqrt(r.var[g] + epsilon);
+  }
+  return r;
+}
+double max_abs_error(const Tensor& got, const std::vector<double>& want) {
+  const std::vector<float> g = got.to_vector();
+  double e = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) e = std::max(e, std::abs(g[i] - want[i]));
+  return e;
+}
+// The output and input gradient of `norm` (a core layer function without parameters' effect: scale
+// 1, bias 0) against the reference.
+template <class Norm>
+void check_norm_precision(const char* path, double tolerance, const Norm& norm, const Tensor& x,
+                          const NormReference& ref, const Tensor& w) {
+  INFO(std::string(path));
+  const Variables v = core::init(norm, core::Mutable::all())(Key(0), x).second;
+  auto [y, stats] = core::apply(norm, core::Mutable{"batch_stats"})(v, x);
+  CHECK(max_abs_error(y, ref.y) < tolerance);
+  const auto loss = [&](const Tensor& t) {
+    return sum(core::apply(norm, core::Mutable{"batch_stats"})(v, t).first * w);
+  };
+  const Tensor dx = grad(loss)(x);
+  CHECK(max_abs_error(dx, ref.dx) < 4 * tolerance);
+}
+}  // namespace
+
+TEST_CASE("batch, layer and group norm keep the two-pass formula's precision when the mean is large") {
+  const Tensor x = normal(Key(3), Shape{256, 6}) + 100.0f;
+  const Tensor w = normal(Key(4), Shape{256, 6});
+  const float eps = 1e-5f;
+  const auto per_column = [](std::int64_t i) { return i % 6; };
+  const NormReference columns = norm_reference(x, w, 6, eps, per_column);
+  // BatchNorm's fused channels-last path: momentum 0 makes the running statistics the batch's.
+  const auto bn = partial(core::batch_norm, "use_running_average"_kw = false, "momentum"_kw = 0.0f);
+  const Variables v = core::init(bn)(Key(0), x).second;
+  const auto [y, stats] = core::apply(bn, core::Mutable{"batch_stats"})(v, x);
+  const std::vector<float> var = stats.at("batch_stats/var").to_vector();
+  const std::vector<float> mu = stats.at("batch_stats/mean").to_vector();
+  // The two-pass formula on the same data, in float32, for comparison.
+  const std::vector<float> two_pass = mean(square(x - mean(x, 0, true)), 0).to_vector();
+  for (std::int64_t i = 0; i < 6; ++i) {
+    INFO("channel " << i << ": var " << var[i] << ", two-pass " << two_pass[i] << ", float64 " << columns.var[i]);
+    const double two_pass_error = std::abs(two_pass[i] - columns.var[i]) / columns.var[i];
+    CHECK(std::abs(var[i] - columns.var[i]) / columns.var[i] <= std::max(2 * two_pass_error, 4e-6));
+    CHECK(std::abs(mu[i] - columns.mean[i]) / columns.mean[i] < 1e-7);
+  }
+  check_norm_precision("batch norm, fused", 1e-5, bn, x, columns, w);
+  // BatchNorm on the feature axis 0 (the unfused path), the same data transposed.
+  const Tensor xt = transpose(x, {1, 0}), wt = transpose(w, {1, 0});
+  const auto per_row = [](std::int64_t i) { return i / 256; };
+  const NormReference rows = norm_reference(xt, wt, 6, eps, per_row);
+  check_norm_precision("batch norm, axis 0", 5e-5,
+                       partial(core::batch_norm, "use_running_average"_kw = false, "axis"_kw = 0), xt, rows, wt);
+  // LayerNorm's fused last-axis path (rows of 256), and its path for other reduction axes.
+  check_norm_precision("layer norm, fused", 1e-5, partial(core::layer_norm, "epsilon"_kw = eps), xt, rows, wt);
+  check_norm_precision("layer norm, axis 0", 5e-5,
+                       partial(core::layer_norm, "epsilon"_kw = eps, "reduction_axes"_kw = std::vector<int>{0}), x,
+                       columns, w);
+  // GroupNorm: (4, 64, 6) in 3 groups of 2 channels, statistics per example and group.
+  const Tensor xg = reshape(x, Shape{4, 64, 6}), wg = reshape(w, Shape{4, 64, 6});
+  check_norm_precision("group norm", 5e-5, partial(core::group_norm, "num_groups"_kw = 3, "epsilon"_kw = eps), xg,
+                       norm_reference(xg, wg, 12, eps, [](std::int64_t i) { return (i / 384) * 3 + (i % 6) / 2; }), wg);
 }

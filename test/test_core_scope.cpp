@@ -191,7 +191,7 @@ TEST_CASE("a missing stream falls back to params; with neither, the error names 
     })(x);
   };
   check_throws_with<Error>([&] { (void)core::apply(child_draw)(Variables{}, ones(Shape{1})); },
-                           {"Dropout_0 needs PRNG for \"dropout\"", "rngs"});
+                           {"Dropout_0 needs PRNG for \"dropout\"", "Rngs{{\"dropout\", key}}"});
   check_throws_with<Error>([&] { (void)core::apply([](core::Scope& s, const Tensor& x) {
                              (void)s.make_rng("params");
                              return x;

@@ -1,4 +1,8 @@
 // The object layer: the seed scenarios of "Dealing with Module Arguments", exactly.
+#include <functional>
+#include <map>
+#include <sstream>
+
 #include "reference/random_reference.inc"
 #include "testing.hpp"
 #include "weft/nn/linear.hpp"
@@ -334,6 +338,152 @@ TEST_CASE("seed 5: a compact model and its setup-style twin have the same variab
                                 {"\"same\"", "Clash at \"/\"", "Name in use"});
 }
 
+namespace seed {
+
+// Linen's list attributes: `self.layers = [nn.Dense(3), nn.Dense(2)]` in setup names the children
+// layers_0, layers_1; `self.layers[0]` called twice is one child with one set of parameters.
+struct ListMLP {
+  std::vector<nn::Dense> layers{nn::Dense{.features = 3}, nn::Dense{.features = 2}};
+  Tensor operator()(nn::Scope& s, Tensor x) const {
+    for (const auto& layer : layers) x = s(layer, x);
+    return x;
+  }
+};
+struct Tied {
+  std::vector<nn::Dense> layers{nn::Dense{.features = 4}, nn::Dense{.features = 2}};
+  Tensor operator()(nn::Scope& s, const Tensor& x) const { return s(layers[1], s(layers[0], s(layers[0], x))); }
+};
+struct Sequences {
+  std::array<nn::Dense, 2> pair{nn::Dense{.features = 2}, nn::Dense{.features = 2}};
+  std::tuple<nn::Dense, nn::LayerNorm> mixed{nn::Dense{.features = 2}, nn::LayerNorm{}};
+  std::vector<std::vector<nn::Dense>> nested{{nn::Dense{.features = 2}},
+                                             {nn::Dense{.features = 2}, nn::Dense{.features = 2}}};
+  Tensor operator()(nn::Scope& s, Tensor x) const {
+    x = s(pair[1], s(pair[0], x));
+    x = s(std::get<1>(mixed), s(std::get<0>(mixed), x));
+    return s(nested[1][1], s(nested[0][0], x));
+  }
+};
+
+}  // namespace seed
+
+WEFT_RECORD(seed::ListMLP, layers);
+WEFT_RECORD(seed::Tied, layers);
+WEFT_RECORD(seed::Sequences, pair, mixed, nested);
+
+TEST_CASE("a sequence field's sub-modules are layers_0, layers_1, ... (Linen's list attributes)") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(seed::ListMLP{}, Key(0), x);
+  CHECK(v.paths() == std::vector<std::string>{"params/layers_0/bias", "params/layers_0/kernel", "params/layers_1/bias",
+                                              "params/layers_1/kernel"});
+  CHECK(v.at("params/layers_0/kernel").shape() == Shape{4, 3});
+  CHECK(v.at("params/layers_1/kernel").shape() == Shape{3, 2});
+  const Tensor h = matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias");
+  check_close(nn::apply(seed::ListMLP{}, v, x),
+              matmul(h, v.at("params/layers_1/kernel")) + v.at("params/layers_1/bias"));
+  // std::array, std::tuple and nested sequences name their elements the same way.
+  const Variables w = nn::init(seed::Sequences{}, Key(0), x);
+  CHECK(w.paths() == std::vector<std::string>{"params/mixed_0/bias", "params/mixed_0/kernel",
+                                              "params/mixed_1/bias", "params/mixed_1/scale",
+                                              "params/nested_0_0/bias", "params/nested_0_0/kernel",
+                                              "params/nested_1_1/bias", "params/nested_1_1/kernel",
+                                              "params/pair_0/bias", "params/pair_0/kernel",
+                                              "params/pair_1/bias", "params/pair_1/kernel"});
+}
+
+TEST_CASE("a sub-module called twice shares one child and one set of parameters (weight tying)") {
+  const Tensor x = pattern(Shape{3, 4});
+  const Variables v = nn::init(seed::Tied{}, Key(0), x);
+  CHECK(v.paths() == std::vector<std::string>{"params/layers_0/bias", "params/layers_0/kernel", "params/layers_1/bias",
+                                              "params/layers_1/kernel"});
+  auto dense = [&](const Tensor& t, const std::string& p) {
+    return matmul(t, v.at("params/" + p + "/kernel")) + v.at("params/" + p + "/bias");
+  };
+  check_close(nn::apply(seed::Tied{}, v, x), dense(dense(dense(x, "layers_0"), "layers_0"), "layers_1"));
+  // A module value bound to a name and called again shares too; a different module under that
+  // name is an error, and so is a second temporary (it cannot be the same module).
+  struct NamedTwice {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      const nn::Dense shared{.features = 4};
+      return s("shared", shared, s("shared", shared, t));
+    }
+  };
+  const Variables n = nn::init(NamedTwice{}, Key(0), x);
+  CHECK(n.paths() == std::vector<std::string>{"params/shared/bias", "params/shared/kernel"});
+  const Tensor once = matmul(x, n.at("params/shared/kernel")) + n.at("params/shared/bias");
+  check_close(nn::apply(NamedTwice{}, n, x), matmul(once, n.at("params/shared/kernel")) + n.at("params/shared/bias"));
+  struct TwoUnderOneName {
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      const nn::Dense a{.features = 4}, b{.features = 4};
+      return s("same", b, s("same", a, t));
+    }
+  };
+  check_throws_with<ValueError>([&] { (void)nn::init(TwoUnderOneName{}, Key(0), x); },
+                                {"submodule \"same\"", "TwoUnderOneName at \"/\"", "Name in use"});
+}
+
+// A suggested form as the text an error message quotes, and the same form compiled and run: a
+// message that contains the text names API that exists and works.
+#define WEFT_SUGGESTION(...) \
+  std::pair<std::string, std::function<void()>> { #__VA_ARGS__, [&] { (void)(__VA_ARGS__); } }
+
+TEST_CASE("every how-to-fix in a scope or module error names real API, and each suggested form runs") {
+  const Tensor x = pattern(Shape{4, 3});
+  const Key key(7);
+  auto check_suggestions = [](const std::function<void()>& failing,
+                              std::initializer_list<std::pair<std::string, std::function<void()>>> suggestions) {
+    std::string message;
+    try {
+      failing();
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    INFO(message);
+    for (const auto& [text, run] : suggestions) {
+      CHECK(message.find(text) != std::string::npos);
+      CHECK_NOTHROW(run());
+    }
+  };
+  {  // Training BatchNorm with batch_stats immutable.
+    struct Model {
+      Tensor operator()(nn::Scope& s, const Tensor& t) const {
+        return s(nn::BatchNorm{.use_running_average = false}, t);
+      }
+    };
+    const Model model;
+    const Variables variables = nn::init(model, Key(0), x);
+    auto f = [](core::Scope& s, const Tensor& t) {
+      return s.child("BatchNorm_0", partial(core::batch_norm, "use_running_average"_kw = false))(t);
+    };
+    check_suggestions([&] { (void)nn::apply(model, variables, x); },
+                      {WEFT_SUGGESTION(nn::apply(model, variables, nn::Mutable{"batch_stats"}, x)),
+                       WEFT_SUGGESTION(core::apply(f, {"batch_stats"})(variables, x))});
+    check_suggestions([&] { (void)core::apply(f)(variables, x); },
+                      {WEFT_SUGGESTION(core::apply(f, {"batch_stats"})(variables, x))});
+  }
+  {  // Dropout in training without a dropout key.
+    struct Model {
+      Tensor operator()(nn::Scope& s, const Tensor& t) const {
+        return s(nn::Dropout{.rate = 0.5f, .deterministic = false}, t);
+      }
+    };
+    const Model model;
+    const Variables variables;
+    auto f = [](core::Scope& s, const Tensor& t) {
+      return s.child("Dropout_0", partial(core::dropout, "rate"_kw = 0.5f, "deterministic"_kw = false))(t);
+    };
+    check_suggestions([&] { (void)nn::apply(model, variables, x); },
+                      {WEFT_SUGGESTION(nn::apply(model, variables, Rngs{{"dropout", key}}, x)),
+                       WEFT_SUGGESTION(core::apply(f)(variables, Rngs{{"dropout", key}}, x))});
+  }
+  {  // An empty initializer, and a float condition for where.
+    check_suggestions([&] { (void)core::Initializer()(key, Shape{2}); },
+                      {WEFT_SUGGESTION(core::initializers::zeros())});
+    const Tensor a = ones(Shape{4, 3}), b = zeros(Shape{4, 3});
+    check_suggestions([&] { (void)where(x, a, b); }, {WEFT_SUGGESTION(weft::where(x > 0.0f, a, b))});
+  }
+}
+
 TEST_CASE("nn::partial and nn::clone on weft's modules") {
   const auto dense = nn::partial<nn::Dense>("use_bias"_kw = false);
   const nn::Dense d = dense("features"_kw = 3);
@@ -404,6 +554,101 @@ TEST_CASE("MultiHeadDotProductAttention merges deterministic only when dropout_r
   CHECK(train1.to_vector() != eval1.to_vector());
 }
 
+namespace {
+
+// The parameter counts of a table's rows, summed per collection column, and its Total row.
+struct TableSums {
+  std::map<std::string, std::int64_t> rows, total;
+};
+TableSums table_sums(const std::string& table) {
+  std::vector<std::vector<std::string>> cells;
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("-+-") != std::string::npos) continue;  // a rule
+    std::vector<std::string> row;
+    std::istringstream cols(line + " ");  // trailing blanks are trimmed from the table's lines
+    for (std::string cell; std::getline(cols, cell, '|');) {
+      const auto first = cell.find_first_not_of(' ');
+      row.push_back(first == std::string::npos ? "" : cell.substr(first, cell.find_last_not_of(' ') + 1 - first));
+    }
+    cells.push_back(row);
+  }
+  TableSums sums;
+  const auto& header = cells.front();
+  for (std::size_t r = 1; r < cells.size(); ++r)
+    for (std::size_t c = 4; c < header.size(); ++c) {
+      const std::string cell = c < cells[r].size() ? cells[r][c] : "";
+      const std::int64_t n = cell.empty() ? 0 : std::stoll(cell.substr(0, cell.find(' ')));
+      (r + 1 == cells.size() ? sums.total : sums.rows)[header[c]] += n;
+    }
+  return sums;
+}
+
+std::map<std::string, std::int64_t> counts_per_collection(const Variables& v) {
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& [path, value] : v.leaves()) counts[path.substr(0, path.find('/'))] += value.size();
+  return counts;
+}
+
+template <class M, class... Args>
+void check_rows_add_up(const M& model, const Args&... args) {
+  const std::string table = nn::tabulate(model, Key(0), args...);
+  INFO(table);
+  const TableSums sums = table_sums(table);
+  const auto expected = counts_per_collection(nn::init(model, Key(0), args...));
+  CHECK(sums.rows == expected);
+  CHECK(sums.total == expected);
+}
+
+template <class L>
+struct One {  // a layer as the only sub-module of a model
+  L layer;
+  template <class... A>
+  Tensor operator()(nn::Scope& s, const Tensor& x, A... a) const {
+    return s(layer, x, a...);
+  }
+};
+
+}  // namespace
+
+namespace seed {
+// Two Transformer encoder blocks (Linen's tutorial shape): attention, norms and an MLP.
+struct EncoderBlock {
+  nn::SelfAttention attention{.num_heads = 4};
+  nn::LayerNorm norm1{}, norm2{};
+  nn::Dense hidden{.features = 64}, out{.features = 32};
+  Tensor operator()(nn::Scope& s, const Tensor& x) const {
+    const Tensor h = x + s(attention, s(norm1, x));
+    return h + s(out, relu(s(hidden, s(norm2, h))));
+  }
+};
+}  // namespace seed
+WEFT_RECORD(seed::EncoderBlock, attention, norm1, norm2, hidden, out);
+
+TEST_CASE("nn::tabulate: every variable is in exactly one row, and the rows add up to the total") {
+  const Tensor seq = pattern(Shape{2, 5, 32});
+  const auto encoder = nn::sequential(seed::EncoderBlock{}, seed::EncoderBlock{});
+  const std::string table = nn::tabulate(encoder, Key(0), seq);
+  INFO(table);
+  // Per block: attention 4 * (32 * 32 + 32), two norms 2 * 64, MLP 32 * 64 + 64 + 64 * 32 + 32.
+  CHECK(table.find("4224 (16.5 KB)") != std::string::npos);  // the attention row owns query/key/value/out
+  CHECK(table.find("17088 (66.8 KB)") != std::string::npos);  // the total: 2 * (4224 + 128 + 2112 + 2080)
+  check_rows_add_up(encoder, seq);
+  const Tensor x = pattern(Shape{2, 6});
+  const Tensor img = pattern(Shape{2, 5, 5, 3});
+  check_rows_add_up(One<nn::Dense>{{.features = 3}}, x);
+  check_rows_add_up(One<nn::DenseGeneral>{{.features = {2, 3}}}, x);
+  check_rows_add_up(One<nn::Embed>{{.num_embeddings = 7, .features = 3}}, Tensor({1, 4, 6}, Shape{3}));
+  check_rows_add_up(One<nn::Conv>{{.features = 4, .kernel_size = {3, 3}}}, img);
+  check_rows_add_up(One<nn::LayerNorm>{}, x);
+  check_rows_add_up(One<nn::BatchNorm>{{.use_running_average = false}}, x);
+  check_rows_add_up(One<nn::GroupNorm>{{.num_groups = 3}}, x);
+  check_rows_add_up(One<nn::Dropout>{{.rate = 0.5f, .deterministic = true}}, x);
+  check_rows_add_up(One<nn::MultiHeadDotProductAttention>{{.num_heads = 2}}, seq);
+  check_rows_add_up(One<nn::SelfAttention>{{.num_heads = 2, .qkv_features = 8, .out_features = 4}}, seq);
+  check_rows_add_up(nn::sequential(nn::Dense{.features = 4}, nn::BatchNorm{.use_running_average = false}), x);
+}
+
 TEST_CASE("nn modules delegate to the core function of their layer: same variables, same output") {
   const Tensor img = pattern(Shape{2, 6, 6, 4});
   struct ViaNn {
@@ -431,4 +676,163 @@ TEST_CASE("nn modules delegate to the core function of their layer: same variabl
   const auto [rows, table] = nn::init_with_output(Lookup{}, Key(0), ids);
   const Tensor e = table.at("params/Embed_0/embedding");
   check_close(rows, take(e, ids), 0.0f, 0.0f);
+}
+
+// ---------------------------------------------------------------- Linen features
+
+TEST_CASE("call-time keyword arguments for modules equal the positional call") {
+  const Tensor x = pattern(Shape{2, 4, 8});
+  const Tensor mask = core::make_causal_mask(4);
+  struct ByKeyword {
+    Tensor mask;
+    Tensor operator()(nn::Scope& s, const Tensor& t) const {
+      return s(nn::SelfAttention{.num_heads = 2}, t, "mask"_kw = mask);
+    }
+  };
+  struct ByPosition {
+    Tensor mask;
+    Tensor operator()(nn::Scope& s, const Tensor& t) const { return s(nn::SelfAttention{.num_heads = 2}, t, mask); }
+  };
+  const Variables v = nn::init(ByKeyword{mask}, Key(0), x);
+  CHECK(v.paths() == nn::init(ByPosition{mask}, Key(0), x).paths());
+  const Tensor masked = nn::apply(ByKeyword{mask}, v, x);
+  check_close(masked, nn::apply(ByPosition{mask}, v, x), 0.0f, 0.0f);
+  CHECK(masked.to_vector() != nn::apply(ByKeyword{Tensor{}}, v, x).to_vector());  // the mask was used
+  // Cross-attention by keyword, with dropout and its flag by keyword too.
+  struct Cross {
+    Tensor operator()(nn::Scope& s, const Tensor& q, const Tensor& kv, bool train) const {
+      return s(nn::MultiHeadDotProductAttention{.num_heads = 2, .dropout_rate = 0.5f}, q, "inputs_kv"_kw = kv,
+               "deterministic"_kw = !train, "dropout_rng"_kw = Key(9));
+    }
+  };
+  struct CrossPositional {
+    Tensor operator()(nn::Scope& s, const Tensor& q, const Tensor& kv, bool train) const {
+      return s(nn::MultiHeadDotProductAttention{.num_heads = 2, .dropout_rate = 0.5f}, q, kv, Tensor{},
+               std::optional<bool>(!train), std::optional<Key>(Key(9)));
+    }
+  };
+  const Tensor kv = pattern(Shape{2, 3, 8});
+  const Variables w = nn::init(Cross{}, Key(0), x, kv, false);
+  for (bool train : {false, true})
+    check_close(nn::apply(Cross{}, w, x, kv, train), nn::apply(CrossPositional{}, w, x, kv, train), 0.0f, 0.0f);
+  // The root module takes them through nn::apply, as Linen's model.apply(variables, x, deterministic=True).
+  const Tensor y = ones(Shape{16});
+  check_close(nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, "deterministic"_kw = true), y);
+  check_close(nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, "deterministic"_kw = false, "rng"_kw = Key(3)),
+              nn::apply(nn::Dropout{.rate = 0.5f}, Variables{}, y, false, std::optional<Key>(Key(3))), 0.0f, 0.0f);
+  // The exactly-once rule holds for keywords as for positional call arguments.
+  check_throws_with<nn::MergeParamError>(
+      [&] {
+        (void)nn::apply(nn::Dropout{.rate = 0.5f, .deterministic = true}, Variables{}, y, "deterministic"_kw = true);
+      },
+      {"Parameter \"deterministic\" was passed to the constructor and at call time"});
+}
+
+TEST_CASE("nn::Sequential forwards call-time keywords to every layer that takes them (Flax issue #3017)") {
+  const Tensor x = pattern(Shape{6, 4});
+  const auto model = nn::sequential(nn::Dense{.features = 5}, nn::Dropout{.rate = 0.5f},
+                                    nn::BatchNorm{.momentum = 0.9f}, nn::Dense{.features = 2});
+  const Variables v = nn::init(model, Key(0), x, "deterministic"_kw = true, "use_running_average"_kw = false);
+  CHECK(v.paths() == std::vector<std::string>{"batch_stats/layers_2/mean", "batch_stats/layers_2/var",
+                                              "params/layers_0/bias", "params/layers_0/kernel",
+                                              "params/layers_2/bias", "params/layers_2/scale",
+                                              "params/layers_3/bias", "params/layers_3/kernel"});
+  // Eval: no dropout, running statistics (mean 0, var 1 after init).
+  const Tensor h = matmul(x, v.at("params/layers_0/kernel")) + v.at("params/layers_0/bias");
+  const Tensor n = h / std::sqrt(1.0f + 1e-5f) * v.at("params/layers_2/scale") + v.at("params/layers_2/bias");
+  check_close(nn::apply(model, v, x, "deterministic"_kw = true, "use_running_average"_kw = true),
+              matmul(n, v.at("params/layers_3/kernel")) + v.at("params/layers_3/bias"), 1e-5f, 1e-5f);
+  // Train: dropout draws and batch statistics update; the keywords reached layers 1 and 2.
+  auto [train, stats] = nn::apply(model, v, Rngs{{"dropout", Key(1)}}, nn::Mutable{"batch_stats"}, x,
+                                  "deterministic"_kw = false, "use_running_average"_kw = false);
+  CHECK(train.shape() == Shape{6, 2});
+  CHECK(stats.at("batch_stats/layers_2/mean").to_vector() != v.at("batch_stats/layers_2/mean").to_vector());
+  const Tensor eval_again = nn::apply(model, v, Rngs{{"dropout", Key(1)}}, x, "deterministic"_kw = true,
+                                      "use_running_average"_kw = true);
+  CHECK(train.to_vector() != eval_again.to_vector());
+  // A nested Sequential passes them on.
+  const auto nested = nn::sequential(nn::sequential(nn::Dropout{.rate = 0.5f}), nn::Dense{.features = 2});
+  const Variables nv = nn::init(nested, Key(0), x, "deterministic"_kw = true);
+  check_close(nn::apply(nested, nv, x, "deterministic"_kw = true),
+              matmul(x, nv.at("params/layers_1/kernel")) + nv.at("params/layers_1/bias"));
+}
+
+namespace seed {
+struct Sower {
+  Tensor operator()(nn::Scope& s, const Tensor& t) const {
+    const Tensor h = s(nn::Dense{.features = 3}, t);
+    s.sow("intermediates", "h", h);
+    s.sow("intermediates", "h", h * 2.0f);  // a second value appends, as Linen's default reduce_fn
+    return relu(h);
+  }
+};
+// Weight tying through Embed.attend, as Linen's `self.embed.attend(h)`.
+struct TiedEmbed {
+  nn::Embed embed{.num_embeddings = 5, .features = 3};
+  Tensor operator()(nn::Scope& s, const Tensor& ids) const {
+    return s.method(embed, &nn::Embed::attend, s(embed, ids));
+  }
+};
+}  // namespace seed
+WEFT_RECORD(seed::TiedEmbed, embed);
+
+TEST_CASE("sow and capture_intermediates fill the intermediates collection, as Linen") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(seed::Sower{}, Key(0), x);
+  CHECK(v.collections() == std::vector<std::string>{"params"});  // init leaves intermediates out
+  const Tensor h = matmul(x, v.at("params/Dense_0/kernel")) + v.at("params/Dense_0/bias");
+  check_close(nn::apply(seed::Sower{}, v, x), relu(h));  // immutable: sow does nothing
+  auto [y, state] = nn::apply(seed::Sower{}, v, nn::Mutable{"intermediates"}, x);
+  CHECK(state.paths() == std::vector<std::string>{"intermediates/h/0", "intermediates/h/1"});
+  check_close(state.at("intermediates/h/0"), h);
+  check_close(state.at("intermediates/h/1"), h * 2.0f);
+  auto [y2, captured] = nn::apply(seed::Sower{}, v, nn::CaptureIntermediates{}, nn::Mutable{"intermediates"}, x);
+  CHECK(captured.paths() == std::vector<std::string>{"intermediates/Dense_0/__call__/0", "intermediates/__call__/0",
+                                                     "intermediates/h/0", "intermediates/h/1"});
+  check_close(captured.at("intermediates/Dense_0/__call__/0"), h);
+  check_close(captured.at("intermediates/__call__/0"), y2);
+  check_throws_with<ValueError>(
+      [&] {
+        (void)nn::apply([](nn::Scope& s, const Tensor& t) { return s.sow("params", "p", t), t; }, v,
+                        nn::Mutable::all(), x);
+      },
+      {"cannot sow into the \"params\" collection"});
+}
+
+TEST_CASE("nn::bind: a module bound to variables runs its call and its methods; streams and state persist") {
+  const Tensor x = pattern(Shape{2, 4});
+  const Variables v = nn::init(seed::SetupMLP{}, Key(0), x);
+  auto bound = nn::bind(seed::SetupMLP{}, v);
+  check_close(bound(x), nn::apply(seed::SetupMLP{}, v, x), 0.0f, 0.0f);
+  CHECK(bound.variables().paths() == v.paths());
+  // Any function of the module and its scope: here only its hidden layer (Linen's bound.hidden(x)).
+  const auto hidden_only = [](const seed::SetupMLP& m, nn::Scope& s, const Tensor& t) { return s(m.hidden, t); };
+  const Tensor hidden = bound.method(hidden_only, x);
+  check_close(hidden, matmul(x, v.at("params/hidden/kernel")) + v.at("params/hidden/bias"));
+  // Random streams: each call draws afresh, and a fresh binding repeats the draws.
+  const Tensor ones16 = ones(Shape{16});
+  auto drop = nn::bind(nn::Dropout{.rate = 0.5f, .deterministic = false}, Variables{}, Rngs{{"dropout", Key(1)}});
+  const Tensor a = drop(ones16), b = drop(ones16);
+  CHECK(a.to_vector() != b.to_vector());
+  auto again = nn::bind(nn::Dropout{.rate = 0.5f, .deterministic = false}, Variables{}, Rngs{{"dropout", Key(1)}});
+  CHECK(again(ones16).to_vector() == a.to_vector());
+  // Mutable collections keep their updates from call to call.
+  const nn::BatchNorm bn{.use_running_average = false, .momentum = 0.5f};
+  auto stats = nn::bind(bn, nn::init(bn, Key(0), x), nn::Mutable{"batch_stats"});
+  (void)stats(x);
+  const Tensor once = stats.variables().at("batch_stats/mean");
+  (void)stats(x);
+  check_close(once, mean(x, 0) * 0.5f, 1e-6f, 1e-6f);
+  check_close(stats.variables().at("batch_stats/mean"), mean(x, 0) * 0.75f, 1e-6f, 1e-6f);
+  // Embed.attend on a bound Embed, and through the scope of a parent's field.
+  const nn::Embed embed{.num_embeddings = 5, .features = 3};
+  const Variables ev = nn::init(embed, Key(0), Tensor({1, 4}, Shape{2}));
+  const Tensor query = pattern(Shape{2, 3});
+  const Tensor table = ev.at("params/embedding");
+  check_close(nn::bind(embed, ev).method(&nn::Embed::attend, query), matmul(query, transpose(table, {1, 0})));
+  const Tensor ids({0, 3}, Shape{2});
+  const Variables tv = nn::init(seed::TiedEmbed{}, Key(0), ids);
+  CHECK(tv.paths() == std::vector<std::string>{"params/embed/embedding"});
+  const Tensor e = tv.at("params/embed/embedding");
+  check_close(nn::apply(seed::TiedEmbed{}, tv, ids), matmul(take(e, ids), transpose(e, {1, 0})));
 }

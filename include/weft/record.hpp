@@ -74,8 +74,11 @@ class required {
  public:
   explicit constexpr required() : value_() {}
 
+  // is_constructible as well: the member is direct-initialised, and a value that converts to T in
+  // more than one way (detail::any_field, which counts a record's fields) must not pick this one.
   template <class U>
-    requires(!std::is_same_v<std::remove_cvref_t<U>, required> && std::is_convertible_v<U, T>)
+    requires(!std::is_same_v<std::remove_cvref_t<U>, required> && std::is_convertible_v<U, T> &&
+             std::is_constructible_v<T, U>)
   constexpr required(U&& value) noexcept(std::is_nothrow_constructible_v<T, U>)
       : value_(std::forward<U>(value)) {}
 
@@ -144,6 +147,45 @@ template <fixed_string Name, class R>
       std::forward<R>(r));
 }
 
+namespace detail {
+// The number of fields of an aggregate: the most initializer-clauses `A{...}` accepts. Written by
+// hand because Debian's Boost (1.74) predates Boost.PFR, which counts fields this way.
+template <class A>
+struct any_field {
+  // Never called: fields are counted in unevaluated operands. Defined all the same, because a
+  // field's constexpr constructor template that converts it is instantiated with its body.
+  template <class T>
+    requires(!std::is_same_v<T, A>)
+  constexpr operator T&() const noexcept {
+    return *static_cast<T*>(nullptr);
+  }
+};
+template <class A, std::size_t... I>
+constexpr bool brace_constructible_with(std::index_sequence<I...>) {
+  return requires { A{(void(I), any_field<A>{})...}; };
+}
+// `A{f1, ..., fN}` is valid for N from (one past the last field that cannot be initialised from
+// `{}`, such as a weft::required) up to the number of fields; count up to the end of that run.
+inline constexpr std::size_t max_counted_fields = 64;
+template <class A, std::size_t N = 0, bool SeenValid = false>
+constexpr std::size_t count_fields() {
+  if constexpr (brace_constructible_with<A>(std::make_index_sequence<N>{}))
+    return count_fields<A, N + 1, true>();
+  else if constexpr (SeenValid)
+    return N - 1;
+  else if constexpr (N < max_counted_fields)
+    return count_fields<A, N + 1, false>();
+  else
+    return static_cast<std::size_t>(-1);  // not counted (no valid brace initialisation found)
+}
+}  // namespace detail
+
+/// The number of fields of the aggregate A (every non-static data member, listed or not), or
+/// std::size_t(-1) if it could not be counted.
+template <class A>
+  requires std::is_aggregate_v<A>
+inline constexpr std::size_t aggregate_field_count = detail::count_fields<A>();
+
 /// The type of R's field `Name`.
 template <record R, fixed_string Name>
   requires has_field<R, Name>
@@ -162,12 +204,21 @@ template <record R, std::size_t I>
 using field_type_at = field_t<R, field_name_at<R, I>>;
 }  // namespace detail
 
-// Compile errors for keyword mistakes. Each check is a function template whose template
-// arguments carry the keyword (g++ prints "In instantiation of ... [with Keyword =
-// weft::fixed_string<5>{"rate"}; Record = ...]" first), and whose static_assert condition is a
-// variable template that also names it ("'...<weft::fixed_string<5>{"rate"}, ...>' evaluates to
-// false"). The message starts with a searchable token.
+// Compile errors for keyword mistakes. Each check first uses an incomplete class template named
+// after the mistake, whose template arguments carry the keyword and the record, so that the first
+// `error:` line names both ("invalid application of 'sizeof' to incomplete type
+// 'weft::diagnostic::WEFT_UNKNOWN_KEYWORD<weft::fixed_string<5>{"rate"}, Record>'"); a static_assert
+// then says how to fix it. Its condition is a variable template that names them again.
 namespace diagnostic {
+
+template <fixed_string Keyword, class Record>
+struct WEFT_UNKNOWN_KEYWORD;  // never defined, as the three below
+template <fixed_string Keyword, class Record>
+struct WEFT_KEYWORD_BOUND_TWICE;
+template <fixed_string Keyword, class Value, class Field>
+struct WEFT_KEYWORD_TYPE_MISMATCH;
+template <fixed_string Field, class Record>
+struct WEFT_MISSING_REQUIRED;
 
 template <fixed_string Keyword, class Record>
 inline constexpr bool keyword_is_a_field_of = false;
@@ -180,6 +231,7 @@ inline constexpr bool required_field_given = false;
 
 template <fixed_string Keyword, class Record>
 constexpr bool unknown_keyword() {
+  (void)sizeof(WEFT_UNKNOWN_KEYWORD<Keyword, Record>);
   static_assert(keyword_is_a_field_of<Keyword, Record>,
                 "WEFT_UNKNOWN_KEYWORD: the keyword is not a field of the record (or attribute of the module); "
                 "check its spelling against the fields listed in WEFT_RECORD");
@@ -188,6 +240,7 @@ constexpr bool unknown_keyword() {
 
 template <fixed_string Keyword, class Record>
 constexpr bool keyword_bound_twice() {
+  (void)sizeof(WEFT_KEYWORD_BOUND_TWICE<Keyword, Record>);
   static_assert(keyword_given_once<Keyword, Record>,
                 "WEFT_KEYWORD_BOUND_TWICE: the keyword is given twice (at partial application and again at the "
                 "call, twice in one call, or fixed in a module template and again when it is called); give it once");
@@ -196,6 +249,7 @@ constexpr bool keyword_bound_twice() {
 
 template <fixed_string Keyword, class Value, class Field>
 constexpr bool keyword_type_mismatch() {
+  (void)sizeof(WEFT_KEYWORD_TYPE_MISMATCH<Keyword, Value, Field>);
   static_assert(keyword_value_converts_to_field<Keyword, Value, Field>,
                 "WEFT_KEYWORD_TYPE_MISMATCH: the keyword's value does not convert to the type of its field");
   return false;
@@ -203,6 +257,7 @@ constexpr bool keyword_type_mismatch() {
 
 template <fixed_string Field, class Record>
 constexpr bool missing_required() {
+  (void)sizeof(WEFT_MISSING_REQUIRED<Field, Record>);
   static_assert(required_field_given<Field, Record>,
                 "WEFT_MISSING_REQUIRED: a required field was never given; bind it at partial application or "
                 "pass it as a keyword at the call");

@@ -138,10 +138,14 @@ Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& 
 }
 
 /// Training-mode batch norm over every axis but the last, x viewed as (rows, c), fused: one pass for
-/// the statistics (per-chunk sums of x and x^2, chunks of a fixed size combined in order in double:
-/// deterministic, and Flax's mean(x^2) - mean(x)^2 variance without its float32 cancellation), one
-/// pass for y = (x - mean) * a + bias with a = scale / sqrt(var + eps). The gradient is two passes
-/// as well. Returns y and the batch mean and biased variance (c,).
+/// the statistics, one pass for y = (x - mean) * a + bias with a = scale / sqrt(var + eps). The
+/// statistics are per-chunk float sums of d = x - pivot and d^2, chunks of a fixed size combined in
+/// order in double (deterministic), with mean = pivot + mean(d) and var = mean(d^2) - mean(d)^2. The
+/// pivot, each channel's mean over the first chunk of rows, is close to the batch mean, so the
+/// subtraction cancels little and the variance is as accurate as the two-pass formula even when a
+/// channel's mean is large against its spread (Flax's mean(x^2) - mean(x)^2 in float32 is not, nor
+/// were unshifted sums). The gradient is two passes as well. Returns y and the batch mean and biased
+/// variance (c,).
 struct BatchNormOut {
   Tensor y, mean, var;
 };
@@ -154,14 +158,24 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
                      " has no elements to take batch statistics over");
   const float* px = data<float>(x);
   const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
+  std::vector<float> pivot(static_cast<std::size_t>(c), 0.0f);
+  {
+    const std::int64_t first = std::min(rows, kRowsPerChunk);
+    std::vector<double> sum(static_cast<std::size_t>(c), 0.0);
+    for (std::int64_t r = 0; r < first; ++r)
+      for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += px[r * c + static_cast<std::int64_t>(i)];
+    for (std::size_t i = 0; i < sum.size(); ++i) pivot[i] = static_cast<float>(sum[i] / static_cast<double>(first));
+  }
   const std::vector<float> partial = chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
     float* __restrict s = block;
     float* __restrict q = block + c;
     const float* __restrict xr = px + r * c;
+    const float* __restrict pp = pivot.data();
 #pragma omp simd
     for (std::int64_t i = 0; i < c; ++i) {
-      s[i] += xr[i];
-      q[i] += xr[i] * xr[i];
+      const float d = xr[i] - pp[i];
+      s[i] += d;
+      q[i] += d * d;
     }
   });
   Tensor mean = weft::detail::empty(Shape{c}, DType::float32), var = weft::detail::empty(Shape{c}, DType::float32);
@@ -170,8 +184,9 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
   const float* pb = bias.defined() ? data<float>(bias) : nullptr;
   for (std::int64_t i = 0; i < c; ++i) {
     const double sum = chunk_total(partial, c, 2, 0, i), sq = chunk_total(partial, c, 2, 1, i);
-    const double m = sum / static_cast<double>(rows);
-    const double v = std::max(0.0, sq / static_cast<double>(rows) - m * m);
+    const double shift = sum / static_cast<double>(rows);  // mean(d)
+    const double m = pivot[static_cast<std::size_t>(i)] + shift;
+    const double v = std::max(0.0, sq / static_cast<double>(rows) - shift * shift);
     mutable_data<float>(mean)[i] = static_cast<float>(m);
     mutable_data<float>(var)[i] = static_cast<float>(v);
     const auto u = static_cast<std::size_t>(i);

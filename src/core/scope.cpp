@@ -78,8 +78,8 @@ void Variable::set(Tensor value) const {
   if (!root.mutable_collections.contains(collection_))
     throw Error("weft::core::Variable::set: Cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
                 " because collection " + quoted(collection_) + " is immutable; pass it as mutable to apply, e.g. "
-                "core::apply(f, {\"" + collection_ + "\"}) or nn::apply(..., {.mutable_collections = {\"" +
-                collection_ + "\"}})");
+                "nn::apply(model, variables, nn::Mutable{\"" + collection_ + "\"}, x) or core::apply(f, {\"" +
+                collection_ + "\"})(variables, x)");
   const Tensor& old = root.variables.at(path_);
   if (!(old.shape() == value.shape()) || old.dtype() != value.dtype())
     throw ShapeError("weft::core::Variable::set: variable " + quoted(path_) + " has shape " + old.shape().str() + " " +
@@ -161,8 +161,9 @@ Key Scope::make_rng(std::string_view stream) {
     } else {
       const std::string who = joined_.empty() ? "None" : std::string(name());
       throw Error("weft::core::Scope::make_rng: " + who + " needs PRNG for " + quoted(stream) + " (scope " +
-                  quoted(path_str()) + "); pass a key for the stream, e.g. rngs = {{\"" + std::string(stream) +
-                  "\", key}} to init/apply (a \"params\" key also serves as fallback)");
+                  quoted(path_str()) + "); pass a key for the stream, e.g. nn::apply(model, variables, Rngs{{\"" +
+                  std::string(stream) + "\", key}}, x) or core::apply(f)(variables, Rngs{{\"" + std::string(stream) +
+                  "\", key}}, x) (a \"params\" key also serves as fallback)");
     }
   }
   std::uint32_t& counter = root_->rng_counters[{joined_, used}];
@@ -225,6 +226,19 @@ Variable Scope::variable(std::string_view collection, std::string_view name, con
     root_->variables = root_->variables.set(path, init_fn());
   }
   return Variable(root_, std::string(collection), std::string(name), path_str(), path);
+}
+
+bool Scope::sow(std::string_view collection, std::string_view name, const Tensor& value) {
+  if (collection == "params")
+    throw ValueError("weft::core::Scope::sow: cannot sow into the \"params\" collection (value " + quoted(name) +
+                     " in " + quoted(path_str()) + "); sow into \"intermediates\" or another collection");
+  if (!is_mutable(collection)) return false;
+  const std::string tuple = variable_path(collection, name);
+  if (root_->variables.node_identity(tuple) == nullptr) reserve(name, collection);  // the first value
+  std::size_t next = 0;
+  while (root_->variables.contains(tuple + "/" + std::to_string(next))) ++next;
+  root_->variables = root_->variables.set(tuple + "/" + std::to_string(next), value);
+  return true;
 }
 
 namespace detail {

@@ -4,6 +4,7 @@
 #include <map>
 #include <iomanip>
 #include <sstream>
+#include <string_view>
 
 #include <range/v3/algorithm/max.hpp>
 #include <range/v3/view/transform.hpp>
@@ -31,18 +32,36 @@ std::string count_str(std::int64_t n) {
   return os.str();
 }
 
+/// The row (index into log.calls) that owns a variable of the module at `module_path`: the deepest
+/// call whose path is `module_path` or one of its ancestors. Variables that a module's core function
+/// creates in child scopes of its own (MultiHeadDotProductAttention's query, key, value and out) are
+/// not module calls: they belong to that module's row, so that every variable is counted once.
+std::size_t owning_row(const CallLog& log, std::string_view module_path) {
+  std::size_t best = 0, best_length = 0;
+  for (std::size_t row = 0; row < log.calls.size(); ++row) {
+    const std::string_view p = log.calls[row].path;
+    const bool ancestor = p == "/" || (module_path.starts_with(p) &&
+                                       (module_path.size() == p.size() || module_path[p.size()] == '/'));
+    if (ancestor && p.size() > best_length) {  // a child called twice: its first row
+      best = row;
+      best_length = p.size();
+    }
+  }
+  return best;
+}
+
 }  // namespace
 
 std::string format_table(const CallLog& log, const Variables& variables) {
-  // Elements per (module path, collection) of the variables each module owns directly.
-  std::map<std::pair<std::string, std::string>, std::int64_t> owned;
+  // Elements per (row, collection), and per collection.
+  std::map<std::pair<std::size_t, std::string>, std::int64_t> owned;
   std::map<std::string, std::int64_t> totals;
   for (const auto& [path, value] : variables.leaves()) {
     const auto first = path.find('/'), last = path.rfind('/');
     const std::string collection = path.substr(0, first);
     std::string module(1, '/');
     if (last > first) module += path.substr(first + 1, last - first - 1);
-    owned[{module, collection}] += value.size();
+    owned[{owning_row(log, module), collection}] += value.size();
     totals[collection] += value.size();
   }
   const auto collections = variables.collections();
@@ -50,10 +69,11 @@ std::string format_table(const CallLog& log, const Variables& variables) {
   std::vector<std::string> header = {"path", "module", "inputs", "outputs"};
   header.insert(header.end(), collections.begin(), collections.end());
   rows.push_back(header);
-  for (const auto& call : log.calls) {
+  for (std::size_t r = 0; r < log.calls.size(); ++r) {
+    const CallRecord& call = log.calls[r];
     std::vector<std::string> row = {call.path, call.type, shapes_str(call.inputs), shapes_str(call.outputs)};
     for (const auto& c : collections) {
-      const auto it = owned.find({call.path, c});
+      const auto it = owned.find({r, c});
       row.push_back(it == owned.end() ? "" : count_str(it->second));
     }
     rows.push_back(row);

@@ -1,6 +1,7 @@
 // A keyword bound at partial application and again at the call (Flax's merge_param: "passed
 // to the constructor and at call time").
 // expect-error: WEFT_KEYWORD_BOUND_TWICE
+// expect-error: {"rate"}
 // expect-output: {"rate"}, DropoutOptions>
 #include "common.hpp"
 

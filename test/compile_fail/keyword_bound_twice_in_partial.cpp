@@ -1,5 +1,6 @@
 // The same keyword twice in one partial application.
 // expect-error: WEFT_KEYWORD_BOUND_TWICE
+// expect-error: {"rate"}
 // expect-output: {"rate"}, DropoutOptions>
 #include "common.hpp"
 

@@ -1,5 +1,6 @@
 // A required field never bound by the time of the call.
 // expect-error: WEFT_MISSING_REQUIRED
+// expect-error: {"features"}
 // expect-output: {"features"}, DenseOptions>
 #include "common.hpp"
 

@@ -1,5 +1,6 @@
 // clone replacing the same attribute twice in one call.
 // expect-error: WEFT_KEYWORD_BOUND_TWICE
+// expect-error: {"features"}
 // expect-output: {"features"}, Dense>
 #include "common.hpp"
 

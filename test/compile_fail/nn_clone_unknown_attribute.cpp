@@ -1,5 +1,6 @@
 // clone with an attribute the module does not have.
 // expect-error: WEFT_UNKNOWN_KEYWORD
+// expect-error: {"featurs"}
 // expect-output: {"featurs"}, Dense>
 #include "common.hpp"
 

@@ -1,5 +1,6 @@
 // A module template fixes an attribute, and the call fixes it again.
 // expect-error: WEFT_KEYWORD_BOUND_TWICE
+// expect-error: {"use_bias"}
 // expect-output: {"use_bias"}, Dense>
 #include "common.hpp"
 

@@ -1,5 +1,6 @@
 // A module template called without one of the module's required attributes.
 // expect-error: WEFT_MISSING_REQUIRED
+// expect-error: {"features"}
 // expect-output: {"features"}, Dense>
 #include "common.hpp"
 

@@ -1,6 +1,7 @@
 // nn::Dense without its required `features`: the template is fine, but making the module without
 // the attribute is a compile error that names it.
 // expect-error: WEFT_MISSING_REQUIRED
+// expect-error: {"features"}
 // expect-output: {"features"}, weft::nn::Dense>
 #include "weft/nn/linear.hpp"
 #include "weft/nn/partial.hpp"

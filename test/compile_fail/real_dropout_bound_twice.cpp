@@ -1,6 +1,7 @@
 // The seed's keyword binding on weft's own core::dropout: `deterministic` fixed ahead of the call and
 // given again at the call is a compile error that names it.
 // expect-error: WEFT_KEYWORD_BOUND_TWICE
+// expect-error: {"deterministic"}
 // expect-output: {"deterministic"}, weft::core::DropoutOptions>
 #include "weft/core/stochastic.hpp"
 #include "weft/partial.hpp"

@@ -1,5 +1,6 @@
 // A keyword that is not a field of the record: the error names the keyword and the record.
 // expect-error: WEFT_UNKNOWN_KEYWORD
+// expect-error: {"ratee"}
 // expect-output: {"ratee"}, DropoutOptions>
 #include "common.hpp"
 

@@ -1,5 +1,6 @@
 // A keyword that is not a field of the record, given at the call.
 // expect-error: WEFT_UNKNOWN_KEYWORD
+// expect-error: {"raet"}
 // expect-output: {"raet"}, DropoutOptions>
 #include "common.hpp"
 

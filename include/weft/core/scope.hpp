@@ -118,6 +118,11 @@ class Scope {
   Variable variable(std::string_view collection, std::string_view name, const std::function<Tensor()>& init_fn);
   [[nodiscard]] bool has_variable(std::string_view collection, std::string_view name) const;
 
+  /// Linen's sow with its default reduction: appends `value` to the tuple `name` of `collection`
+  /// (kept as name/0, name/1, ...) when the collection is mutable, and says whether it did; an
+  /// immutable collection ignores it (returns false), as in Linen.
+  bool sow(std::string_view collection, std::string_view name, const Tensor& value);
+
   /// A callable that runs f(child_scope, args...) in the child scope `name`. Calling it again runs
   /// in the same child (same variables; random counters continue).
   template <class F>

@@ -45,6 +45,19 @@ struct MultiHeadDotProductAttention {
     return core::multi_head_dot_product_attention(detail::attention_options(*this, deterministic), s, inputs_q,
                                                   inputs_kv, mask, dropout_rng);
   }
+
+  /// Linen's keyword-only call arguments: s(attention, q, "inputs_kv"_kw = kv, "mask"_kw = m,
+  /// "deterministic"_kw = !train, "dropout_rng"_kw = key), any of them left out.
+  struct CallKeywords {
+    Tensor inputs_kv{};
+    Tensor mask{};
+    std::optional<bool> deterministic{};
+    std::optional<Key> dropout_rng{};
+  };
+  using call_keywords = CallKeywords;
+  Tensor operator()(Scope& s, const Tensor& inputs_q, const CallKeywords& kw) const {
+    return (*this)(s, inputs_q, kw.inputs_kv, kw.mask, kw.deterministic, kw.dropout_rng);
+  }
 };
 
 /// Multi-head attention of a sequence with itself (Linen's SelfAttention).
@@ -66,11 +79,24 @@ struct SelfAttention {
     return core::multi_head_dot_product_attention(detail::attention_options(*this, deterministic), s, x, Tensor{}, mask,
                                                   dropout_rng);
   }
+
+  /// s(attention, x, "mask"_kw = m, "deterministic"_kw = !train, "dropout_rng"_kw = key).
+  struct CallKeywords {
+    Tensor mask{};
+    std::optional<bool> deterministic{};
+    std::optional<Key> dropout_rng{};
+  };
+  using call_keywords = CallKeywords;
+  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const {
+    return (*this)(s, x, kw.mask, kw.deterministic, kw.dropout_rng);
+  }
 };
 
 }  // namespace weft::nn
 
 WEFT_RECORD(weft::nn::MultiHeadDotProductAttention, num_heads, qkv_features, out_features, dropout_rate,
             broadcast_dropout, deterministic, use_bias, kernel_init, out_kernel_init, bias_init);
+WEFT_RECORD(weft::nn::MultiHeadDotProductAttention::CallKeywords, inputs_kv, mask, deterministic, dropout_rng);
+WEFT_RECORD(weft::nn::SelfAttention::CallKeywords, mask, deterministic, dropout_rng);
 WEFT_RECORD(weft::nn::SelfAttention, num_heads, qkv_features, out_features, dropout_rate, broadcast_dropout,
             deterministic, use_bias, kernel_init, out_kernel_init, bias_init);

@@ -44,8 +44,8 @@ struct Embed {
 
   /// The rows of the `embedding` table for int32 indices (an index out of range is an error).
   Tensor operator()(Scope& s, const Tensor& indices) const { return core::embed(options(), s, indices); }
-  /// query @ embedding.T with the same table (Linen's Embed.attend); call it through the scope of the
-  /// Embed, e.g. for a field `embed`: core::Scope e = s.push("embed"); embed.attend(e, h).
+  /// query @ embedding.T with the same table (Linen's Embed.attend). From a parent, run it in the
+  /// Embed's scope with s.method(embed, &nn::Embed::attend, h) (Linen's self.embed.attend(h)).
   Tensor attend(core::Scope& s, const Tensor& query) const { return core::embed_attend(options(), s, query); }
 
  private:

@@ -14,12 +14,23 @@
 //
 // Calling a sub-module through the scope, s(module, args...), runs it in a child scope named after
 // the field that holds it when it is a field of the running module (setup style, as Linen names
-// setup sub-modules; needs WEFT_RECORD), else `TypeName_N` with a per-type counter in the parent
-// (compact style, as Linen's Dense_0, Dense_1, BatchNorm_0). s("name", module, args...) names it
-// explicitly. Every weft::nn module delegates its math to the weft::core function of its layer.
+// setup sub-modules; `layers_0`, `layers_1`, ... for the elements of a std::vector / std::array /
+// std::tuple field, as Linen names a list attribute's), else `TypeName_N` with a per-type counter in
+// the parent (compact style, as Linen's Dense_0, Dense_1, BatchNorm_0). s("name", module, args...)
+// names it explicitly. A field, an element of a field, or a named module value called again runs in
+// the same child with the same variables (weight tying). Field names come from WEFT_RECORD, which
+// must list every field of a module (a compile error, WEFT_RECORD_MISSES_A_FIELD, otherwise); a
+// module without WEFT_RECORD names every sub-module in compact style. Call-time keyword arguments,
+// s(attention, x, "mask"_kw = m), fill the module's call_keywords record; s.method(embed,
+// &nn::Embed::attend, h) runs another method in the sub-module's scope; s.sow(...) and
+// nn::CaptureIntermediates fill "intermediates"; nn::bind binds a module to variables. Every
+// weft::nn module delegates its math to the weft::core function of its layer.
+#include <algorithm>
+#include <array>
 #include <concepts>
 #include <cstdint>
-#include <algorithm>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +46,7 @@
 
 #include "weft/core/scope.hpp"
 #include "weft/nn/merge_param.hpp"
+#include "weft/partial.hpp"
 #include "weft/record.hpp"
 
 namespace weft::nn {
@@ -71,28 +83,93 @@ constexpr std::string_view type_name() {
 
 namespace detail {
 
-/// Looks up which field of a module of type M (if any) is the object at `field`, of type F.
-using FieldNameFn = std::string_view (*)(const void* module, const void* field, const void* field_type_tag);
+/// The name of the field of a module of type M (if any) that holds the object at `field`, whose
+/// type has the tag `field_type_tag`: the field's own name, or `name_0`, `name_1`, ... for an element
+/// of a sequence field (std::vector, std::array, std::tuple, std::pair; `name_0_1` nested), as Linen
+/// names the sub-modules of a list attribute. Empty when no field holds it.
+using FieldNameFn = std::string (*)(const void* module, const void* field, const void* field_type_tag);
 
 template <class T>
 inline constexpr char type_tag = 0;  // one address per type
 
+template <class T>
+inline constexpr bool is_vector_v = false;
+template <class T, class A>
+inline constexpr bool is_vector_v<std::vector<T, A>> = true;
+template <class T>
+inline constexpr bool is_array_v = false;
+template <class T, std::size_t N>
+inline constexpr bool is_array_v<std::array<T, N>> = true;
+template <class T>
+inline constexpr bool is_tuple_v = false;
+template <class... T>
+inline constexpr bool is_tuple_v<std::tuple<T...>> = true;
+template <class A, class B>
+inline constexpr bool is_tuple_v<std::pair<A, B>> = true;
+
+/// Whether `value` (named `name`) is or holds the object `field`; its name goes into `found`.
+template <class V>
+bool find_field(const V& value, std::string_view name, const void* field, const void* field_type,
+                std::string& found) {
+  if (field_type == &type_tag<V> && static_cast<const void*>(&value) == field) {
+    found = name;
+    return true;
+  }
+  auto element = [&](const auto& e, std::size_t i) {
+    return find_field(e, std::string(name) + "_" + std::to_string(i), field, field_type, found);
+  };
+  if constexpr (is_vector_v<V> || is_array_v<V>) {
+    if constexpr (!std::is_class_v<typename V::value_type>) return false;  // numbers hold no module
+    for (std::size_t i = 0; i < value.size(); ++i)
+      if (element(value[i], i)) return true;
+  } else if constexpr (is_tuple_v<V>) {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return (element(std::get<I>(value), I) || ...);
+    }(std::make_index_sequence<std::tuple_size_v<V>>{});
+  }
+  return false;
+}
+
 template <class M>
-std::string_view field_name_of(const void* module, const void* field, const void* field_type) {
+std::string field_name_of(const void* module, const void* field, const void* field_type) {
+  std::string found;
   if constexpr (weft::record<M>) {
-    std::string_view found;
     const M& m = *static_cast<const M*>(module);
     boost::hana::for_each(boost::hana::accessors<M>(), [&](auto pair) {
-      const auto& member = boost::hana::second(pair)(m);
-      using Member = std::remove_cvref_t<decltype(member)>;
-      if (found.empty() && field_type == &type_tag<Member> && static_cast<const void*>(&member) == field)
-        found = boost::hana::to<const char*>(boost::hana::first(pair));
+      if (found.empty())
+        find_field(boost::hana::second(pair)(m), boost::hana::to<const char*>(boost::hana::first(pair)), field,
+                   field_type, found);
     });
-    return found;
-  } else {
-    return {};
+  }
+  return found;
+}
+
+}  // namespace detail
+
+namespace diagnostic {
+/// Never defined: the first line of the error names the module (as an incomplete type).
+template <class Module>
+struct WEFT_RECORD_MISSES_A_FIELD;
+template <class Module, std::size_t Fields, std::size_t Listed>
+inline constexpr bool record_lists_all_fields = Fields == Listed;
+
+/// A module whose WEFT_RECORD leaves a field out would run that field's sub-module under a compact
+/// name (`Dense_0`) instead of the field's: it is a compile error instead.
+template <class M>
+constexpr void check_module_record() {
+  if constexpr (weft::record<M> && std::is_aggregate_v<M>) {
+    constexpr std::size_t fields = aggregate_field_count<M>;
+    if constexpr (fields != static_cast<std::size_t>(-1) && fields != field_names<M>.size()) {
+      (void)sizeof(WEFT_RECORD_MISSES_A_FIELD<M>);
+      static_assert(record_lists_all_fields<M, aggregate_field_count<M>, field_names<M>.size()>,
+                    "WEFT_RECORD_MISSES_A_FIELD: the module has more fields than its WEFT_RECORD lists; list every "
+                    "field in WEFT_RECORD(Type, field...), so that sub-module fields are named after their field");
+    }
   }
 }
+}  // namespace diagnostic
+
+namespace detail {
 
 /// One row of nn::tabulate: a module call.
 struct CallRecord {
@@ -103,6 +180,11 @@ struct CallRecord {
 };
 struct CallLog {
   std::vector<CallRecord> calls;
+};
+/// What one init/apply asks of every module call: a tabulate log, Linen's capture_intermediates.
+struct RunContext {
+  CallLog* log = nullptr;
+  bool capture_intermediates = false;
 };
 
 template <class T>
@@ -116,48 +198,121 @@ void collect_shapes(const T& value, std::vector<Shape>& out) {
 
 }  // namespace detail
 
-/// The scope a module's call operator receives: a core::Scope (param, variable, make_rng, ...) that
-/// also calls sub-modules.
+/// A module that takes call-time keyword arguments names their record: `using call_keywords =
+/// CallKeywords;` with a call operator whose last parameter is that record. Then
+/// s(module, x, "mask"_kw = m) passes them by name, checked at compile time as other keywords
+/// are (Linen's keyword-only __call__ arguments: mask=, deterministic=, ...).
+template <class M>
+concept takes_call_keywords = requires { typename M::call_keywords; } && record<typename M::call_keywords>;
+
+/// A module that takes keyword arguments as they are and passes them on (nn::Sequential): it says
+/// `static constexpr bool forwards_call_keywords = true;` and which it takes, accepts_keyword<Name>().
+template <class M>
+concept forwards_call_keywords = requires {
+  requires M::forwards_call_keywords;
+};
+
+/// Whether the module (or nn::Sequential of modules) L takes the call-time keyword `Name`.
+template <class L, fixed_string Name>
+constexpr bool accepts_keyword() {
+  if constexpr (requires { L::template accepts_keyword<Name>(); })
+    return L::template accepts_keyword<Name>();
+  else if constexpr (takes_call_keywords<L>)
+    return has_field<typename L::call_keywords, Name>;
+  else
+    return false;
+}
+
+namespace diagnostic {
+template <fixed_string Keyword, class Module>
+struct WEFT_MODULE_TAKES_NO_KEYWORDS;  // never defined: the first error line names both
+template <fixed_string Keyword, class Module>
+inline constexpr bool module_takes_keywords = false;
+
+template <fixed_string Keyword, class Module>
+constexpr bool module_takes_no_keywords() {
+  (void)sizeof(WEFT_MODULE_TAKES_NO_KEYWORDS<Keyword, Module>);
+  static_assert(module_takes_keywords<Keyword, Module>,
+                "WEFT_MODULE_TAKES_NO_KEYWORDS: a keyword argument was passed to a module that takes none; pass it "
+                "positionally, or give the module `using call_keywords = Record;` and a call operator taking it last");
+  return false;
+}
+}  // namespace diagnostic
+
+namespace detail {
+
+/// module(scope, args...), with the keyword arguments among args gathered into the module's
+/// call_keywords record, passed last (after the positional arguments, in their order).
+template <class M, class S, class... Args>
+decltype(auto) invoke_module(const M& module, S& scope, Args&&... args) {
+  if constexpr ((keyword_argument<Args> || ...) && !forwards_call_keywords<M>) {
+    using split = weft::detail::split_arguments<Args...>;
+    auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... K, std::size_t... P>(std::index_sequence<K...>, std::index_sequence<P...>)
+               -> decltype(auto) {
+      if constexpr (takes_call_keywords<M>) {
+        return invoke_module(module, scope, std::get<P>(std::move(all))...,
+                             make_record<typename M::call_keywords>(std::get<K>(std::move(all))...));
+      } else {
+        using First = std::remove_cvref_t<std::tuple_element_t<split::keyword_positions[0], std::tuple<Args...>>>;
+        // A constant: reported right away, ahead of errors about the call's result type.
+        constexpr bool reported = diagnostic::module_takes_no_keywords<First::name, M>();
+        return reported;
+      }
+    }(typename split::keywords{}, typename split::positionals{});
+  } else {
+    static_assert(std::is_invocable_v<const M&, S&, Args...>,
+                  "weft::nn: s(module, args...) needs a module whose call operator takes (nn::Scope&, args...) "
+                  "and is const (WEFT_NOT_A_MODULE_CALL)");
+    return std::invoke(module, scope, std::forward<Args>(args)...);
+  }
+}
+
+}  // namespace detail
+
+/// The scope a module's call operator receives: a core::Scope (param, variable, make_rng, sow, ...)
+/// that also calls sub-modules.
 class Scope : public core::Scope {
  public:
-  /// The root scope of a call of `module` (used by nn::init / nn::apply).
+  /// The root scope of a call of `module` (used by nn::init / nn::apply / nn::bind).
   template <class M>
-  Scope(core::Scope& base, const M& module, detail::CallLog* log = nullptr)
+  Scope(core::Scope& base, const M& module, detail::RunContext run = {})
       : core::Scope(base, nullptr), module_(&module), module_type_(type_name<M>()),
-        field_name_(&detail::field_name_of<M>), log_(log) {}
+        field_name_(&detail::field_name_of<M>), run_(run) {
+    diagnostic::check_module_record<M>();
+  }
 
-  /// Runs `module(child_scope, args...)` in a child scope named after the field holding it, or
-  /// `TypeName_N`.
+  /// Runs `module(child_scope, args...)` in a child scope named after the field holding it (an
+  /// element of a sequence field: `layers_0`, ...), or `TypeName_N`. A field called again runs in
+  /// the same child, with the same variables (Linen's `self.layers[0]` called twice). Keyword
+  /// arguments among args ("mask"_kw = m) fill the module's call_keywords record.
   template <class M, class... Args>
     requires(!std::is_convertible_v<const M&, std::string_view>)
   decltype(auto) operator()(const M& module, Args&&... args) {
-    std::string name(field_name_(module_, &module, &detail::type_tag<M>));
-    if (!name.empty()) {
-      // A field is one sub-module: calling it again reuses its scope and variables.
-      if (std::find(used_fields_.begin(), used_fields_.end(), name) == used_fields_.end()) {
-        used_fields_.push_back(name);
-        reserve_child(name);
-      }
-    } else {
-      constexpr std::string_view type = type_name<M>();
-      name.reserve(type.size() + 3);
-      name.append(type).append(1, '_').append(std::to_string(next_index(type)));
-      reserve_child(name);
-    }
-    return call_child(name, module, std::forward<Args>(args)...);
+    return call_child(child_name(module), module, std::forward<Args>(args)...);
   }
 
-  /// Runs `module(child_scope, args...)` in the child scope `name`. Two sub-modules with the same
-  /// explicit name in one parent are an error naming both.
+  /// Runs `module(child_scope, args...)` in the child scope `name`. The same module object (an
+  /// lvalue) called again with the same name runs in the same child, with the same variables; a
+  /// different module under a name already in use is an error naming both. A temporary is never
+  /// shared. (Linen shares a module instance however it was named; weft shares named lvalues and
+  /// fields only, since a local module value made afresh in a loop may sit at the same address.)
   template <class M, class... Args>
-  decltype(auto) operator()(std::string_view name, const M& module, Args&&... args) {
-    if (std::find(explicit_names_.begin(), explicit_names_.end(), name) != explicit_names_.end())
-      throw ValueError("weft::nn: Could not create submodule \"" + std::string(name) + "\" in module " +
-                       describe() + ": Name in use; give each sub-module its own name, or call the same module "
-                       "value (a field) again to share its variables");
-    explicit_names_.emplace_back(name);
-    reserve_child(name);
-    return call_child(std::string(name), module, std::forward<Args>(args)...);
+  decltype(auto) operator()(std::string_view name, M&& module, Args&&... args) {
+    using Module = std::remove_cvref_t<M>;
+    claim_name(name, std::is_lvalue_reference_v<M> ? static_cast<const void*>(&module) : nullptr,
+               &detail::type_tag<Module>);
+    return call_child(std::string(name), static_cast<const Module&>(module), std::forward<Args>(args)...);
+  }
+
+  /// Runs another method of a sub-module, std::invoke(method, module, child_scope, args...), in
+  /// the child scope that s(module, ...) uses (Linen's `self.embed.attend(h)` for a field `embed`):
+  /// s.method(embed, &nn::Embed::attend, h).
+  template <class M, class Method, class... Args>
+    requires(!std::is_convertible_v<const M&, std::string_view>)
+  decltype(auto) method(const M& module, Method&& method, Args&&... args) {
+    Scope child(*this, child_name(module), module);
+    return std::invoke(std::forward<Method>(method), module, child, std::forward<Args>(args)...);
   }
 
   /// The running module's type and path, for messages: "ResidualBlock at \"/ResidualBlock_3\"".
@@ -170,23 +325,69 @@ class Scope : public core::Scope {
   Scope(Scope& parent, std::string_view name, const M& module)
       : core::Scope(parent.push(name), nullptr),  // moves the pushed scope's path in
         module_(&module), module_type_(type_name<M>()),
-        field_name_(&detail::field_name_of<M>), log_(parent.log_) {}
+        field_name_(&detail::field_name_of<M>), run_(parent.run_) {
+    diagnostic::check_module_record<M>();
+  }
+
+  /// The child name of `module` called without a name: its field's, else the next `TypeName_N`.
+  template <class M>
+  std::string child_name(const M& module) {
+    std::string name = field_name_(module_, &module, &detail::type_tag<M>);
+    if (!name.empty()) {
+      if (std::find(used_fields_.begin(), used_fields_.end(), name) == used_fields_.end()) {
+        reserve_child(name);
+        used_fields_.push_back(name);
+      }
+    } else {
+      constexpr std::string_view type = type_name<M>();
+      name.reserve(type.size() + 3);
+      name.append(type).append(1, '_').append(std::to_string(next_index(type)));
+      reserve_child(name);
+    }
+    return name;
+  }
+
+  void claim_name(std::string_view name, const void* identity, const void* type) {
+    const auto used = std::find_if(explicit_names_.begin(), explicit_names_.end(),
+                                   [&](const ExplicitName& e) { return e.name == name; });
+    if (used == explicit_names_.end()) {
+      reserve_child(name);
+      explicit_names_.push_back({std::string(name), identity, type});
+    } else if (identity == nullptr || used->module != identity || used->type != type) {
+      throw ValueError("weft::nn: Could not create submodule \"" + std::string(name) + "\" in module " +
+                       describe() + ": Name in use; give each sub-module its own name, or call the same module "
+                       "value (a field, or a named local variable) again to share its variables");
+    }
+  }
 
   template <class M, class... Args>
   decltype(auto) call_child(const std::string& name, const M& module, Args&&... args) {
-    static_assert(std::is_invocable_v<const M&, Scope&, Args...>,
-                  "weft::nn: s(module, args...) needs a module whose call operator takes (nn::Scope&, args...) "
-                  "and is const (WEFT_NOT_A_MODULE_CALL)");
     Scope child(*this, name, module);
-    if (!log_) return std::invoke(module, child, std::forward<Args>(args)...);
-    const std::size_t row = log_->calls.size();
-    log_->calls.push_back({child.path_str(), std::string(type_name<M>()), {}, {}});
-    (detail::collect_shapes(args, log_->calls[row].inputs), ...);
-    decltype(auto) out = std::invoke(module, child, std::forward<Args>(args)...);
-    detail::collect_shapes(out, log_->calls[row].outputs);
+    return child.run(module, std::forward<Args>(args)...);
+  }
+
+ public:
+  /// Runs `module` in this scope (the scope made for it): the call, its tabulate row and its
+  /// captured output. For init/apply/bind; modules call sub-modules through operator().
+  template <class M, class... Args>
+  decltype(auto) run(const M& module, Args&&... args) {
+    if (!run_.log && !run_.capture_intermediates)
+      return detail::invoke_module(module, *this, std::forward<Args>(args)...);
+    std::size_t row = 0;
+    if (run_.log) {
+      row = run_.log->calls.size();
+      run_.log->calls.push_back({path_str(), std::string(type_name<M>()), {}, {}});
+      (detail::collect_shapes(args, run_.log->calls[row].inputs), ...);
+    }
+    decltype(auto) out = detail::invoke_module(module, *this, std::forward<Args>(args)...);
+    if (run_.log) detail::collect_shapes(out, run_.log->calls[row].outputs);
+    // Linen's capture_intermediates: every module call's output, as intermediates/<path>/__call__.
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(out)>, Tensor>)
+      if (run_.capture_intermediates) (void)sow("intermediates", "__call__", out);
     return out;
   }
 
+ private:
   /// The next auto-name index of `type` in this scope (Linen's per-type counter).
   int next_index(std::string_view type) {
     for (auto& [t, n] : type_counters_)
@@ -198,12 +399,23 @@ class Scope : public core::Scope {
   const void* module_;
   std::string_view module_type_;
   detail::FieldNameFn field_name_;
-  detail::CallLog* log_;
+  detail::RunContext run_;
   // A handful of entries per scope: flat lists. Type names are static strings (type_name_v).
   std::vector<std::pair<std::string_view, int>> type_counters_;
   std::vector<std::string> used_fields_;
-  std::vector<std::string> explicit_names_;
+  struct ExplicitName {
+    std::string name;
+    const void* module;  // the module object, or null for a temporary (never shared)
+    const void* type;
+  };
+  std::vector<ExplicitName> explicit_names_;
 };
+
+/// Linen's capture_intermediates=True, as an option of nn::apply: every module call's output is
+/// sown into the "intermediates" collection, at intermediates/<module path>/__call__/0 (a tuple,
+/// as Linen's sow appends). Pass nn::Mutable{"intermediates"} too, as Linen needs
+/// mutable=["intermediates"], to get them back.
+struct CaptureIntermediates {};
 
 namespace detail {
 
@@ -211,11 +423,13 @@ template <class T>
 inline constexpr bool is_rngs_option = std::is_same_v<std::decay_t<T>, Rngs> || std::is_same_v<std::decay_t<T>, Key>;
 template <class T>
 inline constexpr bool is_mutable_option = std::is_same_v<std::decay_t<T>, Mutable>;
+template <class T>
+inline constexpr bool is_capture_option = std::is_same_v<std::decay_t<T>, CaptureIntermediates>;
 
-/// How many of Args, from the front, are apply options (Rngs, Key, Mutable).
+/// How many of Args, from the front, are apply options (Rngs, Key, Mutable, CaptureIntermediates).
 template <class... Args>
 constexpr std::size_t leading_options() {
-  constexpr bool flags[] = {(is_rngs_option<Args> || is_mutable_option<Args>)..., false};
+  constexpr bool flags[] = {(is_rngs_option<Args> || is_mutable_option<Args> || is_capture_option<Args>)..., false};
   std::size_t k = 0;
   while (flags[k]) ++k;
   return k;
@@ -229,26 +443,28 @@ constexpr bool leading_mutable() {
   return false;
 }
 
+struct ApplyOptions {
+  Rngs rngs;
+  Mutable mut = Mutable::none();
+  RunContext run;
+};
+
 template <class T>
-void take_option(const T& option, Rngs& rngs, Mutable& mut) {
+void take_option(const T& option, ApplyOptions& o) {
   if constexpr (is_mutable_option<T>)
-    mut = option;
+    o.mut = option;
+  else if constexpr (is_capture_option<T>)
+    o.run.capture_intermediates = true;
   else
-    rngs = core::detail::to_rngs(option);
+    o.rngs = core::detail::to_rngs(option);
 }
 
 /// The function core::init/apply run for a module: wraps the root core::Scope in an nn::Scope.
 template <class M>
-auto root_function(const M& module, CallLog* log = nullptr) {
-  return [&module, log](core::Scope& base, auto&&... args) {
-    Scope s(base, module, log);
-    if (!log) return std::invoke(module, s, std::forward<decltype(args)>(args)...);
-    const std::size_t row = log->calls.size();
-    log->calls.push_back({"/", std::string(type_name<M>()), {}, {}});
-    (collect_shapes(args, log->calls[row].inputs), ...);
-    auto out = std::invoke(module, s, std::forward<decltype(args)>(args)...);
-    collect_shapes(out, log->calls[row].outputs);
-    return out;
+auto root_function(const M& module, RunContext run = {}) {
+  return [&module, run](core::Scope& base, auto&&... args) {
+    Scope s(base, module, run);
+    return s.run(module, std::forward<decltype(args)>(args)...);
   };
 }
 
@@ -271,26 +487,81 @@ Variables init(const M& module, const R& rngs, Args&&... args) {
 }
 
 /// Linen's Module.apply. Leading optional arguments, recognised by type and in any order: an Rngs
-/// map or a Key (named random streams, e.g. Rngs{{"dropout", key}}) and a Mutable set of
-/// collections. Without Mutable it returns the module's output; with it, std::pair{output, the
+/// map or a Key (named random streams, e.g. Rngs{{"dropout", key}}), a Mutable set of
+/// collections, and CaptureIntermediates. The module's call-time keywords may follow its inputs
+/// (nn::apply(model, variables, x, "deterministic"_kw = true)). Without Mutable it returns the
+/// module's output; with it, std::pair{output, the
 /// mutable collections after the call} (e.g. the updated batch_stats).
 template <class M, class... Args>
 auto apply(const M& module, const Variables& variables, Args&&... args) {
   constexpr std::size_t k = detail::leading_options<Args...>();
   auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-  Rngs rngs;
-  Mutable mut = Mutable::none();
+  detail::ApplyOptions options;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    (detail::take_option(std::get<I>(all), rngs, mut), ...);
+    (detail::take_option(std::get<I>(all), options), ...);
   }(std::make_index_sequence<k>{});
   auto result = [&]<std::size_t... J>(std::index_sequence<J...>) {
-    return core::detail::run_apply(detail::root_function(module), variables, mut, rngs,
+    return core::detail::run_apply(detail::root_function(module, options.run), variables, options.mut, options.rngs,
                                    std::get<k + J>(std::move(all))...);
   }(std::make_index_sequence<sizeof...(Args) - k>{});
   if constexpr (detail::leading_mutable<k, Args...>())
     return result;
   else
     return std::move(result.first);
+}
+
+/// A module bound to variables (and random streams), for interactive use and tests: Linen's
+/// `module.bind(variables, rngs=..., mutable=...)`. Calling it runs the module; method() runs any
+/// other function of it; variables() reads them. Its random streams and their counters persist
+/// across calls (each dropout call draws a fresh mask), and the mutable collections it is given
+/// keep their updates from one call to the next, as in Linen's bound scope.
+template <class M>
+class Bound {
+ public:
+  Bound(M module, const Variables& variables, Rngs rngs, Mutable mutable_collections)
+      : module_(std::move(module)), root_(std::make_unique<core::detail::ScopeRoot>()) {
+    core::detail::check_apply_variables(variables);
+    root_->variables = variables;
+    root_->rngs = std::move(rngs);
+    root_->mutable_collections = std::move(mutable_collections);
+  }
+
+  /// module(scope, args...): the module's call operator, with its call-time keywords.
+  template <class... Args>
+  decltype(auto) operator()(Args&&... args) {
+    core::Scope base = core::detail::make_root_scope(*root_);
+    Scope s(base, module_);
+    return s.run(module_, std::forward<Args>(args)...);
+  }
+
+  /// std::invoke(method, module, scope, args...): a member function of the module taking the scope
+  /// first (&nn::Embed::attend), or any function of (const M&, nn::Scope&, args...) (Linen's
+  /// bound.attend(h), or module.apply(..., method=fn)).
+  template <class Method, class... Args>
+  decltype(auto) method(Method&& method, Args&&... args) {
+    core::Scope base = core::detail::make_root_scope(*root_);
+    Scope s(base, module_);
+    return std::invoke(std::forward<Method>(method), std::as_const(module_), s, std::forward<Args>(args)...);
+  }
+
+  /// The variables, with the updates of the mutable collections so far (Linen's bound.variables).
+  [[nodiscard]] const Variables& variables() const noexcept { return root_->variables; }
+  [[nodiscard]] const M& module() const noexcept { return module_; }
+
+ private:
+  M module_;
+  std::unique_ptr<core::detail::ScopeRoot> root_;  // stable address: scopes point into it
+};
+
+/// nn::bind(module, variables[, rngs][, mutable]): the module bound to them (Linen's Module.bind).
+/// Options as nn::apply's, recognised by type: a Key or Rngs map, and a Mutable set (none by
+/// default).
+template <class M, class... Options>
+  requires((detail::is_rngs_option<Options> || detail::is_mutable_option<Options>) && ...)
+[[nodiscard]] Bound<M> bind(const M& module, const Variables& variables, const Options&... options) {
+  detail::ApplyOptions o;
+  (detail::take_option(options, o), ...);
+  return Bound<M>(module, variables, std::move(o.rngs), std::move(o.mut));
 }
 
 }  // namespace weft::nn

@@ -51,6 +51,15 @@ struct BatchNorm {
                                                    .scale_init = scale_init},
                             s, x);
   }
+
+  /// Call-time keywords: s(bn, x, "use_running_average"_kw = !train).
+  struct CallKeywords {
+    std::optional<bool> use_running_average{};
+  };
+  using call_keywords = CallKeywords;
+  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const {
+    return (*this)(s, x, kw.use_running_average);
+  }
 };
 
 struct GroupNorm {
@@ -77,4 +86,5 @@ struct GroupNorm {
 WEFT_RECORD(weft::nn::LayerNorm, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
 WEFT_RECORD(weft::nn::BatchNorm, use_running_average, axis, momentum, epsilon, use_bias, use_scale, bias_init,
             scale_init);
+WEFT_RECORD(weft::nn::BatchNorm::CallKeywords, use_running_average);
 WEFT_RECORD(weft::nn::GroupNorm, num_groups, epsilon, use_bias, use_scale, bias_init, scale_init);

@@ -26,8 +26,19 @@ struct Dropout {
                                               .rng_collection = rng_collection},
                          s, x, rng);
   }
+
+  /// Call-time keywords: s(dropout, x, "deterministic"_kw = !train, "rng"_kw = key).
+  struct CallKeywords {
+    std::optional<bool> deterministic{};
+    std::optional<Key> rng{};
+  };
+  using call_keywords = CallKeywords;
+  Tensor operator()(Scope& s, const Tensor& x, const CallKeywords& kw) const {
+    return (*this)(s, x, kw.deterministic, kw.rng);
+  }
 };
 
 }  // namespace weft::nn
 
 WEFT_RECORD(weft::nn::Dropout, rate, broadcast_dims, deterministic, rng_collection);
+WEFT_RECORD(weft::nn::Dropout::CallKeywords, deterministic, rng);

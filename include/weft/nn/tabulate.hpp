@@ -20,7 +20,7 @@ template <class M, class R, class... Args>
 std::string tabulate(const M& module, const R& rngs, Args&&... args) {
   detail::CallLog log;
   const auto [out, variables] =
-      core::init(detail::root_function(module, &log), Mutable::all_except({"intermediates"}))(rngs,
+      core::init(detail::root_function(module, {.log = &log}), Mutable::all_except({"intermediates"}))(rngs,
                                                                                                std::forward<Args>(args)...);
   return detail::format_table(log, variables);
 }
