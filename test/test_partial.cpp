@@ -11,7 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "weft/core/normalization.hpp"
 #include "weft/keywords.hpp"
+#include "weft/nn/attention.hpp"
+#include "weft/nn/conv.hpp"
+#include "weft/nn/linear.hpp"
+#include "weft/nn/stochastic.hpp"
 #include "weft/nn/partial.hpp"
 #include "weft/partial.hpp"
 #include "weft/record.hpp"
@@ -117,6 +122,10 @@ struct Counter {
   int bump(int by) { return n += by; }
 };
 
+// A required field whose type carries another field's name (test_partial's name check must catch it).
+struct MisnamedRequired {
+  weft::required<std::int64_t, "feature"> features;
+};
 }  // namespace partial_test
 
 WEFT_RECORD(partial_test::DropoutOptions, rate, deterministic, rng_collection);
@@ -125,6 +134,7 @@ WEFT_RECORD(partial_test::Affine, factor, offset);
 WEFT_RECORD(partial_test::Holder, ptr, extra);
 WEFT_RECORD(partial_test::Dense, features, use_bias);
 WEFT_RECORD(partial_test::Dropout, rate, deterministic, rng_collection);
+WEFT_RECORD(partial_test::MisnamedRequired, features);
 
 using namespace partial_test;
 using namespace weft::literals;
@@ -188,6 +198,34 @@ static_assert(brace_default_constructible<Dropout>);
 static_assert(std::is_convertible_v<int, required<std::int64_t>>);
 static_assert(std::is_convertible_v<const char*, required<std::string>>);
 static_assert(!std::is_convertible_v<std::string, required<int>>);
+
+// Every required field of weft's own records carries its own name (record.hpp: the error for a
+// field left out of aggregate initialisation names it), so the two cannot drift apart.
+template <weft::record R>
+constexpr bool required_fields_carry_their_names() {
+  return boost::hana::unpack(boost::hana::accessors<R>(), [](auto... field) {
+    return ((!weft::is_required_v<std::remove_cvref_t<decltype(boost::hana::second(field)(std::declval<R&>()))>> ||
+             weft::required_name_v<std::remove_cvref_t<decltype(boost::hana::second(field)(std::declval<R&>()))>> ==
+                 std::string_view(boost::hana::to<const char*>(boost::hana::first(field)))) &&
+            ...);
+  });
+}
+static_assert(required_fields_carry_their_names<weft::nn::Dense>() &&
+              required_fields_carry_their_names<weft::nn::DenseGeneral>() &&
+              required_fields_carry_their_names<weft::nn::Embed>() &&
+              required_fields_carry_their_names<weft::nn::Conv>() &&
+              required_fields_carry_their_names<weft::nn::Dropout>() &&
+              required_fields_carry_their_names<weft::nn::MultiHeadDotProductAttention>() &&
+              required_fields_carry_their_names<weft::nn::SelfAttention>());
+static_assert(required_fields_carry_their_names<weft::core::DenseOptions>() &&
+              required_fields_carry_their_names<weft::core::DenseGeneralOptions>() &&
+              required_fields_carry_their_names<weft::core::EmbedOptions>() &&
+              required_fields_carry_their_names<weft::core::ConvOptions>() &&
+              required_fields_carry_their_names<weft::core::DropoutOptions>() &&
+              required_fields_carry_their_names<weft::core::BatchNormOptions>() &&
+              required_fields_carry_their_names<weft::core::MultiHeadDotProductAttentionOptions>());
+// A field whose type carries another name fails the check.
+static_assert(!required_fields_carry_their_names<MisnamedRequired>());
 
 // Positional partials are SFINAE-friendly, as std::bind_front.
 static_assert(std::is_invocable_v<decltype(add_12), int>);

@@ -3,7 +3,7 @@
 // attributes), reflected with Boost.Hana so that keywords can fill them by field name.
 //
 //   struct DenseOptions {
-//     weft::required<std::int64_t> features;   // must be given
+//     weft::required<std::int64_t, "features"> features;   // must be given
 //     bool use_bias = true;                    // optional: keeps its default
 //   };
 //   WEFT_RECORD(DenseOptions, features, use_bias)   // at global scope
@@ -69,7 +69,13 @@ template <class T>
 inline constexpr bool has_list_element = !std::is_same_v<list_element_t<T>, no_list_element>;
 }  // namespace detail
 
-template <class T>
+///
+/// `Name`, optional, repeats the field's name so that g++'s and clang's first error line for a
+/// field left out of aggregate initialisation names it (`converting to 'weft::required<long int,
+/// weft::fixed_string<9>{"features"}>' from initializer list would use explicit constructor`):
+/// a diagnostic can only show a field's name if its type carries it. weft's own modules give it,
+/// and test_partial.cpp checks that it matches the field.
+template <class T, fixed_string Name = "">
 class required {
  public:
   explicit constexpr required() : value_() {}
@@ -113,8 +119,14 @@ class required {
 
 template <class T>
 inline constexpr bool is_required_v = false;
+template <class T, fixed_string Name>
+inline constexpr bool is_required_v<required<T, Name>> = true;
+
+/// The name a required field's type carries ("" when it carries none).
 template <class T>
-inline constexpr bool is_required_v<required<T>> = true;
+inline constexpr std::string_view required_name_v{};
+template <class T, fixed_string Name>
+inline constexpr std::string_view required_name_v<required<T, Name>> = Name.view();
 
 /// A type adapted with WEFT_RECORD (any Boost.Hana Struct).
 template <class R>

@@ -41,7 +41,7 @@ struct DotProductAttentionOptions {
                                            const DotProductAttentionOptions& options = {});
 
 struct MultiHeadDotProductAttentionOptions {
-  required<std::int64_t> num_heads;
+  required<std::int64_t, "num_heads"> num_heads;
   std::int64_t qkv_features = 0;  ///< 0: inputs_q's last extent; must be a multiple of num_heads
   std::int64_t out_features = 0;  ///< 0: inputs_q's last extent
   float dropout_rate = 0.0f;

@@ -13,8 +13,8 @@
 namespace weft::core {
 
 struct ConvOptions {
-  required<std::int64_t> features;                  ///< output channels
-  required<std::vector<std::int64_t>> kernel_size;  ///< (height, width)
+  required<std::int64_t, "features"> features;                  ///< output channels
+  required<std::vector<std::int64_t>, "kernel_size"> kernel_size;  ///< (height, width)
   std::vector<std::int64_t> strides = {1, 1};
   Padding padding = "SAME";
   std::vector<std::int64_t> kernel_dilation = {1, 1};

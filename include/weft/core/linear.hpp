@@ -12,7 +12,7 @@
 namespace weft::core {
 
 struct DenseOptions {
-  required<std::int64_t> features;
+  required<std::int64_t, "features"> features;
   bool use_bias = true;
   Initializer kernel_init = initializers::lecun_normal();
   Initializer bias_init = initializers::zeros();
@@ -30,7 +30,7 @@ struct dense_fn {
 inline constexpr dense_fn dense{};
 
 struct DenseGeneralOptions {
-  required<std::vector<std::int64_t>> features;  ///< output extents, appended to the axes not contracted
+  required<std::vector<std::int64_t>, "features"> features;  ///< output extents, appended to the axes not contracted
   std::vector<int> axis = {-1};                   ///< input axes contracted, in the kernel's order
   bool use_bias = true;
   Initializer kernel_init = initializers::lecun_normal();
@@ -60,8 +60,8 @@ inline constexpr dense_general_fn dense_general{};
 }
 
 struct EmbedOptions {
-  required<std::int64_t> num_embeddings;
-  required<std::int64_t> features;
+  required<std::int64_t, "num_embeddings"> num_embeddings;
+  required<std::int64_t, "features"> features;
   Initializer embedding_init = default_embed_init();
 };
 

@@ -27,7 +27,7 @@ struct layer_norm_fn {
 inline constexpr layer_norm_fn layer_norm{};
 
 struct BatchNormOptions {
-  required<bool> use_running_average;  ///< true: normalise with the running statistics (eval)
+  required<bool, "use_running_average"> use_running_average;  ///< true: normalise with the running statistics (eval)
   int axis = -1;                        ///< the feature axis; every other axis is reduced
   float momentum = 0.99f;
   float epsilon = 1e-5f;

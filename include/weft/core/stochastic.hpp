@@ -10,8 +10,8 @@
 namespace weft::core {
 
 struct DropoutOptions {
-  required<float> rate;          ///< probability of dropping an element, in [0, 1]
-  required<bool> deterministic;  ///< true: the identity (eval). Required: a default would break train or eval.
+  required<float, "rate"> rate;          ///< probability of dropping an element, in [0, 1]
+  required<bool, "deterministic"> deterministic;  ///< true: the identity (eval). Required: a default would break train or eval.
   std::vector<int> broadcast_dims{};   ///< axes along which one mask value is shared
   std::string rng_collection = "dropout";
 };

@@ -27,7 +27,7 @@ core::MultiHeadDotProductAttentionOptions attention_options(const M& m, std::opt
 }  // namespace detail
 
 struct MultiHeadDotProductAttention {
-  required<std::int64_t> num_heads;
+  required<std::int64_t, "num_heads"> num_heads;
   std::int64_t qkv_features = 0;  ///< 0: inputs_q's last extent
   std::int64_t out_features = 0;  ///< 0: inputs_q's last extent
   float dropout_rate = 0.0f;
@@ -62,7 +62,7 @@ struct MultiHeadDotProductAttention {
 
 /// Multi-head attention of a sequence with itself (Linen's SelfAttention).
 struct SelfAttention {
-  required<std::int64_t> num_heads;
+  required<std::int64_t, "num_heads"> num_heads;
   std::int64_t qkv_features = 0;
   std::int64_t out_features = 0;
   float dropout_rate = 0.0f;

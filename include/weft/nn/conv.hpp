@@ -9,8 +9,8 @@
 namespace weft::nn {
 
 struct Conv {
-  required<std::int64_t> features;
-  required<std::vector<std::int64_t>> kernel_size;
+  required<std::int64_t, "features"> features;
+  required<std::vector<std::int64_t>, "kernel_size"> kernel_size;
   std::vector<std::int64_t> strides = {1, 1};
   Padding padding = "SAME";
   std::vector<std::int64_t> kernel_dilation = {1, 1};

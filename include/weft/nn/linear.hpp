@@ -6,7 +6,7 @@
 namespace weft::nn {
 
 struct Dense {
-  required<std::int64_t> features;
+  required<std::int64_t, "features"> features;
   bool use_bias = true;
   Initializer kernel_init = core::initializers::lecun_normal();
   Initializer bias_init = core::initializers::zeros();
@@ -21,7 +21,7 @@ struct Dense {
 };
 
 struct DenseGeneral {
-  required<std::vector<std::int64_t>> features;
+  required<std::vector<std::int64_t>, "features"> features;
   std::vector<int> axis = {-1};
   bool use_bias = true;
   Initializer kernel_init = core::initializers::lecun_normal();
@@ -38,8 +38,8 @@ struct DenseGeneral {
 };
 
 struct Embed {
-  required<std::int64_t> num_embeddings;
-  required<std::int64_t> features;
+  required<std::int64_t, "num_embeddings"> num_embeddings;
+  required<std::int64_t, "features"> features;
   Initializer embedding_init = core::default_embed_init();
 
   /// The rows of the `embedding` table for int32 indices (an index out of range is an error).

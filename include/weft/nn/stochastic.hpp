@@ -11,7 +11,7 @@
 namespace weft::nn {
 
 struct Dropout {
-  required<float> rate;
+  required<float, "rate"> rate;
   std::vector<int> broadcast_dims{};
   std::optional<bool> deterministic{};
   std::string rng_collection = "dropout";
