@@ -24,7 +24,7 @@
 #include <span>
 #include <vector>
 
-#include "ops/parallel.hpp"
+#include "parallel.hpp"
 #include "weft/random.hpp"
 
 namespace weft::detail {

@@ -2,9 +2,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "../ops/internal.hpp"
+#include "../tensor_impl.hpp"
 #include "node.hpp"
 #include "weft/autodiff.hpp"
+#include "weft/ops.hpp"
 
 namespace weft {
 

@@ -7,7 +7,8 @@
 
 #include "../autodiff/node.hpp"
 #include "../tensor_impl.hpp"
-#include "parallel.hpp"
+#include "axes.hpp"
+#include "../parallel.hpp"
 #include "weft/ops.hpp"
 
 namespace weft::detail {
@@ -98,14 +99,6 @@ inline std::string shapes_str(const Shape& a, const Shape& b) { return a.str() +
 }  // namespace weft::detail
 
 namespace weft::detail {
-
-/// The sorted, de-duplicated, non-negative axes of `axes` for a tensor of rank `rank`.
-std::vector<int> normalize_axes(const Axes& axes, int rank, const char* op);
-/// `shape` with `axes` removed, or set to 1 when keepdims.
-Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdims);
-/// How many elements each output of a mean over normalised `axes` averages; a ValueError naming
-/// `op` when there are none.
-std::int64_t averaged_count(const Shape& shape, const std::vector<int>& axes, const char* op);
 
 enum class ReduceKind { sum, max, min };
 /// The reduction of a float32 tensor (or an int32 one) over normalised `axes` (no gradient recorded).

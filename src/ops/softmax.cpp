@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "internal.hpp"
-#include "row_math.hpp"
+#include "../row_math.hpp"
 
 namespace weft {
 

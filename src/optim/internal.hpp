@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "../autodiff/node.hpp"
-#include "../ops/parallel.hpp"
+#include "../parallel.hpp"
 #include "../tensor_impl.hpp"
 #include "weft/optim/transform.hpp"
 

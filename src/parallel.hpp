@@ -9,7 +9,7 @@
 
 #include <omp.h>
 
-#include "../thread_budget.hpp"
+#include "thread_budget.hpp"
 
 namespace weft::detail {
 

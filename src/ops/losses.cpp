@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <string>
 
-#include "ops/internal.hpp"
-#include "ops/row_math.hpp"
+#include "internal.hpp"
+#include "../row_math.hpp"
 
 namespace weft::losses {
 

@@ -1,0 +1,264 @@
+// Fused normalisation kernels (forward and backward) over the last axis, called by core::layer_norm
+// and core::batch_norm.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "../row_math.hpp"
+#include "fused.hpp"
+#include "internal.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+/// Rows per parallel chunk of the fused layer norm: a fixed count, so partial sums of the
+/// gradients of scale and bias combine in the same order on any thread count.
+constexpr std::int64_t kRowsPerChunk = 64;
+
+/// Per-channel partial sums over the rows of a (rows, c) view: one block of `terms` * c floats per
+/// chunk of kRowsPerChunk rows, into which add_row(r, block) adds row r's terms. Chunks run on any
+/// thread; callers combine the blocks in chunk order, so sums do not depend on the thread count.
+template <class AddRow>
+std::vector<float> chunk_sums(std::int64_t rows, std::int64_t c, std::int64_t terms, std::int64_t grain, AddRow add_row) {
+  const std::int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  std::vector<float> partial(static_cast<std::size_t>(terms * chunks * c), 0.0f);
+  weft::detail::parallel_for(chunks, grain, [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t r = k * kRowsPerChunk; r < std::min(rows, (k + 1) * kRowsPerChunk); ++r)
+        add_row(r, partial.data() + k * terms * c);
+  });
+  return partial;
+}
+
+/// Channel i's total of term t in chunk_sums' blocks, combined in chunk order in double.
+double chunk_total(const std::vector<float>& partial, std::int64_t c, std::int64_t terms, std::int64_t t, std::int64_t i) {
+  double total = 0;
+  for (std::size_t at = static_cast<std::size_t>(t * c + i); at < partial.size(); at += static_cast<std::size_t>(terms * c))
+    total += partial[at];
+  return total;
+}
+
+}  // namespace
+
+// Layer norm: two passes over each row (mean, then centred variance, more accurate than Flax's
+// E[x^2] - E[x]^2; equal up to rounding), then the output. Saves each row's mean and 1/std for
+// the gradient.
+Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+  Tensor y = weft::detail::empty(x.shape(), DType::float32);
+  auto stats = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * rows));  // mean, rstd
+  const float* px = data<float>(x);
+  const float* ps = scale.defined() ? data<float>(scale) : nullptr;
+  const float* pb = bias.defined() ? data<float>(bias) : nullptr;
+  float* py = mutable_data<float>(y);
+  float* st = stats->data();
+  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / std::max<std::int64_t>(c, 1)),
+                             [&](std::int64_t r0, std::int64_t r1) {
+                               for (std::int64_t r = r0; r < r1; ++r) {
+                                 const float* xr = px + r * c;
+                                 float* yr = py + r * c;
+                                 // Lane sums: vectorised, and in a fixed order (deterministic).
+                                 const float mean =
+                                     weft::detail::lanes_accumulate(c, [&](std::int64_t i) { return xr[i]; }) /
+                                     static_cast<float>(c);
+                                 const float sq = weft::detail::lanes_accumulate(c, [&](std::int64_t i) {
+                                   const float d = xr[i] - mean;
+                                   return d * d;
+                                 });
+                                 const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
+                                 if (ps && pb) {
+                                   for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mean) * rstd * ps[i] + pb[i];
+                                 } else {
+                                   for (std::int64_t i = 0; i < c; ++i) {
+                                     float v = (xr[i] - mean) * rstd;
+                                     if (ps) v *= ps[i];
+                                     if (pb) v += pb[i];
+                                     yr[i] = v;
+                                   }
+                                 }
+                                 st[2 * r] = mean;
+                                 st[2 * r + 1] = rstd;
+                               }
+                             });
+  if (autodiff::any_tracked(x, scale, bias)) {
+    const bool need_x = weft::detail::node_of(x) != nullptr;
+    autodiff::record(y, "layer_norm", {&x, &scale, &bias},
+                     [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{}, stats,
+                      c, rows, need_x](const Tensor& g, std::span<Tensor> grads) {
+                       const float* pg = data<float>(g);
+                       const float* px = data<float>(vx);
+                       const float* ps = vs.defined() ? data<float>(vs) : nullptr;
+                       const float* st = stats->data();
+                       Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor{};
+                       float* pdx = need_x ? mutable_data<float>(dx) : nullptr;
+                       // Per chunk: the sums of dscale's terms, then dbias's.
+                       const std::vector<float> partial = chunk_sums(rows, c, 2, 1, [&](std::int64_t r, float* block) {
+                         float* ds = block;
+                         float* db = block + c;
+                         const float* xr = px + r * c;
+                         const float* gr = pg + r * c;
+                         const float mean = st[2 * r], rstd = st[2 * r + 1];
+                         float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
+                         for (std::int64_t i = 0; i < c; ++i) {
+                           const float xhat = (xr[i] - mean) * rstd;
+                           const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                           ds[i] += gr[i] * xhat;
+                           db[i] += gr[i];
+                           m1 += dxhat;
+                           m2 += dxhat * xhat;
+                         }
+                         if (!pdx) return;
+                         m1 /= static_cast<float>(c);
+                         m2 /= static_cast<float>(c);
+                         float* dr = pdx + r * c;
+                         for (std::int64_t i = 0; i < c; ++i) {
+                           const float xhat = (xr[i] - mean) * rstd;
+                           const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                           dr[i] = rstd * (dxhat - m1 - xhat * m2);
+                         }
+                       });
+                       // Chunk sums combined in chunk order, in float: independent of the thread count.
+                       auto combine = [&](std::int64_t t) {
+                         Tensor out = zeros(Shape{c});
+                         float* po = mutable_data<float>(out);
+                         for (std::size_t k = 0; k < partial.size(); k += static_cast<std::size_t>(2 * c))
+                           for (std::int64_t i = 0; i < c; ++i) po[i] += partial[k + static_cast<std::size_t>(t * c + i)];
+                         return out;
+                       };
+                       if (need_x) grads[0] = dx;
+                       grads[1] = combine(0);
+                       grads[2] = combine(1);
+                     });
+  }
+  return y;
+}
+
+// Batch norm: pivoted per-chunk sums for the statistics (see fused.hpp for why), then one pass for
+// the output; the gradient is two passes.
+BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+  if (rows == 0)
+    throw ShapeError("weft::core::batch_norm: the input of shape " + x.shape().str() +
+                     " has no elements to take batch statistics over");
+  const float* px = data<float>(x);
+  const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
+  std::vector<float> pivot(static_cast<std::size_t>(c), 0.0f);
+  {
+    const std::int64_t first = std::min(rows, kRowsPerChunk);
+    std::vector<double> sum(static_cast<std::size_t>(c), 0.0);
+    for (std::int64_t r = 0; r < first; ++r)
+      for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += px[r * c + static_cast<std::int64_t>(i)];
+    for (std::size_t i = 0; i < sum.size(); ++i) pivot[i] = static_cast<float>(sum[i] / static_cast<double>(first));
+  }
+  const std::vector<float> partial = chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
+    float* __restrict s = block;
+    float* __restrict q = block + c;
+    const float* __restrict xr = px + r * c;
+    const float* __restrict pp = pivot.data();
+#pragma omp simd
+    for (std::int64_t i = 0; i < c; ++i) {
+      const float d = xr[i] - pp[i];
+      s[i] += d;
+      q[i] += d * d;
+    }
+  });
+  Tensor mean = weft::detail::empty(Shape{c}, DType::float32), var = weft::detail::empty(Shape{c}, DType::float32);
+  std::vector<float> a(static_cast<std::size_t>(c)), b(static_cast<std::size_t>(c)), rstd(static_cast<std::size_t>(c));
+  const float* ps = scale.defined() ? data<float>(scale) : nullptr;
+  const float* pb = bias.defined() ? data<float>(bias) : nullptr;
+  for (std::int64_t i = 0; i < c; ++i) {
+    const double sum = chunk_total(partial, c, 2, 0, i), sq = chunk_total(partial, c, 2, 1, i);
+    const double shift = sum / static_cast<double>(rows);  // mean(d)
+    const double m = pivot[static_cast<std::size_t>(i)] + shift;
+    const double v = std::max(0.0, sq / static_cast<double>(rows) - shift * shift);
+    mutable_data<float>(mean)[i] = static_cast<float>(m);
+    mutable_data<float>(var)[i] = static_cast<float>(v);
+    const auto u = static_cast<std::size_t>(i);
+    rstd[u] = 1.0f / std::sqrt(static_cast<float>(v) + epsilon);
+    a[u] = ps ? rstd[u] * ps[i] : rstd[u];
+    b[u] = pb ? pb[i] : 0.0f;
+  }
+  Tensor y = weft::detail::empty(x.shape(), DType::float32);
+  float* py = mutable_data<float>(y);
+  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c), [&](std::int64_t r0, std::int64_t r1) {
+    const float* __restrict pa = a.data();
+    const float* __restrict pbb = b.data();
+    const float* __restrict pmean = data<float>(mean);
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* __restrict xr = px + r * c;
+      float* __restrict yr = py + r * c;
+#pragma omp simd
+      for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - pmean[i]) * pa[i] + pbb[i];
+    }
+  });
+  if (autodiff::any_tracked(x, scale, bias)) {
+    const bool need_x = weft::detail::node_of(x) != nullptr;
+    autodiff::record(y, "batch_norm", {&x, &scale, &bias},
+                     [vx = weft::detail::detach(x), vm = mean, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
+                      rstd = std::move(rstd), rows, c, chunk_grain, need_x](const Tensor& g, std::span<Tensor> grads) {
+                       const float* pg = data<float>(g);
+                       const float* px = data<float>(vx);
+                       const float* pm = data<float>(vm);
+                       // Per-channel sums of g and g * (x - mean), chunked as the forward.
+                       const std::vector<float> partial =
+                           chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
+                             float* __restrict sg = block;
+                             float* __restrict sgx = block + c;
+                             const float* __restrict gr = pg + r * c;
+                             const float* __restrict xr = px + r * c;
+#pragma omp simd
+                             for (std::int64_t i = 0; i < c; ++i) {
+                               sg[i] += gr[i];
+                               sgx[i] += gr[i] * (xr[i] - pm[i]);
+                             }
+                           });
+                       Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
+                       Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
+                       std::vector<float> k1(static_cast<std::size_t>(c)), k2(static_cast<std::size_t>(c)),
+                           k3(static_cast<std::size_t>(c));
+                       const float* ps = vs.defined() ? data<float>(vs) : nullptr;
+                       const auto n = static_cast<double>(rows);
+                       for (std::int64_t i = 0; i < c; ++i) {
+                         const double sg = chunk_total(partial, c, 2, 0, i), sgx = chunk_total(partial, c, 2, 1, i);
+                         const auto u = static_cast<std::size_t>(i);
+                         const double r = rstd[u], sc = ps ? ps[i] : 1.0;
+                         mutable_data<float>(dbias)[i] = static_cast<float>(sg);
+                         mutable_data<float>(dscale)[i] = static_cast<float>(r * sgx);
+                         // dx = scale * rstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * rstd:
+                         // k1 * g + k2 * (x - mean) + k3 per channel.
+                         k1[u] = static_cast<float>(sc * r);
+                         k2[u] = static_cast<float>(-sc * r * r * r * sgx / n);
+                         k3[u] = static_cast<float>(-sc * r * sg / n);
+                       }
+                       if (need_x) {
+                         Tensor dx = weft::detail::empty(vx.shape(), DType::float32);
+                         float* pdx = mutable_data<float>(dx);
+                         weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c),
+                                                    [&](std::int64_t r0, std::int64_t r1) {
+                                                      const float* __restrict a1 = k1.data();
+                                                      const float* __restrict a2 = k2.data();
+                                                      const float* __restrict a3 = k3.data();
+                                                      for (std::int64_t r = r0; r < r1; ++r) {
+                                                        const float* __restrict gr = pg + r * c;
+                                                        const float* __restrict xr = px + r * c;
+                                                        float* __restrict dr = pdx + r * c;
+#pragma omp simd
+                                                        for (std::int64_t i = 0; i < c; ++i)
+                                                          dr[i] = a1[i] * gr[i] + a2[i] * (xr[i] - pm[i]) + a3[i];
+                                                      }
+                                                    });
+                         grads[0] = dx;
+                       }
+                       grads[1] = dscale;
+                       grads[2] = dbias;
+                     });
+  }
+  return {y, mean, var};
+}
+
+
+}  // namespace weft::detail
