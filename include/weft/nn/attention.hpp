@@ -5,26 +5,10 @@
 #include <optional>
 
 #include "weft/core/attention.hpp"
+#include "weft/nn/core_options.hpp"
 #include "weft/nn/module.hpp"
 
 namespace weft::nn {
-
-namespace detail {
-template <class M>
-core::MultiHeadDotProductAttentionOptions attention_options(const M& m, std::optional<bool> deterministic) {
-  return {.num_heads = m.num_heads,
-          .qkv_features = m.qkv_features,
-          .out_features = m.out_features,
-          .dropout_rate = m.dropout_rate,
-          .broadcast_dropout = m.broadcast_dropout,
-          // Linen merges the flag only when there is dropout; without it the layer is deterministic.
-          .deterministic = m.dropout_rate > 0.0f ? merge_param("deterministic", m.deterministic, deterministic) : true,
-          .use_bias = m.use_bias,
-          .kernel_init = m.kernel_init,
-          .out_kernel_init = m.out_kernel_init,
-          .bias_init = m.bias_init};
-}
-}  // namespace detail
 
 struct MultiHeadDotProductAttention {
   required<std::int64_t, "num_heads"> num_heads;
@@ -41,10 +25,7 @@ struct MultiHeadDotProductAttention {
   /// inputs_kv empty: self-attention. `dropout_rng` overrides the "dropout" stream.
   Tensor operator()(Scope& s, const Tensor& inputs_q, const Tensor& inputs_kv = {}, const Tensor& mask = {},
                     std::optional<bool> deterministic = std::nullopt,
-                    std::optional<Key> dropout_rng = std::nullopt) const {
-    return core::multi_head_dot_product_attention(detail::attention_options(*this, deterministic), s, inputs_q,
-                                                  inputs_kv, mask, dropout_rng);
-  }
+                    std::optional<Key> dropout_rng = std::nullopt) const;
 
   /// Linen's keyword-only call arguments: s(attention, q, "inputs_kv"_kw = kv, "mask"_kw = m,
   /// "deterministic"_kw = !train, "dropout_rng"_kw = key), any of them left out.
@@ -75,10 +56,7 @@ struct SelfAttention {
 
   Tensor operator()(Scope& s, const Tensor& x, const Tensor& mask = {},
                     std::optional<bool> deterministic = std::nullopt,
-                    std::optional<Key> dropout_rng = std::nullopt) const {
-    return core::multi_head_dot_product_attention(detail::attention_options(*this, deterministic), s, x, Tensor{}, mask,
-                                                  dropout_rng);
-  }
+                    std::optional<Key> dropout_rng = std::nullopt) const;
 
   /// s(attention, x, "mask"_kw = m, "deterministic"_kw = !train, "dropout_rng"_kw = key).
   struct CallKeywords {
@@ -100,3 +78,30 @@ WEFT_RECORD(weft::nn::MultiHeadDotProductAttention::CallKeywords, inputs_kv, mas
 WEFT_RECORD(weft::nn::SelfAttention::CallKeywords, mask, deterministic, dropout_rng);
 WEFT_RECORD(weft::nn::SelfAttention, num_heads, qkv_features, out_features, dropout_rate, broadcast_dropout,
             deterministic, use_bias, kernel_init, out_kernel_init, bias_init);
+
+// Defined after the records: nn::core_options reads both the module's and the options' fields.
+namespace weft::nn {
+
+namespace detail {
+template <class M>
+core::MultiHeadDotProductAttentionOptions attention_options(const M& m, std::optional<bool> deterministic) {
+  // Linen merges the flag only when there is dropout; without it the layer is deterministic.
+  const bool det = m.dropout_rate > 0.0f ? merge_param("deterministic", m.deterministic, deterministic) : true;
+  return core_options<core::MultiHeadDotProductAttentionOptions>(m, "deterministic"_kw = det);
+}
+}  // namespace detail
+
+inline Tensor MultiHeadDotProductAttention::operator()(Scope& s, const Tensor& inputs_q, const Tensor& inputs_kv,
+                                                      const Tensor& mask, std::optional<bool> deterministic,
+                                                      std::optional<Key> dropout_rng) const {
+  return core::multi_head_dot_product_attention(detail::attention_options(*this, deterministic), s, inputs_q,
+                                                inputs_kv, mask, dropout_rng);
+}
+
+inline Tensor SelfAttention::operator()(Scope& s, const Tensor& x, const Tensor& mask,
+                                       std::optional<bool> deterministic, std::optional<Key> dropout_rng) const {
+  return core::multi_head_dot_product_attention(detail::attention_options(*this, deterministic), s, x, Tensor{}, mask,
+                                                dropout_rng);
+}
+
+}  // namespace weft::nn

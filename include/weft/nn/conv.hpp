@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "weft/core/conv.hpp"
+#include "weft/nn/core_options.hpp"
 #include "weft/nn/module.hpp"
 
 namespace weft::nn {
@@ -19,21 +20,19 @@ struct Conv {
   Initializer kernel_init = core::initializers::lecun_normal();
   Initializer bias_init = core::initializers::zeros();
 
-  Tensor operator()(Scope& s, const Tensor& x) const {
-    return core::conv(core::ConvOptions{.features = features,
-                                        .kernel_size = kernel_size,
-                                        .strides = strides,
-                                        .padding = padding,
-                                        .kernel_dilation = kernel_dilation,
-                                        .feature_group_count = feature_group_count,
-                                        .use_bias = use_bias,
-                                        .kernel_init = kernel_init,
-                                        .bias_init = bias_init},
-                      s, x);
-  }
+  Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
 }  // namespace weft::nn
 
 WEFT_RECORD(weft::nn::Conv, features, kernel_size, strides, padding, kernel_dilation, feature_group_count, use_bias,
             kernel_init, bias_init);
+
+// Defined after the records: nn::core_options reads both the module's and the options' fields.
+namespace weft::nn {
+
+inline Tensor Conv::operator()(Scope& s, const Tensor& x) const {
+  return core::conv(core_options<core::ConvOptions>(*this), s, x);
+}
+
+}  // namespace weft::nn

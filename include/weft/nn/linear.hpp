@@ -1,6 +1,7 @@
 #pragma once
 // Linear modules: nn::Dense, nn::DenseGeneral, nn::Embed (math in core::dense, dense_general, embed).
 #include "weft/core/linear.hpp"
+#include "weft/nn/core_options.hpp"
 #include "weft/nn/module.hpp"
 
 namespace weft::nn {
@@ -11,13 +12,7 @@ struct Dense {
   Initializer kernel_init = core::initializers::lecun_normal();
   Initializer bias_init = core::initializers::zeros();
 
-  Tensor operator()(Scope& s, const Tensor& x) const {
-    return core::dense(core::DenseOptions{.features = features,
-                                          .use_bias = use_bias,
-                                          .kernel_init = kernel_init,
-                                          .bias_init = bias_init},
-                       s, x);
-  }
+  Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
 struct DenseGeneral {
@@ -27,14 +22,7 @@ struct DenseGeneral {
   Initializer kernel_init = core::initializers::lecun_normal();
   Initializer bias_init = core::initializers::zeros();
 
-  Tensor operator()(Scope& s, const Tensor& x) const {
-    return core::dense_general(core::DenseGeneralOptions{.features = features,
-                                                         .axis = axis,
-                                                         .use_bias = use_bias,
-                                                         .kernel_init = kernel_init,
-                                                         .bias_init = bias_init},
-                               s, x);
-  }
+  Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
 struct Embed {
@@ -43,15 +31,10 @@ struct Embed {
   Initializer embedding_init = core::default_embed_init();
 
   /// The rows of the `embedding` table for int32 indices (an index out of range is an error).
-  Tensor operator()(Scope& s, const Tensor& indices) const { return core::embed(options(), s, indices); }
+  Tensor operator()(Scope& s, const Tensor& indices) const;
   /// query @ embedding.T with the same table (Linen's Embed.attend). From a parent, run it in the
   /// Embed's scope with s.method(embed, &nn::Embed::attend, h) (Linen's self.embed.attend(h)).
-  Tensor attend(core::Scope& s, const Tensor& query) const { return core::embed_attend(options(), s, query); }
-
- private:
-  [[nodiscard]] core::EmbedOptions options() const {
-    return {.num_embeddings = num_embeddings, .features = features, .embedding_init = embedding_init};
-  }
+  Tensor attend(core::Scope& s, const Tensor& query) const;
 };
 
 }  // namespace weft::nn
@@ -59,3 +42,24 @@ struct Embed {
 WEFT_RECORD(weft::nn::Dense, features, use_bias, kernel_init, bias_init);
 WEFT_RECORD(weft::nn::DenseGeneral, features, axis, use_bias, kernel_init, bias_init);
 WEFT_RECORD(weft::nn::Embed, num_embeddings, features, embedding_init);
+
+// Defined after the records: nn::core_options reads both the module's and the options' fields.
+namespace weft::nn {
+
+inline Tensor Dense::operator()(Scope& s, const Tensor& x) const {
+  return core::dense(core_options<core::DenseOptions>(*this), s, x);
+}
+
+inline Tensor DenseGeneral::operator()(Scope& s, const Tensor& x) const {
+  return core::dense_general(core_options<core::DenseGeneralOptions>(*this), s, x);
+}
+
+inline Tensor Embed::operator()(Scope& s, const Tensor& indices) const {
+  return core::embed(core_options<core::EmbedOptions>(*this), s, indices);
+}
+
+inline Tensor Embed::attend(core::Scope& s, const Tensor& query) const {
+  return core::embed_attend(core_options<core::EmbedOptions>(*this), s, query);
+}
+
+}  // namespace weft::nn

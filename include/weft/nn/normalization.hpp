@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "weft/core/normalization.hpp"
+#include "weft/nn/core_options.hpp"
 #include "weft/nn/module.hpp"
 
 namespace weft::nn {
@@ -18,15 +19,7 @@ struct LayerNorm {
   Initializer scale_init = core::initializers::ones();
   std::vector<int> reduction_axes = {-1};
 
-  Tensor operator()(Scope& s, const Tensor& x) const {
-    return core::layer_norm(core::LayerNormOptions{.epsilon = epsilon,
-                                                   .use_bias = use_bias,
-                                                   .use_scale = use_scale,
-                                                   .bias_init = bias_init,
-                                                   .scale_init = scale_init,
-                                                   .reduction_axes = reduction_axes},
-                            s, x);
-  }
+  Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
 struct BatchNorm {
@@ -39,18 +32,7 @@ struct BatchNorm {
   Initializer bias_init = core::initializers::zeros();
   Initializer scale_init = core::initializers::ones();
 
-  Tensor operator()(Scope& s, const Tensor& x, std::optional<bool> use_running_average = std::nullopt) const {
-    const bool running = merge_param("use_running_average", this->use_running_average, use_running_average);
-    return core::batch_norm(core::BatchNormOptions{.use_running_average = running,
-                                                   .axis = axis,
-                                                   .momentum = momentum,
-                                                   .epsilon = epsilon,
-                                                   .use_bias = use_bias,
-                                                   .use_scale = use_scale,
-                                                   .bias_init = bias_init,
-                                                   .scale_init = scale_init},
-                            s, x);
-  }
+  Tensor operator()(Scope& s, const Tensor& x, std::optional<bool> use_running_average = std::nullopt) const;
 
   /// Call-time keywords: s(bn, x, "use_running_average"_kw = !train).
   struct CallKeywords {
@@ -70,15 +52,7 @@ struct GroupNorm {
   Initializer bias_init = core::initializers::zeros();
   Initializer scale_init = core::initializers::ones();
 
-  Tensor operator()(Scope& s, const Tensor& x) const {
-    return core::group_norm(core::GroupNormOptions{.num_groups = num_groups,
-                                                   .epsilon = epsilon,
-                                                   .use_bias = use_bias,
-                                                   .use_scale = use_scale,
-                                                   .bias_init = bias_init,
-                                                   .scale_init = scale_init},
-                            s, x);
-  }
+  Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
 }  // namespace weft::nn
@@ -88,3 +62,21 @@ WEFT_RECORD(weft::nn::BatchNorm, use_running_average, axis, momentum, epsilon, u
             scale_init);
 WEFT_RECORD(weft::nn::BatchNorm::CallKeywords, use_running_average);
 WEFT_RECORD(weft::nn::GroupNorm, num_groups, epsilon, use_bias, use_scale, bias_init, scale_init);
+
+// Defined after the records: nn::core_options reads both the module's and the options' fields.
+namespace weft::nn {
+
+inline Tensor LayerNorm::operator()(Scope& s, const Tensor& x) const {
+  return core::layer_norm(core_options<core::LayerNormOptions>(*this), s, x);
+}
+
+inline Tensor BatchNorm::operator()(Scope& s, const Tensor& x, std::optional<bool> use_running_average) const {
+  const bool running = merge_param("use_running_average", this->use_running_average, use_running_average);
+  return core::batch_norm(core_options<core::BatchNormOptions>(*this, "use_running_average"_kw = running), s, x);
+}
+
+inline Tensor GroupNorm::operator()(Scope& s, const Tensor& x) const {
+  return core::group_norm(core_options<core::GroupNormOptions>(*this), s, x);
+}
+
+}  // namespace weft::nn

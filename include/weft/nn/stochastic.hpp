@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "weft/core/stochastic.hpp"
+#include "weft/nn/core_options.hpp"
 #include "weft/nn/module.hpp"
 
 namespace weft::nn {
@@ -18,14 +19,7 @@ struct Dropout {
 
   /// `rng` overrides the key that would come from the rng_collection stream (Linen's rng argument).
   Tensor operator()(Scope& s, const Tensor& x, std::optional<bool> deterministic = std::nullopt,
-                    std::optional<Key> rng = std::nullopt) const {
-    const bool det = merge_param("deterministic", this->deterministic, deterministic);
-    return core::dropout(core::DropoutOptions{.rate = rate,
-                                              .deterministic = det,
-                                              .broadcast_dims = broadcast_dims,
-                                              .rng_collection = rng_collection},
-                         s, x, rng);
-  }
+                    std::optional<Key> rng = std::nullopt) const;
 
   /// Call-time keywords: s(dropout, x, "deterministic"_kw = !train, "rng"_kw = key).
   struct CallKeywords {
@@ -42,3 +36,14 @@ struct Dropout {
 
 WEFT_RECORD(weft::nn::Dropout, rate, broadcast_dims, deterministic, rng_collection);
 WEFT_RECORD(weft::nn::Dropout::CallKeywords, deterministic, rng);
+
+// Defined after the records: nn::core_options reads both the module's and the options' fields.
+namespace weft::nn {
+
+inline Tensor Dropout::operator()(Scope& s, const Tensor& x, std::optional<bool> deterministic,
+                                  std::optional<Key> rng) const {
+  const bool det = merge_param("deterministic", this->deterministic, deterministic);
+  return core::dropout(core_options<core::DropoutOptions>(*this, "deterministic"_kw = det), s, x, rng);
+}
+
+}  // namespace weft::nn
