@@ -7,6 +7,10 @@
 // in the core options), and their merged values are given as keywords:
 //
 //   core::batch_norm(nn::core_options<core::BatchNormOptions>(*this, "use_running_average"_kw = running), s, x)
+//
+// The two records stay separate even for modules without a merged flag: a module deriving from its
+// options would lose designated initialisation (`nn::Dense{.features = 64}` cannot name a base's
+// field), which is how Linen users write attributes.
 #include <cstddef>
 #include <optional>
 #include <type_traits>
