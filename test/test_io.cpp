@@ -18,6 +18,7 @@
 #include "temp_dir.hpp"
 #include "testing.hpp"
 #include "weft/io/batches.hpp"
+#include "weft/io/shard.hpp"
 #include "weft/io/fashion_mnist.hpp"
 #include "weft/io/idx.hpp"
 #include "weft/ops.hpp"
@@ -516,4 +517,56 @@ TEST_CASE("io: batches of labels with more than one axis, and bad inputs") {
                                 {"images", "scalar"});
   check_throws_with<Error>([&] { (void)io::batches(d.images, Tensor(), 2, std::nullopt, false); },
                            {"labels", "empty"});
+}
+
+TEST_CASE("sharded_batches: the shards of each global batch are its rows, split evenly, from one shuffle") {
+  const std::int64_t n = 22;
+  std::vector<float> pixels(static_cast<std::size_t>(n * 2));
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    pixels[static_cast<std::size_t>(2 * i)] = static_cast<float>(i);
+    pixels[static_cast<std::size_t>(2 * i + 1)] = static_cast<float>(-i);
+    ids[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i);
+  }
+  const Tensor images(pixels, Shape{n, 2}), labels(ids, Shape{n});
+  for (const bool drop_last : {true, false}) {
+    for (const int count : {1, 2, 4}) {
+      INFO("drop_last " << drop_last << ", " << count << " shards");
+      const auto whole = io::batches(images, labels, 8, Key(3), drop_last);
+      std::vector<std::vector<std::int32_t>> joined(static_cast<std::size_t>(io::num_batches(n, 8, drop_last)));
+      for (int index = 0; index < count; ++index) {
+        const auto shards = io::sharded_batches(images, labels, 8, Key(3), drop_last, io::Shard{index, count});
+        REQUIRE(std::ranges::distance(shards) == static_cast<std::ptrdiff_t>(joined.size()));
+        std::size_t b = 0;
+        for (const io::Batch& shard : shards) {
+          const auto rows = shard.labels.to_int_vector();
+          // A full batch of 8 gives each shard 8 / count rows; the last partial batch of 6 splits as evenly as it can.
+          const std::int64_t global_rows = b + 1 < joined.size() || drop_last ? 8 : 6;
+          CHECK(static_cast<std::int64_t>(rows.size()) ==
+                global_rows * (index + 1) / count - global_rows * index / count);
+          for (std::size_t r = 0; r < rows.size(); ++r)
+            CHECK(shard.images.to_vector()[2 * r] == static_cast<float>(rows[r]));  // images stay with their labels
+          joined[b].insert(joined[b].end(), rows.begin(), rows.end());
+          ++b;
+        }
+      }
+      // The shards, in shard order, are the global batch: the same rows in the same order for any count.
+      std::size_t b = 0;
+      for (const io::Batch& global : whole) CHECK(joined[b++] == global.labels.to_int_vector());
+    }
+  }
+}
+
+TEST_CASE("sharded_batches: a shard that does not exist, or a batch that does not split evenly, is an error") {
+  const Tensor images = zeros(Shape{8, 2}), labels = zeros(Shape{8});
+  CHECK_THROWS_WITH_AS((void)io::sharded_batches(images, labels, 6, std::nullopt, true, io::Shard{0, 4}),
+                       "weft::io::sharded_batches: the global batch of 6 rows does not split evenly into 4 shards; "
+                       "use a global batch size that is a multiple of 4 (e.g. 8)",
+                       ValueError);
+  CHECK_THROWS_WITH_AS((void)io::sharded_batches(images, labels, 4, std::nullopt, true, io::Shard{2, 2}),
+                       "weft::io::sharded_batches: shard 2 of 2 does not exist; the index runs from 0 to 1", ValueError);
+  CHECK_THROWS_WITH_AS((void)io::sharded_batches(images, labels, 4, std::nullopt, true, io::Shard{0, 0}),
+                       "weft::io::sharded_batches: the number of shards is 0; it must be at least 1", ValueError);
+  CHECK_THROWS_AS((void)io::sharded_batches(images, zeros(Shape{7}), 4, std::nullopt, true, io::Shard{0, 2}),
+                  ShapeError);
 }
