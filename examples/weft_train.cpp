@@ -1,12 +1,15 @@
 // weft-train: trains a model on Fashion-MNIST and reports its test accuracy.
 //
-//   weft-train [--model residual|cnn] [--epochs N] [--batch-size N] [--lr X] [--seed N]
+//   weft-train [--model residual|cnn] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--dropout X]
 //              [--threads N] [--data-dir DIR] [--checkpoint-dir DIR [--resume | --eval-only]]
+//   mpirun -np N weft-train --data-parallel [options]
 //
 // The last line of output has the form
-// `final model=residual test_accuracy=0.8931 wall_s=123.4 examples_per_s=5012`.
+// `final model=residual test_accuracy=0.8931 wall_s=123.4 examples_per_s=5012 params_crc32=1a2b3c4d`.
 #include <omp.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include <array>
 #include <cctype>
@@ -31,6 +34,9 @@
 #include "weft/nn/stochastic.hpp"
 #include "weft/optim/optim.hpp"
 #include "weft/weft.hpp"
+#ifdef WEFT_TRAIN_DATA_PARALLEL
+#include "weft/dist.hpp"
+#endif
 
 using namespace weft;
 
@@ -49,7 +55,8 @@ struct ResidualBlock {
 
 /// Dense 784 -> 256, ten residual blocks, dense 256 -> 10.
 struct ResidualModel {
-  float drop_rate = 0.1f;
+  float drop_rate = kDefaultDropRate;
+  static constexpr float kDefaultDropRate = 0.1f;
   std::int64_t width = 256;
   int blocks = 10;
   Tensor operator()(nn::Scope& s, const Tensor& images, bool train) const {
@@ -73,7 +80,8 @@ struct ConvBlock {
 };
 
 struct ConvModel {
-  float drop_rate = 0.5f;
+  float drop_rate = kDefaultDropRate;
+  static constexpr float kDefaultDropRate = 0.5f;
   Tensor operator()(nn::Scope& s, const Tensor& images, bool train) const {
     const auto norm = nn::BatchNorm{.use_running_average = !train};
     Tensor x = s(ConvBlock{.norm = norm, .features = 32}, images);
@@ -108,6 +116,15 @@ struct Options {
   std::string checkpoint_dir;  // empty: no checkpoints
   bool resume = false;
   bool eval_only = false;
+  float dropout = -1.0f;  // negative: the model's default
+  bool data_parallel = false;
+};
+
+/// One process, or this rank of a data-parallel job: rank 0 alone prints and saves.
+struct Ranks {
+  int rank = 0;
+  int size = 1;
+  [[nodiscard]] bool leader() const { return rank == 0; }
 };
 
 constexpr const char* kUsage = R"(usage: weft-train [options]
@@ -122,6 +139,7 @@ Trains a model on Fashion-MNIST with Adam and prints the test accuracy after eac
   --batch-size N     examples per step (default 128)
   --lr X             Adam's learning rate, decayed by a cosine schedule (default 0.001)
   --seed N           seed of every random key: initialisation, shuffling, dropout (default 0)
+  --dropout X        the model's dropout rate (default 0.1 for residual, 0.5 for cnn)
   --threads N        threads for weft's kernels (default: all cores); results do not depend on it
   --data-dir DIR     the IDX files (default /usr/share/datasets/fashion-mnist, Debian's
                      dataset-fashion-mnist package)
@@ -132,11 +150,16 @@ Trains a model on Fashion-MNIST with Adam and prints the test accuracy after eac
                      when there is none); the options must be those of the interrupted run, and
                      the result is that of a run never interrupted
   --eval-only        prints the test accuracy of the latest checkpoint in --checkpoint-dir
+  --data-parallel    run under mpirun (or srun) as N ranks: each takes --batch-size / N rows of
+                     every global batch, the gradients are averaged over the ranks, and rank 0
+                     alone prints and saves (--checkpoint-dir must be seen by every rank);
+                     --resume works with any N. Each rank draws its own dropout masks
   --help             this text
 
-The last line reads: final model=NAME test_accuracy=X wall_s=Y examples_per_s=Z, where Z counts
-the training examples of this run per second of training (0 when a resumed run has nothing
-left to train; with --eval-only, the test examples per second of evaluation)
+The last line reads: final model=NAME test_accuracy=X wall_s=Y examples_per_s=Z params_crc32=C,
+where Z counts the training examples of this run per second of training (0 when a resumed run
+has nothing left to train; with --eval-only, the test examples per second of evaluation) and C
+is the CRC-32 of the parameters (paths and float32 bytes in path order), the same on every rank
 )";
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -156,8 +179,8 @@ Options parse(int argc, char** argv) {
     if (!a.starts_with("--"))
       usage_error("unexpected argument '" + std::string(a) +
                   "'; weft-train takes options only, each written --name VALUE (e.g. --epochs 5)");
-    if (a == "--resume" || a == "--eval-only") {  // flags: no value
-      (a == "--resume" ? o.resume : o.eval_only) = true;
+    if (a == "--resume" || a == "--eval-only" || a == "--data-parallel") {  // flags: no value
+      (a == "--resume" ? o.resume : a == "--eval-only" ? o.eval_only : o.data_parallel) = true;
       continue;
     }
     if (i + 1 >= argc) usage_error("option " + std::string(a) + " needs a value");
@@ -186,6 +209,9 @@ Options parse(int argc, char** argv) {
         if (v.empty() || !std::isdigit(static_cast<unsigned char>(v[0])))
           usage_error("--seed must be a non-negative integer (0 to 18446744073709551615), got '" + v + "'");
         o.seed = whole(std::stoull(v, &used));
+      } else if (a == "--dropout") {
+        o.dropout = whole(std::stof(v, &used));
+        if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) usage_error("--dropout must be in [0, 1), got " + v);
       } else if (a == "--threads") {
         o.threads = whole(std::stoi(v, &used));
         if (o.threads < 1) usage_error("--threads must be at least 1");
@@ -201,9 +227,15 @@ Options parse(int argc, char** argv) {
     }
   }
   if (!epochs_given && o.model == "cnn") o.epochs = 15;
+  if (o.dropout < 0.0f) o.dropout = o.model == "cnn" ? ConvModel::kDefaultDropRate : ResidualModel::kDefaultDropRate;
   if ((o.resume || o.eval_only) && o.checkpoint_dir.empty())
     usage_error(std::string(o.resume ? "--resume" : "--eval-only") + " needs --checkpoint-dir");
   if (o.resume && o.eval_only) usage_error("--resume and --eval-only exclude each other");
+#ifndef WEFT_TRAIN_DATA_PARALLEL
+  if (o.data_parallel)
+    usage_error("--data-parallel needs MPI, but this weft-train was built without it; install libopenmpi-dev and "
+                "rebuild (meson's mpi option)");
+#endif
   return o;
 }
 
@@ -236,11 +268,14 @@ class Progress {
 io::SafetensorsMetadata run_options(const Options& o) {
   std::array<char, 32> lr{};
   std::snprintf(lr.data(), lr.size(), "%.9g", static_cast<double>(o.lr));
+  std::array<char, 32> dropout{};
+  std::snprintf(dropout.data(), dropout.size(), "%.9g", static_cast<double>(o.dropout));
   return {{"model", o.model},
           {"epochs", std::to_string(o.epochs)},
           {"batch_size", std::to_string(o.batch_size)},
           {"lr", lr.data()},
-          {"seed", std::to_string(o.seed)}};
+          {"seed", std::to_string(o.seed)},
+          {"dropout", dropout.data()}};
 }
 
 /// A checkpoint of the run after `epoch` epochs, and the test accuracy then.
@@ -296,14 +331,57 @@ void save_checkpoint(const io::CheckpointManager& manager, const Options& o, io:
   in_checkpoint_dir(o, [&] { manager.save(state.step, io::to_checkpoint(state)); });
 }
 
+/// The sum over ranks of every rank's `tree` (the tree itself in one process).
+Variables sum_over_ranks(const Variables& tree, const Ranks& ranks) {
+#ifdef WEFT_TRAIN_DATA_PARALLEL
+  if (ranks.size > 1) return dist::psum(tree);
+#endif
+  (void)ranks;
+  return tree;
+}
+
+/// The test accuracy; with several ranks, each counts the correct answers of its part of the test set.
 template <class Model>
-double evaluate(const Model& model, const Variables& variables, const Tensor& images, const Tensor& labels) {
-  std::int64_t correct = 0;
-  for (const io::Batch& b : io::batches(images, labels, 1000, std::nullopt, false)) {
-    const Tensor logits = nn::apply(model, variables, b.images, /*train=*/false);
-    correct += static_cast<std::int64_t>(sum(argmax(logits, -1) == b.labels).item());
+double evaluate(const Model& model, const Variables& variables, const Tensor& images, const Tensor& labels,
+                const Ranks& ranks) {
+  const std::int64_t n = images.shape()[0];
+  const std::int64_t first = n * ranks.rank / ranks.size, last = n * (ranks.rank + 1) / ranks.size;
+  std::int32_t correct = 0;
+  if (last > first) {
+    for (const io::Batch& b : io::batches(slice_axis(images, 0, first, last), slice_axis(labels, 0, first, last), 1000,
+                                          std::nullopt, false)) {
+      const Tensor logits = nn::apply(model, variables, b.images, /*train=*/false);
+      correct += static_cast<std::int32_t>(sum(argmax(logits, -1) == b.labels).item());
+    }
   }
-  return static_cast<double>(correct) / static_cast<double>(images.shape()[0]);
+  const Variables total = sum_over_ranks(Variables::from_leaves({{"eval/correct", full(Shape{}, correct)}}), ranks);
+  return static_cast<double>(total.at("eval/correct").to_int_vector()[0]) / static_cast<double>(n);
+}
+
+/// CRC-32 of the parameters: each leaf's path and its float32 bytes, in path order.
+std::uint32_t params_crc32(const Variables& variables) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const auto& [path, t] : variables.collection("params").leaves()) {
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(path.data()), static_cast<uInt>(path.size()));
+    const std::vector<float> v = t.to_vector();
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(v.data()), static_cast<uInt>(v.size() * sizeof(float)));
+  }
+  return static_cast<std::uint32_t>(crc);
+}
+
+/// Checks that every rank holds the same parameters (the point of a deterministic reduction), so
+/// that the checksum on the final line stands for all of them.
+void check_ranks_agree(std::uint32_t crc, const Ranks& ranks) {
+  if (ranks.size == 1) return;
+#ifdef WEFT_TRAIN_DATA_PARALLEL
+  const auto word = static_cast<std::int32_t>(crc);
+  const Variables root = dist::broadcast(Variables::from_leaves({{"check/crc", full(Shape{}, word)}}), 0);
+  const bool same = root.at("check/crc").to_int_vector()[0] == word;
+  const Variables differ = dist::psum(Variables::from_leaves({{"check/differ", full(Shape{}, same ? 0 : 1)}}));
+  if (const std::int32_t n = differ.at("check/differ").to_int_vector()[0]; n != 0)
+    throw Error("the parameters of " + std::to_string(n) + " rank(s) differ from rank 0's after training; the "
+                "data-parallel reduction should keep them identical (a bug in weft::dist: please report it)");
+#endif
 }
 
 /// --data-dir names a directory; a file there would otherwise read as "directory does not exist".
@@ -346,16 +424,23 @@ void check_data(const io::FashionMnist& data, const Options& o) {
 }
 
 template <class Model>
-int train(const Model& model, const Options& o) {
+int train(const Model& model, const Options& o, const Ranks& ranks) {
   const auto start = std::chrono::steady_clock::now();
   check_data_dir(o);
   const io::FashionMnist data = io::load_fashion_mnist(o.data_dir);
   check_data(data, o);
+  if (o.batch_size % ranks.size != 0)
+    usage_error("--batch-size " + std::to_string(o.batch_size) + " does not split evenly over " +
+                std::to_string(ranks.size) + " ranks; use a multiple of " + std::to_string(ranks.size));
   const Key root(o.seed);
   const Key init_key = fold_in(root, 0), shuffle_key = fold_in(root, 1), dropout_key = fold_in(root, 2);
 
   Variables variables = nn::init(model, init_key, slice_axis(data.train_images, 0, 0, 2), /*train=*/false);
-  std::cout << "model=" << o.model << ": " << variables.collection("params").num_elements() << " parameters\n";
+  if (ranks.leader()) {
+    std::cout << "model=" << o.model << ": " << variables.collection("params").num_elements() << " parameters";
+    if (ranks.size > 1) std::cout << ", " << ranks.size << " ranks of " << o.batch_size / ranks.size << " examples a step";
+    std::cout << "\n";
+  }
 
   const std::int64_t steps_per_epoch = io::num_batches(data.train_images.shape()[0], o.batch_size, true);
   const auto optimizer = optim::adam(optim::cosine_decay_schedule(o.lr, steps_per_epoch * o.epochs));
@@ -379,20 +464,26 @@ int train(const Model& model, const Options& o) {
       step = restart->state.step;
       first_epoch = restart->epoch + 1;
       accuracy = restart->accuracy;
-      std::cout << "resuming after epoch " << restart->epoch << " (step " << step << ") from " << o.checkpoint_dir << "\n";
+      if (ranks.leader())
+        std::cout << "resuming after epoch " << restart->epoch << " (step " << step << ") from " << o.checkpoint_dir
+                  << "\n";
     } else if (o.eval_only) {
       throw Error("no checkpoint in --checkpoint-dir " + o.checkpoint_dir + "; train with --checkpoint-dir first");
     } else {
-      std::cout << "no checkpoint in " << o.checkpoint_dir << " yet: training from the start\n";
+      if (ranks.leader()) std::cout << "no checkpoint in " << o.checkpoint_dir << " yet: training from the start\n";
     }
   }
   if (o.eval_only) {
     const auto eval_start = std::chrono::steady_clock::now();
-    accuracy = evaluate(model, variables, data.test_images, data.test_labels);
+    accuracy = evaluate(model, variables, data.test_images, data.test_labels, ranks);
     const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f\n", o.model.c_str(), accuracy, wall,
-                static_cast<double>(data.test_images.shape()[0]) / std::max(eval_s, 1e-9));
+    const std::uint32_t crc = params_crc32(variables);
+    check_ranks_agree(crc, ranks);
+    if (ranks.leader())
+      std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f params_crc32=%08x\n",
+                  o.model.c_str(), accuracy, wall, static_cast<double>(data.test_images.shape()[0]) / std::max(eval_s, 1e-9),
+                  crc);
     return 0;
   }
 
@@ -403,14 +494,27 @@ int train(const Model& model, const Options& o) {
     Progress progress(epoch, o.epochs, steps_per_epoch);
     double loss_sum = 0;
     std::int64_t done = 0;
-    for (const io::Batch& b :
-         io::batches(data.train_images, data.train_labels, o.batch_size, fold_in(shuffle_key, epoch), true)) {
-      auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(variables, b.images, b.labels, fold_in(dropout_key, step));
+    for (const io::Batch& b : io::sharded_batches(data.train_images, data.train_labels, o.batch_size,
+                                                  fold_in(shuffle_key, epoch), true, io::Shard{ranks.rank, ranks.size})) {
+      // With several ranks each draws its own dropout masks, as each device does in a pmap program.
+      const Key step_key = ranks.size == 1 ? fold_in(dropout_key, step) : fold_in(fold_in(dropout_key, step), ranks.rank);
+      auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(variables, b.images, b.labels, step_key);
+      if (ranks.size > 1) {
+        // One reduction per step: the gradients, the batch statistics (so that every rank keeps the
+        // same ones) and the loss, averaged over the ranks' equal shares of the global batch.
+        const Variables mean =
+            sum_over_ranks(grads.merge(state).merge(Variables::from_leaves({{"metrics/loss", loss}})), ranks);
+        const auto scale = [&](const Tensor& t) { return t / static_cast<float>(ranks.size); };
+        grads = tree_map(scale, mean.collection("params"));
+        state = state.empty() ? state : tree_map(scale, mean.collection("batch_stats"));
+        loss = scale(mean.at("metrics/loss"));
+      }
       auto [updates, new_opt_state] = optimizer.update(grads, opt_state, variables.collection("params"));
       opt_state = std::move(new_opt_state);
       variables = optim::apply_updates(variables.collection("params"), updates).merge(state);
       const double batch_loss = loss.item();
       if (!std::isfinite(batch_loss)) {
+        if (!ranks.leader()) return 1;
         std::cerr << "\nweft-train: training diverged: the loss is " << batch_loss << " at step " << step + 1
                   << " (epoch " << epoch << "); use a smaller --lr (got " << o.lr << ")\n";
         return 1;
@@ -419,23 +523,52 @@ int train(const Model& model, const Options& o) {
       ++done;
       ++step;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-      progress.update(done, loss_sum / static_cast<double>(done),
-                      static_cast<double>(done * o.batch_size) / std::max(seconds, 1e-9));
+      if (ranks.leader())
+        progress.update(done, loss_sum / static_cast<double>(done),
+                        static_cast<double>(done * o.batch_size) / std::max(seconds, 1e-9));
     }
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     trained += done * o.batch_size;
-    accuracy = evaluate(model, variables, data.test_images, data.test_labels);
-    if (checkpoints) save_checkpoint(*checkpoints, o, {variables, opt_state, step, root, {}}, epoch, accuracy);
+    accuracy = evaluate(model, variables, data.test_images, data.test_labels, ranks);
+    if (checkpoints && ranks.leader())
+      save_checkpoint(*checkpoints, o, {variables, opt_state, step, root, {}}, epoch, accuracy);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    std::printf("epoch %d/%d: train loss %.4f, test accuracy %.4f (%.1f s)\n", epoch, o.epochs,
-                loss_sum / static_cast<double>(done), accuracy, seconds);
-    std::fflush(stdout);
+    if (ranks.leader()) {
+      std::printf("epoch %d/%d: train loss %.4f, test accuracy %.4f (%.1f s)\n", epoch, o.epochs,
+                  loss_sum / static_cast<double>(done), accuracy, seconds);
+      std::fflush(stdout);
+    }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double examples_per_s = trained > 0 ? static_cast<double>(trained) / std::max(train_seconds, 1e-9) : 0.0;
-  std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f\n", o.model.c_str(), accuracy, wall,
-              examples_per_s);
+  const std::uint32_t crc = params_crc32(variables);
+  check_ranks_agree(crc, ranks);
+  if (ranks.leader())
+    std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f params_crc32=%08x\n",
+                o.model.c_str(), accuracy, wall, examples_per_s, crc);
   return 0;
+}
+
+/// Runs the training and turns its errors into messages: with several ranks, an error on one rank
+/// ends the job (the others may be waiting for it in a collective), and names the rank.
+int run(const Options& o, const Ranks& ranks) {
+  const std::string who = ranks.size > 1 ? "weft-train (rank " + std::to_string(ranks.rank) + "): " : "weft-train: ";
+  const auto fail = [&](const std::string& message) {
+    std::cerr << who << message << "\n";
+#ifdef WEFT_TRAIN_DATA_PARALLEL
+    if (ranks.size > 1) dist::abort(1);
+#endif
+    return 1;
+  };
+  try {
+    if (o.model == "cnn") return train(ConvModel{.drop_rate = o.dropout}, o, ranks);
+    return train(ResidualModel{.drop_rate = o.dropout}, o, ranks);
+  } catch (const io::DataError& e) {
+    return fail(std::string(e.what()) + "\n(weft-train reads the files from --data-dir, default " +
+                std::string(io::kFashionMnistDir) + ")");
+  } catch (const Error& e) {
+    return fail(e.what());
+  }
 }
 
 }  // namespace
@@ -443,15 +576,11 @@ int train(const Model& model, const Options& o) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  try {
-    if (o.model == "cnn") return train(ConvModel{}, o);
-    return train(ResidualModel{}, o);
-  } catch (const io::DataError& e) {
-    std::cerr << "weft-train: " << e.what() << "\n(weft-train reads the files from --data-dir, default "
-              << io::kFashionMnistDir << ")\n";
-    return 1;
-  } catch (const Error& e) {
-    std::cerr << "weft-train: " << e.what() << "\n";
-    return 1;
+#ifdef WEFT_TRAIN_DATA_PARALLEL
+  if (o.data_parallel) {
+    const dist::Session mpi(argc, argv);
+    return run(o, Ranks{mpi.rank(), mpi.size()});
   }
+#endif
+  return run(o, Ranks{});
 }
