@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -67,16 +68,17 @@ void sum_in_place(T* data, std::size_t n, const char* op) {
     x.wait();
   }
   std::copy_n(data + mine, count, received.data() + count * static_cast<std::size_t>(me));
-  for (std::size_t i = 0; i < count; ++i) {
-    T total = received[i];
-    for (int r = 1; r < ranks; ++r) {
-      const T v = received[count * static_cast<std::size_t>(r) + i];
-      if constexpr (std::is_same_v<T, float>)
-        total += v;
-      else  // int32 sums wrap, without the undefined behaviour of a signed overflow
-        total = static_cast<T>(static_cast<std::uint32_t>(total) + static_cast<std::uint32_t>(v));
+  // Each element: rank 0's value + rank 1's + ..., in that order (rank by rank, so the loops vectorise).
+  T* __restrict total = data + mine;
+  std::copy_n(received.data(), count, total);
+  for (int r = 1; r < ranks; ++r) {
+    const T* __restrict v = received.data() + count * static_cast<std::size_t>(r);
+    if constexpr (std::is_same_v<T, float>) {
+      for (std::size_t i = 0; i < count; ++i) total[i] += v[i];
+    } else {  // int32 sums wrap, without the undefined behaviour of a signed overflow
+      for (std::size_t i = 0; i < count; ++i)
+        total[i] = static_cast<T>(static_cast<std::uint32_t>(total[i]) + static_cast<std::uint32_t>(v[i]));
     }
-    data[mine + i] = total;
   }
   Exchange x(op);
   for (int peer = 0; peer < ranks; ++peer) {
@@ -99,8 +101,9 @@ void reduce_dtype(std::vector<std::pair<std::string, Tensor>>& leaves, DType dty
   std::size_t at = 0;
   for (const auto& [path, t] : leaves) {
     if (t.dtype() != dtype) continue;
-    std::copy_n(weft::detail::data<T>(t), t.size(), flat.data() + at);
-    at += static_cast<std::size_t>(t.size());
+    const auto n = static_cast<std::size_t>(t.size());
+    std::copy_n(weft::detail::data<T>(t), n, flat.data() + at);
+    at += n;
   }
   const std::size_t bucket = kBucketBytes / sizeof(T);
   for (std::size_t start = 0; start < total; start += bucket)
@@ -110,11 +113,12 @@ void reduce_dtype(std::vector<std::pair<std::string, Tensor>>& leaves, DType dty
     if (t.dtype() != dtype) continue;
     Tensor out = weft::detail::empty(t.shape(), dtype);
     T* po = weft::detail::mutable_data<T>(out);
-    for (std::int64_t i = 0; i < t.size(); ++i) {
-      const T v = flat[at + static_cast<std::size_t>(i)];
-      po[i] = divisor == 1 ? v : static_cast<T>(v / static_cast<T>(divisor));
-    }
-    at += static_cast<std::size_t>(t.size());
+    const auto n = static_cast<std::size_t>(t.size());
+    if (divisor == 1)
+      std::copy_n(flat.data() + at, n, po);
+    else
+      for (std::size_t i = 0; i < n; ++i) po[i] = static_cast<T>(flat[at + i] / static_cast<T>(divisor));
+    at += n;
     t = std::move(out);
   }
 }

@@ -68,7 +68,10 @@ void Exchange::recv(void* data, std::size_t bytes, int peer, int tag) {
 void Exchange::wait() {
   Comm& c = comm();
   const auto start = std::chrono::steady_clock::now();
-  for (long spins = 0;; ++spins) {
+  // Busy polling, as MPI's own collectives wait: each call moves the transfers on (a large message
+  // goes in many fragments), and a rank is given a core of its own. Only a rank that has waited a
+  // second, for a slower or a stuck peer, polls every millisecond.
+  for (;;) {
     int done = 0;
     check(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE), op_,
           "MPI_Testall");
@@ -77,10 +80,9 @@ void Exchange::wait() {
       peers_.clear();
       return;
     }
-    if (std::chrono::steady_clock::now() - start > c.timeout) break;
-    // Spin first (a step's collectives usually complete within microseconds), then yield the core
-    // to the kernels of other ranks on the same machine.
-    if (spins > 2000) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited > c.timeout) break;
+    if (waited > std::chrono::seconds(1)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::vector<int> missing;
   for (std::size_t i = 0; i < requests_.size(); ++i) {
