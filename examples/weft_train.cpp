@@ -340,6 +340,15 @@ Variables sum_over_ranks(const Variables& tree, const Ranks& ranks) {
   return tree;
 }
 
+/// The mean over ranks of every rank's `tree` (the tree itself in one process).
+Variables mean_over_ranks(const Variables& tree, const Ranks& ranks) {
+#ifdef WEFT_TRAIN_DATA_PARALLEL
+  if (ranks.size > 1) return dist::pmean(tree);
+#endif
+  (void)ranks;
+  return tree;
+}
+
 /// The test accuracy; with several ranks, each counts the correct answers of its part of the test set.
 template <class Model>
 double evaluate(const Model& model, const Variables& variables, const Tensor& images, const Tensor& labels,
@@ -503,11 +512,10 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
         // One reduction per step: the gradients, the batch statistics (so that every rank keeps the
         // same ones) and the loss, averaged over the ranks' equal shares of the global batch.
         const Variables mean =
-            sum_over_ranks(grads.merge(state).merge(Variables::from_leaves({{"metrics/loss", loss}})), ranks);
-        const auto scale = [&](const Tensor& t) { return t / static_cast<float>(ranks.size); };
-        grads = tree_map(scale, mean.collection("params"));
-        state = state.empty() ? state : tree_map(scale, mean.collection("batch_stats"));
-        loss = scale(mean.at("metrics/loss"));
+            mean_over_ranks(grads.merge(state).merge(Variables::from_leaves({{"metrics/loss", loss}})), ranks);
+        grads = mean.collection("params");
+        state = mean.collection("batch_stats");
+        loss = mean.at("metrics/loss");
       }
       auto [updates, new_opt_state] = optimizer.update(grads, opt_state, variables.collection("params"));
       opt_state = std::move(new_opt_state);

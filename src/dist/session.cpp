@@ -41,28 +41,32 @@ void check(int code, const char* op, const char* call) {
                           std::string_view(text.data(), static_cast<std::size_t>(length))));
 }
 
-void Exchange::send(const void* data, std::size_t bytes, int peer, int tag) {
-  const auto* p = static_cast<const char*>(data);
+// Posts one message in pieces of at most kMaxMessageBytes, each its own request.
+template <class Post>
+void post_pieces(std::vector<MPI_Request>& requests, std::vector<int>& peers, char* p, std::size_t bytes, int peer,
+                 Post post) {
   do {
     const std::size_t n = std::min(bytes, kMaxMessageBytes);
-    requests_.push_back(MPI_REQUEST_NULL);
-    peers_.push_back(peer);
-    check(MPI_Isend(p, static_cast<int>(n), MPI_BYTE, peer, tag, comm().comm, &requests_.back()), op_, "MPI_Isend");
+    requests.push_back(MPI_REQUEST_NULL);
+    peers.push_back(peer);
+    post(p, static_cast<int>(n), &requests.back());
     p += n;
     bytes -= n;
   } while (bytes > 0);
 }
 
+void Exchange::send(const void* data, std::size_t bytes, int peer, int tag) {
+  // MPI_Isend reads the buffer only; post_pieces walks it as char*.
+  post_pieces(requests_, peers_, const_cast<char*>(static_cast<const char*>(data)), bytes, peer,
+              [&](char* p, int n, MPI_Request* r) {
+                check(MPI_Isend(p, n, MPI_BYTE, peer, tag, comm().comm, r), op_, "MPI_Isend");
+              });
+}
+
 void Exchange::recv(void* data, std::size_t bytes, int peer, int tag) {
-  auto* p = static_cast<char*>(data);
-  do {
-    const std::size_t n = std::min(bytes, kMaxMessageBytes);
-    requests_.push_back(MPI_REQUEST_NULL);
-    peers_.push_back(peer);
-    check(MPI_Irecv(p, static_cast<int>(n), MPI_BYTE, peer, tag, comm().comm, &requests_.back()), op_, "MPI_Irecv");
-    p += n;
-    bytes -= n;
-  } while (bytes > 0);
+  post_pieces(requests_, peers_, static_cast<char*>(data), bytes, peer, [&](char* p, int n, MPI_Request* r) {
+    check(MPI_Irecv(p, n, MPI_BYTE, peer, tag, comm().comm, r), op_, "MPI_Irecv");
+  });
 }
 
 void Exchange::wait() {
