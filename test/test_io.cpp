@@ -536,7 +536,7 @@ TEST_CASE("sharded_batches: the shards of each global batch are its rows, split 
       std::vector<std::vector<std::int32_t>> joined(static_cast<std::size_t>(io::num_batches(n, 8, drop_last)));
       for (int index = 0; index < count; ++index) {
         const auto shards = io::sharded_batches(images, labels, 8, Key(3), drop_last, io::Shard{index, count});
-        REQUIRE(std::ranges::distance(shards) == static_cast<std::ptrdiff_t>(joined.size()));
+        REQUIRE(ranges::distance(shards) == static_cast<std::ptrdiff_t>(joined.size()));
         std::size_t b = 0;
         for (const io::Batch& shard : shards) {
           const auto rows = shard.labels.to_int_vector();

@@ -7,7 +7,9 @@
 //     step(b.images, b.labels);   // 128 / size rows: this rank's part of the global batch
 #include <cstdint>
 #include <optional>
-#include <ranges>
+
+#include <range/v3/view/iota.hpp>
+#include <range/v3/view/transform.hpp>
 
 #include "weft/io/batches.hpp"
 #include "weft/random.hpp"
@@ -40,8 +42,9 @@ void check_shard(Shard shard, std::int64_t global_batch_size);
   detail::check_shard(shard, global_batch_size);
   const std::int64_t n = images.shape()[0];
   Tensor order = shuffle_key ? permutation(*shuffle_key, n) : Tensor();
-  return std::views::iota(std::int64_t{0}, num_batches(n, global_batch_size, drop_last)) |
-         std::views::transform([images = std::move(images), labels = std::move(labels), order = std::move(order),
+  // range-v3 as in io::batches: clang 14 cannot compile libstdc++ 12's std::views.
+  return ranges::views::iota(std::int64_t{0}, num_batches(n, global_batch_size, drop_last)) |
+         ranges::views::transform([images = std::move(images), labels = std::move(labels), order = std::move(order),
                                 global_batch_size, n, shard](std::int64_t b) {
            const std::int64_t start = b * global_batch_size;
            const auto [first, last] = detail::shard_rows(shard, start, start + std::min(global_batch_size, n - start));
