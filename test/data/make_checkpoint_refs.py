@@ -62,11 +62,14 @@ def reference():
         "double": np.array([1.0 / 3.0, -2.0, 1e-3], dtype=np.float64),
     }
     x = f32(2, 4)
-    h = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+    # The forward pass in float64, rounded once at the end: float32 matmuls round differently with
+    # the SIMD width NumPy dispatches to, so y would depend on the machine that runs the check.
+    d = lambda a: a.astype(np.float64)
+    h = d(x) @ d(params["Dense_0"]["kernel"]) + d(params["Dense_0"]["bias"])
     bn, stats = params["BatchNorm_0"], batch_stats["BatchNorm_0"]
-    h = (h - stats["mean"]) / np.sqrt(stats["var"] + np.float32(EPS)) * bn["scale"] + bn["bias"]
+    h = (h - d(stats["mean"])) / np.sqrt(d(stats["var"]) + EPS) * d(bn["scale"]) + d(bn["bias"])
     h = np.maximum(h, 0)
-    y = (h @ params["Dense_1"]["kernel"] + params["Dense_1"]["bias"]).astype(np.float32)
+    y = (h @ d(params["Dense_1"]["kernel"]) + d(params["Dense_1"]["bias"])).astype(np.float32)
     return {"params": params, "batch_stats": batch_stats}, extras, x, y
 
 
