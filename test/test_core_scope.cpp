@@ -125,6 +125,18 @@ TEST_CASE("make_rng derives keys as Flax: fold_in(stream key, sha1(path names, c
   CHECK(got[3] == fold_in(key, 0x4267b6f3u));
 }
 
+TEST_CASE("make_rng hashes a counter past 255 as its minimal big-endian bytes") {
+  // Python: int.from_bytes(hashlib.sha1(b'\x01\x00').digest()[:4], 'big') == 0x0e356ba5.
+  const Key key(7);
+  Key last = key;
+  auto f = [&](core::Scope& s, const Tensor& x) {
+    for (int i = 0; i < 256; ++i) last = s.make_rng("params");
+    return x;
+  };
+  (void)core::init(f)(key, ones(Shape{1}));
+  CHECK(last == fold_in(key, 0x0e356ba5u));
+}
+
 TEST_CASE("keys depend on the path and the call count, not on the order siblings run in") {
   auto keys = [](bool a_first) {
     std::map<std::string, Key> out;

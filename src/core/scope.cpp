@@ -1,8 +1,10 @@
 #include "weft/core/scope.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <string>
 
-#include <boost/uuid/detail/sha1.hpp>
+#include <openssl/evp.h>
 
 #include "../format.hpp"
 #include "weft/error.hpp"
@@ -18,19 +20,27 @@ using weft::detail::quoted;
 /// first 4 digest bytes as a big-endian uint32. `joined` holds the names with '/' between them (no
 /// name contains one), so the bytes hashed are those of the names back to back.
 std::uint32_t hash_path(std::string_view joined, std::uint32_t counter) {
-  boost::uuids::detail::sha1 sha;
+  std::string data;
+  data.reserve(joined.size() + 4);
   for (const char ch : joined)
-    if (ch != '/') sha.process_byte(static_cast<unsigned char>(ch));
-  unsigned char bytes[4];
-  int len = 0;
+    if (ch != '/') data += ch;
+  bool leading = true;  // the counter's minimal big-endian bytes: no leading zero bytes
   for (int shift = 24; shift >= 0; shift -= 8) {
     const auto b = static_cast<unsigned char>((counter >> shift) & 0xffu);
-    if (len > 0 || b != 0) bytes[len++] = b;
+    leading = leading && b == 0;
+    if (!leading) data += static_cast<char>(b);
   }
-  sha.process_bytes(bytes, static_cast<std::size_t>(len));
-  boost::uuids::detail::sha1::digest_type digest;
-  sha.get_digest(digest);
-  return static_cast<std::uint32_t>(digest[0]);  // digest words are big-endian: word 0 is bytes 0..3
+  // OpenSSL's libcrypto: a supported SHA-1 (Boost's is an undocumented internal whose digest type
+  // changed between releases, which would silently change every key).
+  const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha1(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1 || length < 4)
+    throw Error("weft::core::Scope::make_rng: OpenSSL's SHA-1 failed (libcrypto could not hash the scope path)");
+  return std::uint32_t{digest[0]} << 24 | std::uint32_t{digest[1]} << 16 | std::uint32_t{digest[2]} << 8 |
+         std::uint32_t{digest[3]};  // the digest's first 4 bytes, big-endian
 }
 
 }  // namespace
@@ -44,13 +54,6 @@ std::string Mutable::str() const {
     first = false;
   }
   return s + "}";
-}
-
-Tensor Initializer::operator()(Key key, const Shape& shape) const {
-  if (!fn_)
-    throw ValueError("weft::core::Initializer: an empty initializer was called for a parameter of shape " +
-                     shape.str() + "; give the layer an initializer such as core::initializers::zeros()");
-  return (*fn_)(key, shape);
 }
 
 // ---------------------------------------------------------------- Variable
