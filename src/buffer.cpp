@@ -13,7 +13,7 @@ namespace weft::detail {
 
 namespace {
 
-constexpr std::align_val_t kAlignment{64};  // one cache line; the width of an AVX-512 register
+constexpr std::align_val_t kAlignment{kDataAlignment};
 constexpr std::size_t kCachedFrom = 64 * 1024;  // smaller tensors keep their elements beside their impl
 constexpr std::size_t kHugeFrom = 4 * 1024 * 1024;       // blocks worth transparent huge pages
 constexpr std::size_t kHugeAlignment = 2 * 1024 * 1024;

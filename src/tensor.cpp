@@ -35,8 +35,6 @@ struct TrailingAllocator {
   }
 };
 
-constexpr std::uintptr_t kDataAlignment = 64;  // a cache line; the width of an AVX-512 register
-
 }  // namespace
 
 std::size_t byte_size(const Shape& shape, DType dtype) {

@@ -30,7 +30,7 @@ int resave(const fs::path& data, const fs::path& out) {
                        io::load_safetensors_metadata(data / "mlp.safetensors"));
   const Variables flax = io::load_flax_msgpack(data / "mlp.msgpack");
   io::save_flax_msgpack(out / "mlp.msgpack", flax);
-  const auto chunked = io::internal::flax_msgpack_bytes(flax, 16);
+  const auto chunked = io::detail::flax_msgpack_bytes(flax, 16);
   std::ofstream f(out / "mlp_chunked.msgpack", std::ios::binary);
   f.write(reinterpret_cast<const char*>(chunked.data()), static_cast<std::streamsize>(chunked.size()));
   return f.good() ? 0 : 1;

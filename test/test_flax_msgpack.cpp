@@ -141,13 +141,13 @@ TEST_CASE("flax msgpack: arrays above the chunk size are written and read in Fla
                     bytes_of({0x82}) + str("0") + bytes_of({5}) + str("1") + bytes_of({1}) + str("chunks") +
                     bytes_of({0x83}) + str("0") + chunk({1, 2}) + str("1") + chunk({3, 4}) + str("2") + chunk({5});
   const Bytes expected = bytes_of({0x81}) + str("params") + bytes_of({0x82}) + str("big") + big + str("small") + chunk({9, 8});
-  const Bytes written = io::internal::flax_msgpack_bytes(v, 8);
+  const Bytes written = io::detail::flax_msgpack_bytes(v, 8);
   CHECK(written == expected);
   check_identical(io::from_flax_msgpack_bytes(written), v);
   // Chunks hold max(1, max_chunk_bytes / 4) elements: 10 bytes give 2 elements, 3 bytes 1.
-  CHECK(io::internal::flax_msgpack_bytes(v, 10) == expected);
-  check_identical(io::from_flax_msgpack_bytes(io::internal::flax_msgpack_bytes(v, 3)), v);
-  check_identical(io::from_flax_msgpack_bytes(io::internal::flax_msgpack_bytes(every_kind_of_leaf(), 16)), every_kind_of_leaf());
+  CHECK(io::detail::flax_msgpack_bytes(v, 10) == expected);
+  check_identical(io::from_flax_msgpack_bytes(io::detail::flax_msgpack_bytes(v, 3)), v);
+  check_identical(io::from_flax_msgpack_bytes(io::detail::flax_msgpack_bytes(every_kind_of_leaf(), 16)), every_kind_of_leaf());
 }
 
 TEST_CASE("flax msgpack: NumPy scalars, plain numbers, wider dtypes and empty dicts load as Flax writes them") {
@@ -194,7 +194,7 @@ TEST_CASE("flax msgpack: NumPy scalars, plain numbers, wider dtypes and empty di
 }
 
 TEST_CASE("flax msgpack: every truncation of a valid file is a DataError") {
-  const Bytes whole = io::internal::flax_msgpack_bytes(every_kind_of_leaf(), 64);
+  const Bytes whole = io::detail::flax_msgpack_bytes(every_kind_of_leaf(), 64);
   for (std::size_t n = 0; n < whole.size(); n += (n < 200 ? 1 : 37)) {
     INFO("first " << n << " bytes");
     const Bytes part(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(n));

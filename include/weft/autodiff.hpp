@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "weft/ops.hpp"  // stop_gradient: the value without its graph, so the caller does not keep it alive
 #include "weft/tensor.hpp"
 
 namespace weft {
@@ -77,9 +78,6 @@ struct ValueAuxAndGrad {
   G grad;
 };
 
-/// The value of a recorded tensor without its graph (so the caller does not keep the graph alive).
-Tensor stop_gradient_value(const Tensor& t);
-
 namespace autodiff::detail {
 
 template <class F, class X, class... Args>
@@ -108,7 +106,7 @@ auto value_and_grad(F f) {
     Tensor value = autodiff::detail::run_recorded(f, x, leaves, std::forward<Args>(args)...);
     autodiff::check_scalar_output(value, "value_and_grad");
     auto g = autodiff::detail::grads_of(x, value, leaves);
-    return ValueAndGrad<autodiff::gradient_t<X>>{stop_gradient_value(value), std::move(g)};
+    return ValueAndGrad<autodiff::gradient_t<X>>{stop_gradient(value), std::move(g)};
   };
 }
 
@@ -121,7 +119,7 @@ auto value_and_grad_with_aux(F f) {
     auto [value, aux] = autodiff::detail::run_recorded(f, x, leaves, std::forward<Args>(args)...);
     autodiff::check_scalar_output(value, "value_and_grad_with_aux");
     auto g = autodiff::detail::grads_of(x, value, leaves);
-    return ValueAuxAndGrad<autodiff::gradient_t<X>, std::decay_t<decltype(aux)>>{stop_gradient_value(value),
+    return ValueAuxAndGrad<autodiff::gradient_t<X>, std::decay_t<decltype(aux)>>{stop_gradient(value),
                                                                                 std::move(aux), std::move(g)};
   };
 }

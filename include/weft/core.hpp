@@ -3,6 +3,7 @@
 #include "weft/core/activation.hpp"
 #include "weft/core/attention.hpp"
 #include "weft/core/conv.hpp"
+#include "weft/core/initializer.hpp"
 #include "weft/core/initializers.hpp"
 #include "weft/core/linear.hpp"
 #include "weft/core/normalization.hpp"

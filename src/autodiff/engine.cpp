@@ -85,6 +85,4 @@ std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leav
 
 }  // namespace autodiff
 
-Tensor stop_gradient_value(const Tensor& t) { return weft::detail::detach(t); }
-
 }  // namespace weft

@@ -2,7 +2,19 @@
 
 #include <cmath>
 
+#include "weft/error.hpp"
 #include "weft/ops.hpp"
+
+namespace weft::core {
+
+Tensor Initializer::operator()(Key key, const Shape& shape) const {
+  if (!fn_)
+    throw ValueError("weft::core::Initializer: an empty initializer was called for a parameter of shape " +
+                     shape.str() + "; give the layer an initializer such as core::initializers::zeros()");
+  return (*fn_)(key, shape);
+}
+
+}  // namespace weft::core
 
 namespace weft::core::initializers {
 

@@ -17,7 +17,7 @@ std::int64_t num_batches(std::int64_t n, std::int64_t batch_size, bool drop_last
   return drop_last || n == 0 ? n / batch_size : (n - 1) / batch_size + 1;
 }
 
-namespace batch_detail {
+namespace detail {
 
 void check_batches(const Tensor& images, const Tensor& labels, std::int64_t batch_size) {
   if (!images.defined() || !labels.defined())
@@ -43,6 +43,6 @@ Batch gather_batch(const Tensor& images, const Tensor& labels, const Tensor& ord
   return {take(images, rows), take(labels, rows)};
 }
 
-}  // namespace batch_detail
+}  // namespace detail
 
 }  // namespace weft::io

@@ -56,7 +56,7 @@ std::string hidden_name(std::string_view name, std::string_view kind) {
 void remove_or_fail(const fs::path& path, const char* op) {
   std::error_code ec;
   fs::remove_all(path, ec);
-  if (ec) internal::fail(op, path, "cannot be removed (" + ec.message() + ")");
+  if (ec) detail::fail(op, path, "cannot be removed (" + ec.message() + ")");
 }
 
 }  // namespace
@@ -74,7 +74,7 @@ std::optional<std::int64_t> CheckpointManager::latest_step() const {
   const fs::path path = directory_ / kLatest;
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
-  const internal::InputFile file(path, "CheckpointManager::latest_step");
+  const detail::InputFile file(path, "CheckpointManager::latest_step");
   if (file.size() > 64) file.fail("is not a checkpoint pointer (more than 64 bytes); it should hold a name such as step_000100");
   std::string text(file.size(), '\0');
   file.read(0, std::as_writable_bytes(std::span(text)));
@@ -96,7 +96,7 @@ std::vector<std::int64_t> CheckpointManager::all_steps() const {
     // Steps above `latest` are saves that were interrupted before they were published.
     if (step && *step <= *latest && entry.is_directory(ec)) steps.push_back(*step);
   }
-  if (ec) internal::fail("CheckpointManager::all_steps", directory_, "cannot be listed (" + ec.message() + ")");
+  if (ec) detail::fail("CheckpointManager::all_steps", directory_, "cannot be listed (" + ec.message() + ")");
   std::ranges::sort(steps);
   return steps;
 }
@@ -110,7 +110,7 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
                      std::to_string(*latest) + " in " + directory_.string() + "; steps must increase");
   std::error_code ec;
   fs::create_directories(directory_, ec);
-  if (ec) internal::fail(op, directory_, "cannot be created (" + ec.message() + ")");
+  if (ec) detail::fail(op, directory_, "cannot be created (" + ec.message() + ")");
   // Leftovers of interrupted saves and deletions: temporary entries, and this very step renamed but
   // not yet published (complete steps of other numbers stay: they are whole, only unpublished).
   const std::string name = step_name(step);
@@ -119,16 +119,16 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
     if (entry_name.starts_with(kLeftoverPrefix) || entry_name.starts_with(kLatestLeftoverPrefix) || entry_name == name)
       remove_or_fail(entry.path(), op);
   }
-  if (ec) internal::fail(op, directory_, "cannot be listed (" + ec.message() + ")");
+  if (ec) detail::fail(op, directory_, "cannot be listed (" + ec.message() + ")");
 
   const fs::path temp = directory_ / hidden_name(name, "tmp");
   fs::create_directory(temp, ec);
-  if (ec) internal::fail(op, temp, "cannot be created (" + ec.message() + ")");
+  if (ec) detail::fail(op, temp, "cannot be created (" + ec.message() + ")");
   save_safetensors(temp / kFile, checkpoint.variables, checkpoint.metadata);  // flushes the file and `temp`
   fs::rename(temp, directory_ / name, ec);
-  if (ec) internal::fail(op, directory_ / name, "cannot be put in place (" + ec.message() + ")");
-  internal::sync_directory(directory_, op);
-  internal::AtomicFile pointer(directory_ / kLatest, op);
+  if (ec) detail::fail(op, directory_ / name, "cannot be put in place (" + ec.message() + ")");
+  detail::sync_directory(directory_, op);
+  detail::AtomicFile pointer(directory_ / kLatest, op);
   pointer.write(name + "\n");
   pointer.commit();
 
@@ -139,8 +139,8 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
   for (const std::int64_t old : steps) {
     const fs::path doomed = directory_ / hidden_name(step_name(old), "deleting");
     fs::rename(step_directory(old), doomed, ec);
-    if (ec) internal::fail(op, step_directory(old), "cannot be removed (" + ec.message() + ")");
-    internal::sync_directory(directory_, op);
+    if (ec) detail::fail(op, step_directory(old), "cannot be removed (" + ec.message() + ")");
+    detail::sync_directory(directory_, op);
     remove_or_fail(doomed, op);
   }
 }

@@ -13,7 +13,7 @@
 #include <system_error>
 #include <utility>
 
-namespace weft::io::internal {
+namespace weft::io::detail {
 
 namespace fs = std::filesystem;
 
@@ -164,4 +164,4 @@ void sync_directory(const fs::path& dir, const char* op) {
   if (synced != 0) fail(op, dir, "cannot flush the directory to disk (" + errno_text(err) + ")");
 }
 
-}  // namespace weft::io::internal
+}  // namespace weft::io::detail

@@ -11,7 +11,7 @@
 
 #include "weft/io/data_error.hpp"
 
-namespace weft::io::internal {
+namespace weft::io::detail {
 
 /// "weft::io::op: path: what", the form of every checkpoint error.
 [[noreturn]] void fail(const char* op, const std::filesystem::path& path, std::string_view what);
@@ -30,7 +30,7 @@ class InputFile {
   /// The whole file mapped read-only (private mapping); empty for an empty file.
   [[nodiscard]] std::span<const std::byte> map();
 
-  [[noreturn]] void fail(std::string_view what) const { internal::fail(op_, path_, what); }
+  [[noreturn]] void fail(std::string_view what) const { detail::fail(op_, path_, what); }
 
  private:
   std::filesystem::path path_;
@@ -60,7 +60,7 @@ class AtomicFile {
   void write(const char* data, std::size_t size) { write(std::string_view(data, size)); }
   void commit();
 
-  [[noreturn]] void fail(std::string_view what) const { internal::fail(op_, path_, what); }
+  [[noreturn]] void fail(std::string_view what) const { detail::fail(op_, path_, what); }
 
  private:
   void flush();
@@ -73,4 +73,4 @@ class AtomicFile {
 /// fsync of a directory, so that the entries just renamed or removed in it are durable.
 void sync_directory(const std::filesystem::path& dir, const char* op);
 
-}  // namespace weft::io::internal
+}  // namespace weft::io::detail

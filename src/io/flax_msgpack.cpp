@@ -96,7 +96,7 @@ class FlaxWriter {
   }
 
   void write_leaf(const Tensor& t) {
-    const std::string_view dtype = internal::stored_dtype_of(t.dtype()).numpy_name;
+    const std::string_view dtype = detail::stored_dtype_of(t.dtype()).numpy_name;
     const std::span<const std::byte> bytes =
         t.dtype() == DType::float32 ? std::as_bytes(t.values<float>()) : std::as_bytes(t.values<std::int32_t>());
     const auto dims = t.shape().to_vector();
@@ -152,7 +152,7 @@ class FlaxWriter {
 struct ArrayView {
   std::vector<std::int64_t> dims;
   std::uint64_t elements;
-  const internal::StoredDType* dtype;
+  const detail::StoredDType* dtype;
   const std::byte* data;
 };
 
@@ -195,7 +195,7 @@ class FlaxReader {
   }
 
  private:
-  [[noreturn]] void fail(std::string_view what) const { internal::fail(op_, name_, what); }
+  [[noreturn]] void fail(std::string_view what) const { detail::fail(op_, name_, what); }
   [[noreturn]] void fail_at(const std::string& path, std::string_view what) const {
     fail("at " + weft::detail::quoted(path) + ": " + std::string(what));
   }
@@ -268,7 +268,7 @@ class FlaxReader {
       case msgpack::type::FLOAT32:
       case msgpack::type::FLOAT64: {
         float f = 0;
-        internal::decode(internal::StoredType::float64, reinterpret_cast<const std::byte*>(&o.via.f64), 1,
+        detail::decode(detail::StoredType::float64, reinterpret_cast<const std::byte*>(&o.via.f64), 1,
                          reinterpret_cast<std::byte*>(&f));
         leaves_.emplace_back(path, Tensor(f));
         return;
@@ -305,10 +305,10 @@ class FlaxReader {
     if (dtype.type != msgpack::type::STR && dtype.type != msgpack::type::BIN)
       fail_at(path, "the array's dtype is " + type_name(dtype) + ", not a name such as \"float32\"");
     const std::string_view dtype_name(dtype.via.str.ptr, dtype.via.str.size);
-    view.dtype = internal::find_numpy_dtype(dtype_name);
+    view.dtype = detail::find_numpy_dtype(dtype_name);
     if (view.dtype == nullptr)
       fail_at(path, "the array has dtype " + weft::detail::quoted(dtype_name) + ", which weft cannot load (" +
-                        std::string(internal::kLoadableNumpy) + ")");
+                        std::string(detail::kLoadableNumpy) + ")");
     if (data.type != msgpack::type::BIN && data.type != msgpack::type::STR)
       fail_at(path, "the array's data is " + type_name(data) + ", not bytes");
     const std::uint64_t size = data.via.bin.size;
@@ -337,8 +337,8 @@ class FlaxReader {
   }
 
   static Tensor tensor(const ArrayView& a) {
-    Tensor t = weft::detail::empty(Shape(a.dims), internal::loaded_dtype(a.dtype->type));
-    internal::decode(a.dtype->type, a.data, a.elements, weft::detail::mutable_data<std::byte>(t));
+    Tensor t = weft::detail::empty(Shape(a.dims), detail::loaded_dtype(a.dtype->type));
+    detail::decode(a.dtype->type, a.data, a.elements, weft::detail::mutable_data<std::byte>(t));
     return t;
   }
 
@@ -373,10 +373,10 @@ class FlaxReader {
     if (parts.empty() || sum != total)
       fail_at(path, "the chunks hold " + std::to_string(sum) + " elements but the shape " + weft::detail::extents_str(dims) +
                         " needs " + std::to_string(total));
-    Tensor t = weft::detail::empty(Shape(dims), internal::loaded_dtype(parts.front().dtype->type));
+    Tensor t = weft::detail::empty(Shape(dims), detail::loaded_dtype(parts.front().dtype->type));
     std::byte* dst = weft::detail::mutable_data<std::byte>(t);
     for (const ArrayView& part : parts) {
-      internal::decode(part.dtype->type, part.data, part.elements, dst);
+      detail::decode(part.dtype->type, part.data, part.elements, dst);
       dst += part.elements * 4;
     }
     return t;
@@ -390,7 +390,7 @@ class FlaxReader {
 
 }  // namespace
 
-std::vector<std::byte> internal::flax_msgpack_bytes(const Variables& variables, std::uint64_t max_chunk_bytes) {
+std::vector<std::byte> detail::flax_msgpack_bytes(const Variables& variables, std::uint64_t max_chunk_bytes) {
   std::vector<std::byte> out;
   ByteSink sink{out};
   FlaxWriter<ByteSink>(sink, max_chunk_bytes).write(variables);
@@ -398,17 +398,17 @@ std::vector<std::byte> internal::flax_msgpack_bytes(const Variables& variables, 
 }
 
 std::vector<std::byte> to_flax_msgpack_bytes(const Variables& variables) {
-  return internal::flax_msgpack_bytes(variables, internal::kFlaxMaxChunkBytes);
+  return detail::flax_msgpack_bytes(variables, detail::kFlaxMaxChunkBytes);
 }
 
 void save_flax_msgpack(const fs::path& path, const Variables& variables) {
-  internal::AtomicFile file(path, "save_flax_msgpack");
-  FlaxWriter<internal::AtomicFile>(file, internal::kFlaxMaxChunkBytes).write(variables);
+  detail::AtomicFile file(path, "save_flax_msgpack");
+  FlaxWriter<detail::AtomicFile>(file, detail::kFlaxMaxChunkBytes).write(variables);
   file.commit();
 }
 
 Variables load_flax_msgpack(const fs::path& path) {
-  internal::InputFile file(path, "load_flax_msgpack");
+  detail::InputFile file(path, "load_flax_msgpack");
   return FlaxReader(file.map(), "load_flax_msgpack", path).read();
 }
 

@@ -7,7 +7,7 @@
 
 #include "weft/variables.hpp"
 
-namespace weft::io::internal {
+namespace weft::io::detail {
 
 /// flax.serialization.MAX_CHUNK_SIZE: arrays of more bytes are written in chunks.
 inline constexpr std::uint64_t kFlaxMaxChunkBytes = std::uint64_t{1} << 30;
@@ -16,4 +16,4 @@ inline constexpr std::uint64_t kFlaxMaxChunkBytes = std::uint64_t{1} << 30;
 /// _chunk does, in chunks of max(1, max_chunk_bytes / itemsize) elements.
 [[nodiscard]] std::vector<std::byte> flax_msgpack_bytes(const Variables& variables, std::uint64_t max_chunk_bytes);
 
-}  // namespace weft::io::internal
+}  // namespace weft::io::detail

@@ -36,12 +36,12 @@ struct Source {
   std::function<void(std::uint64_t offset, std::span<std::byte> out)> read;
   const char* op;
   fs::path name;
-  [[noreturn]] void fail(std::string_view what) const { internal::fail(op, name, what); }
+  [[noreturn]] void fail(std::string_view what) const { detail::fail(op, name, what); }
 };
 
 struct Entry {
   std::string name;
-  const internal::StoredDType* dtype;
+  const detail::StoredDType* dtype;
   Shape shape;
   std::uint64_t begin, end;  // in the data section
 };
@@ -70,10 +70,10 @@ Entry parse_entry(const Source& src, const std::string& name, const Json& info, 
     if (!info.contains(field)) src.fail(where + " has no \"" + std::string(field) + "\" in the header");
   const Json& dtype = info["dtype"];
   if (!dtype.is_string()) src.fail(where + " has dtype " + describe(dtype) + "; it must be a string such as \"F32\"");
-  const auto* stored = internal::find_safetensors_dtype(dtype.get_ref<const std::string&>());
+  const auto* stored = detail::find_safetensors_dtype(dtype.get_ref<const std::string&>());
   if (stored == nullptr)
     src.fail(where + " has dtype " + describe(dtype) + ", which weft cannot load (" +
-             std::string(internal::kLoadableSafetensors) + "); convert it before saving");
+             std::string(detail::kLoadableSafetensors) + "); convert it before saving");
   const Json& shape = info["shape"];
   if (!shape.is_array()) src.fail(where + " has shape " + describe(shape) + "; it must be an array of extents");
   if (shape.size() > static_cast<std::size_t>(Shape::kMaxRank))
@@ -178,7 +178,7 @@ Variables read_tensors(const Source& src) {
   Header h = read_header(src);
   std::vector<std::pair<std::string, Tensor>> leaves;
   leaves.reserve(h.entries.size());
-  for (const Entry& e : h.entries) leaves.emplace_back(e.name, weft::detail::empty(e.shape, internal::loaded_dtype(e.dtype->type)));
+  for (const Entry& e : h.entries) leaves.emplace_back(e.name, weft::detail::empty(e.shape, detail::loaded_dtype(e.dtype->type)));
   // The tree is built before the data is read, so that a name that is not a weft path fails before
   // the (possibly large) read. Nothing else sees the tensors until this returns.
   Variables out;
@@ -193,7 +193,7 @@ Variables read_tensors(const Source& src) {
     const Entry& e = h.entries[i];
     auto* dst = weft::detail::mutable_data<std::byte>(leaves[i].second);
     const std::uint64_t bytes = e.end - e.begin;
-    if (e.dtype->type == internal::StoredType::float32 || e.dtype->type == internal::StoredType::int32) {
+    if (e.dtype->type == detail::StoredType::float32 || e.dtype->type == detail::StoredType::int32) {
       src.read(h.data_start + e.begin, std::span(dst, bytes));
       continue;
     }
@@ -202,14 +202,14 @@ Variables read_tensors(const Source& src) {
     for (std::uint64_t done = 0; done < bytes;) {
       const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(bytes - done, kConvertChunkBytes));
       src.read(h.data_start + e.begin + done, std::span(chunk.get(), n));
-      internal::decode(e.dtype->type, chunk.get(), n / item, dst + done / item * 4);
+      detail::decode(e.dtype->type, chunk.get(), n / item, dst + done / item * 4);
       done += n;
     }
   }
   return out;
 }
 
-Source file_source(const internal::InputFile& file, const char* op, const fs::path& path) {
+Source file_source(const detail::InputFile& file, const char* op, const fs::path& path) {
   return {file.size(), [&file](std::uint64_t offset, std::span<std::byte> out) { file.read(offset, out); }, op, path};
 }
 
@@ -217,7 +217,7 @@ Source memory_source(std::span<const std::byte> bytes, const char* op, const std
   Source src{bytes.size(), {}, op, name};
   src.read = [bytes, op, name](std::uint64_t offset, std::span<std::byte> out) {
     if (offset > bytes.size() || out.size() > bytes.size() - offset)
-      internal::fail(op, name, "is truncated");  // read_header's checks keep every read in range
+      detail::fail(op, name, "is truncated");  // read_header's checks keep every read in range
     if (!out.empty()) std::memcpy(out.data(), bytes.data() + offset, out.size());
   };
   return src;
@@ -237,7 +237,7 @@ Encoded encode(const std::vector<std::pair<std::string, Tensor>>& leaves, const 
   for (const auto& [path, t] : leaves) {
     const std::span<const std::byte> bytes =
         t.dtype() == DType::float32 ? std::as_bytes(t.values<float>()) : std::as_bytes(t.values<std::int32_t>());
-    header[path] = {{"dtype", internal::stored_dtype_of(t.dtype()).safetensors_name},
+    header[path] = {{"dtype", detail::stored_dtype_of(t.dtype()).safetensors_name},
                     {"shape", t.shape().to_vector()},
                     {"data_offsets", {offset, offset + bytes.size()}}};
     offset += bytes.size();
@@ -257,7 +257,7 @@ Encoded encode(const std::vector<std::pair<std::string, Tensor>>& leaves, const 
 void save_safetensors(const fs::path& path, const Variables& variables, const SafetensorsMetadata& metadata) {
   const auto leaves = variables.leaves();
   const Encoded encoded = encode(leaves, metadata);
-  internal::AtomicFile file(path, "save_safetensors");
+  detail::AtomicFile file(path, "save_safetensors");
   file.write(encoded.prefix);
   for (const auto& bytes : encoded.data) file.write(bytes);
   file.commit();
@@ -273,12 +273,12 @@ std::vector<std::byte> to_safetensors_bytes(const Variables& variables, const Sa
 }
 
 Variables load_safetensors(const fs::path& path) {
-  const internal::InputFile file(path, "load_safetensors");
+  const detail::InputFile file(path, "load_safetensors");
   return read_tensors(file_source(file, "load_safetensors", path));
 }
 
 SafetensorsMetadata load_safetensors_metadata(const fs::path& path) {
-  const internal::InputFile file(path, "load_safetensors_metadata");
+  const detail::InputFile file(path, "load_safetensors_metadata");
   return read_header(file_source(file, "load_safetensors_metadata", path)).metadata;
 }
 

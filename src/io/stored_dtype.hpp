@@ -13,7 +13,7 @@
 
 #include "weft/dtype.hpp"
 
-namespace weft::io::internal {
+namespace weft::io::detail {
 
 static_assert(std::endian::native == std::endian::little,
               "weft's checkpoint readers and writers copy little-endian data as it is in memory");
@@ -107,4 +107,4 @@ inline void decode(StoredType from, const std::byte* src, std::size_t count, std
   }
 }
 
-}  // namespace weft::io::internal
+}  // namespace weft::io::detail

@@ -14,4 +14,7 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepd
 /// How many elements each output of a mean over normalised `axes` averages; a ValueError naming
 /// `op` when there are none.
 std::int64_t averaged_count(const Shape& shape, const std::vector<int>& axes, const char* op);
+/// `t` (x reduced over `axes`) with the reduced axes kept as extent 1, so that it broadcasts
+/// against x (a gradient's shape on the way back).
+Tensor keep_axes(const Tensor& t, const Shape& x_shape, const std::vector<int>& axes, bool keepdims);
 }  // namespace weft::detail

@@ -1,4 +1,4 @@
-// Reductions over axes (sum, mean) and the reduction kernel they share with max/min.
+// Reductions over axes (sum, mean, var) and the reduction kernel they share with the extrema.
 #include <algorithm>
 #include <limits>
 
@@ -31,6 +31,10 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepd
       dims.push_back(1);
   }
   return Shape(dims);
+}
+
+Tensor keep_axes(const Tensor& t, const Shape& x_shape, const std::vector<int>& axes, bool keepdims) {
+  return keepdims ? t : alias(t, reduced_shape(x_shape, axes, true));
 }
 
 std::int64_t averaged_count(const Shape& shape, const std::vector<int>& axes, const char* op) {
@@ -223,6 +227,26 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
   const std::int64_t n = detail::averaged_count(x.shape(), ax, "mean");
   const Tensor xf = x.dtype() == DType::float32 ? x : astype(x, DType::float32);
   return sum(xf, Axes(ax), keepdims) * (1.0f / static_cast<float>(n));
+}
+
+Tensor var(const Tensor& x, const Axes& axes, bool keepdims) {
+  detail::require_defined(x, "var");
+  const auto ax = detail::normalize_axes(axes, x.rank(), "var");
+  const std::int64_t n = detail::averaged_count(x.shape(), ax, "var");
+  const Tensor xf = x.dtype() == DType::float32 ? detail::detach(x) : astype(x, DType::float32);
+  const float inv_n = 1.0f / static_cast<float>(n);
+  // Two passes (the mean, then the mean of squared deviations): E[x^2] - E[x]^2 would cancel
+  // catastrophically when the mean is large compared with the spread.
+  const Tensor m = detail::reduce_raw(xf, ax, true, detail::ReduceKind::sum) * inv_n;
+  const Tensor d = xf - m;
+  Tensor out = detail::reduce_raw(square(d), ax, keepdims, detail::ReduceKind::sum) * inv_n;
+  if (autodiff::any_tracked(x)) {
+    // d/dx mean((x - m)^2) = 2 (x - m) / n: the term through m vanishes because sum(x - m) = 0.
+    autodiff::record(out, "var", {&x}, [d, ax, keepdims, inv_n](const Tensor& g, std::span<Tensor> gr) {
+      gr[0] = d * (detail::keep_axes(g, d.shape(), ax, keepdims) * (2.0f * inv_n));
+    });
+  }
+  return out;
 }
 
 }  // namespace weft

@@ -35,7 +35,7 @@ void adam_kernel(const AdamStep& c, const float* g, const float* m, const float*
                  float* v2, float* u, std::int64_t n) {
   // By value, and restrict pointers: with the constants behind a reference every store could
   // change them, and the compiler reloads them in the loop.
-  internal::for_chunks(n, [=](std::int64_t b, std::int64_t e) {
+  detail::for_chunks(n, [=](std::int64_t b, std::int64_t e) {
     const AdamStep k = c;
     const float* __restrict pg = g;
     const float* __restrict pm = m;
@@ -59,7 +59,7 @@ void adam_kernel(const AdamStep& c, const float* g, const float* m, const float*
 
 void check_rate(float b, const char* name, const char* op) {
   if (!(b >= 0.0f && b < 1.0f))
-    throw ValueError(internal::where(op) + ": " + name + " is " + std::to_string(b) +
+    throw ValueError(detail::where(op) + ": " + name + " is " + std::to_string(b) +
                      "; it must be in [0, 1) (the decay rate of a moment estimate, e.g. 0.9 or 0.999)");
 }
 
@@ -68,28 +68,28 @@ GradientTransformation make_adam(AdamConfig config) {
   check_rate(config.b1, "b1", op);
   check_rate(config.b2, "b2", op);
   if (!std::isfinite(config.eps) || config.eps < 0.0f)
-    throw ValueError(internal::where(op) + ": eps is " + std::to_string(config.eps) +
+    throw ValueError(detail::where(op) + ": eps is " + std::to_string(config.eps) +
                      "; it must be a small non-negative number such as 1e-8");
   if (!std::isfinite(config.weight_decay) || config.weight_decay < 0.0f)
-    throw ValueError(internal::where(op) + ": weight_decay is " + std::to_string(config.weight_decay) +
+    throw ValueError(detail::where(op) + ": weight_decay is " + std::to_string(config.weight_decay) +
                      "; it must be 0 or positive (e.g. 1e-4); a negative decay would grow the weights");
   GradientTransformation out;
   out.init = [](const Variables& params) {
     const Variables moments = tree_map([](const Tensor& p) { return zeros(p.shape()); }, params);
-    return internal::count_state(0).merge(moments.prefixed("mu")).merge(moments.prefixed("nu"));
+    return detail::count_state(0).merge(moments.prefixed("mu")).merge(moments.prefixed("nu"));
   };
   out.update = [config = std::move(config)](const Variables& grads, const Variables& state, const Variables& params) {
     const char* op = config.op();
-    const std::int32_t count = internal::read_count(state, op);
-    const Variables mu = internal::state_part(state, "mu", grads, op);
-    const Variables nu = internal::state_part(state, "nu", grads, op);
+    const std::int32_t count = detail::read_count(state, op);
+    const Variables mu = detail::state_part(state, "mu", grads, op);
+    const Variables nu = detail::state_part(state, "nu", grads, op);
     if (config.decoupled) {
       if (params.empty() && !grads.empty())
-        throw ValueError(internal::where(op) + ": update needs the params for the weight decay; call "
+        throw ValueError(detail::where(op) + ": update needs the params for the weight decay; call "
                          "update(grads, state, params)");
-      internal::check_structure(grads, "the gradients", params, "the params", op);
+      detail::check_structure(grads, "the gradients", params, "the params", op);
     }
-    const std::int32_t t = internal::next_count(count);
+    const std::int32_t t = detail::next_count(count);
     AdamStep c{};
     c.b1 = config.b1;
     c.b2 = config.b2;
@@ -105,9 +105,9 @@ GradientTransformation make_adam(AdamConfig config) {
     mus.reserve(grads.size());
     nus.reserve(grads.size());
     const auto step = [&](std::string_view path, const Tensor& g, const Tensor& m, const Tensor& v, const Tensor* p) {
-      internal::check_leaf(path, g, &m, "the state's mu", op);
-      internal::check_leaf(path, g, &v, "the state's nu", op);
-      if (p != nullptr) internal::check_leaf(path, g, p, "the param", op);
+      detail::check_leaf(path, g, &m, "the state's mu", op);
+      detail::check_leaf(path, g, &v, "the state's nu", op);
+      if (p != nullptr) detail::check_leaf(path, g, p, "the param", op);
       Tensor m2 = weft::detail::empty(g.shape(), DType::float32);
       Tensor v2 = weft::detail::empty(g.shape(), DType::float32);
       Tensor u = weft::detail::empty(g.shape(), DType::float32);
@@ -128,9 +128,9 @@ GradientTransformation make_adam(AdamConfig config) {
                 return step(path, g, m, v, nullptr);
               },
                        grads, mu, nu);
-    Variables next = internal::count_state(t)
-                         .merge(internal::rebuild(grads, mus).prefixed("mu"))
-                         .merge(internal::rebuild(grads, nus).prefixed("nu"));
+    Variables next = detail::count_state(t)
+                         .merge(detail::rebuild(grads, mus).prefixed("mu"))
+                         .merge(detail::rebuild(grads, nus).prefixed("nu"));
     return std::pair{std::move(updates), std::move(next)};
   };
   return out;

@@ -41,7 +41,7 @@ float norm_of(const Variables& tree, const char* op) {
   double total = 0.0;
   tree_map(
       [&](std::string_view path, const Tensor& t) {
-        internal::check_leaf(path, t, nullptr, "", op);
+        detail::check_leaf(path, t, nullptr, "", op);
         total += sum_squares(t);
         return t;
       },
@@ -67,7 +67,7 @@ GradientTransformation clip_by_global_norm(float max_norm) {
           Tensor u = weft::detail::empty(g.shape(), DType::float32);
           const float* pg = data<float>(g);
           float* pu = weft::detail::mutable_data<float>(u);
-          internal::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
+          detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
 #pragma omp simd
             for (std::int64_t i = b; i < e; ++i) pu[i] = (pg[i] / norm) * max_norm;
           });

@@ -4,7 +4,7 @@
 
 #include <limits>
 
-namespace weft::optim::internal {
+namespace weft::optim::detail {
 
 namespace {
 using weft::detail::quoted;
@@ -81,4 +81,4 @@ Variables rebuild(const Variables& like, std::vector<Tensor>& values) {
   return tree_map([&](const Tensor&) { return std::move(values[i++]); }, like);
 }
 
-}  // namespace weft::optim::internal
+}  // namespace weft::optim::detail

@@ -11,7 +11,7 @@
 #include "../tensor_impl.hpp"
 #include "weft/optim/transform.hpp"
 
-namespace weft::optim::internal {
+namespace weft::optim::detail {
 
 /// "weft::optim::" + op, the start of every message.
 std::string where(const char* op);
@@ -45,4 +45,4 @@ void for_chunks(std::int64_t n, F&& f) {
   weft::detail::parallel_for(n, weft::detail::kParallelGrain, std::forward<F>(f));
 }
 
-}  // namespace weft::optim::internal
+}  // namespace weft::optim::detail

@@ -19,7 +19,7 @@ Tensor scaled(const Tensor& g, float scale) {
   Tensor u = weft::detail::empty(g.shape(), DType::float32);
   const float* pg = data<float>(g);
   float* pu = mutable_data<float>(u);
-  internal::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
+  detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
 #pragma omp simd
     for (std::int64_t i = b; i < e; ++i) pu[i] = scale * pg[i];
   });
@@ -29,7 +29,7 @@ Tensor scaled(const Tensor& g, float scale) {
 /// t' = g + momentum * t; u = scale * (nesterov ? g + momentum * t' : t'), in one pass.
 template <bool kNesterov>
 void momentum_kernel(const float* g, const float* t, float* t2, float* u, std::int64_t n, float momentum, float scale) {
-  internal::for_chunks(n, [&](std::int64_t b, std::int64_t e) {
+  detail::for_chunks(n, [&](std::int64_t b, std::int64_t e) {
 #pragma omp simd
     for (std::int64_t i = b; i < e; ++i) {
       const float ti = g[i] + momentum * t[i];
@@ -48,31 +48,31 @@ GradientTransformation sgd(LearningRate learning_rate, float momentum, bool nest
   const bool has_trace = momentum != 0.0f;
   GradientTransformation out;
   out.init = [has_trace](const Variables& params) {
-    Variables state = internal::count_state(0);
+    Variables state = detail::count_state(0);
     if (has_trace)
       state = state.merge(tree_map([](const Tensor& p) { return zeros(p.shape()); }, params).prefixed("trace"));
     return state;
   };
   out.update = [learning_rate = std::move(learning_rate), momentum, nesterov, has_trace](
                    const Variables& grads, const Variables& state, const Variables&) {
-    const std::int32_t count = internal::read_count(state, kOp);
+    const std::int32_t count = detail::read_count(state, kOp);
     const float scale = -learning_rate.at(count, kOp);
-    Variables next = internal::count_state(internal::next_count(count));
+    Variables next = detail::count_state(detail::next_count(count));
     if (!has_trace) {
       Variables updates = tree_map(
           [scale](std::string_view path, const Tensor& g) {
-            internal::check_leaf(path, g, nullptr, "", kOp);
+            detail::check_leaf(path, g, nullptr, "", kOp);
             return scaled(g, scale);
           },
           grads);
       return std::pair{std::move(updates), std::move(next)};
     }
-    const Variables trace = internal::state_part(state, "trace", grads, kOp);
+    const Variables trace = detail::state_part(state, "trace", grads, kOp);
     std::vector<Tensor> traces;
     traces.reserve(grads.size());
     Variables updates = tree_map(
         [&](std::string_view path, const Tensor& g, const Tensor& t) {
-          internal::check_leaf(path, g, &t, "the state's trace", kOp);
+          detail::check_leaf(path, g, &t, "the state's trace", kOp);
           Tensor t2 = weft::detail::empty(g.shape(), DType::float32);
           Tensor u = weft::detail::empty(g.shape(), DType::float32);
           (nesterov ? momentum_kernel<true> : momentum_kernel<false>)(data<float>(g), data<float>(t),
@@ -82,7 +82,7 @@ GradientTransformation sgd(LearningRate learning_rate, float momentum, bool nest
           return u;
         },
         grads, trace);
-    next = next.merge(internal::rebuild(grads, traces).prefixed("trace"));
+    next = next.merge(detail::rebuild(grads, traces).prefixed("trace"));
     return std::pair{std::move(updates), std::move(next)};
   };
   return out;

@@ -40,15 +40,15 @@ GradientTransformation chain(std::vector<GradientTransformation> parts) {
 
 Variables apply_updates(const Variables& params, const Variables& updates) {
   constexpr const char* op = "apply_updates";
-  internal::check_structure(params, "the params", updates, "the updates", op);
+  detail::check_structure(params, "the params", updates, "the updates", op);
   return tree_map(
       [](std::string_view path, const Tensor& p, const Tensor& u) -> Tensor {
         if (p.dtype() != DType::float32 || u.dtype() != DType::float32)
-          throw DTypeError(internal::where(op) + ": at \"" + std::string(path) + "\" the param is " +
+          throw DTypeError(detail::where(op) + ": at \"" + std::string(path) + "\" the param is " +
                            std::string(name(p.dtype())) + " and the update " + std::string(name(u.dtype())) +
                            "; optimizers update float32 params only");
         if (p.shape() != u.shape())
-          throw ShapeError(internal::where(op) + ": at \"" + std::string(path) + "\" the param is " +
+          throw ShapeError(detail::where(op) + ": at \"" + std::string(path) + "\" the param is " +
                            std::string(name(p.dtype())) + " " + p.shape().str() + " but the update is " +
                            std::string(name(u.dtype())) + " " + u.shape().str() +
                            "; updates must have the params' shapes");
@@ -57,7 +57,7 @@ Variables apply_updates(const Variables& params, const Variables& updates) {
         const float* pp = weft::detail::data<float>(p);
         const float* pu = weft::detail::data<float>(u);
         float* po = weft::detail::mutable_data<float>(out);
-        internal::for_chunks(p.size(), [&](std::int64_t b, std::int64_t e) {
+        detail::for_chunks(p.size(), [&](std::int64_t b, std::int64_t e) {
 #pragma omp simd
           for (std::int64_t i = b; i < e; ++i) po[i] = pp[i] + pu[i];
         });

@@ -20,8 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include <boost/container/small_vector.hpp>
-
+#include "weft/core/initializer.hpp"
 #include "weft/random.hpp"
 #include "weft/tensor.hpp"
 #include "weft/variables.hpp"
@@ -30,23 +29,6 @@ namespace weft::core {
 
 /// Named random streams: {"params": key, "dropout": key2}.
 using Rngs = std::map<std::string, Key, std::less<>>;
-
-/// An initializer: (key, shape) -> a new tensor of that shape. Holds any such callable, shared and
-/// immutable, so that copying an initializer (every module value holds some) costs a reference count.
-class Initializer {
- public:
-  Initializer() = default;  // empty: "no initializer"; calling it is an error
-  template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, Initializer> && std::is_invocable_r_v<Tensor, const F&, Key, const Shape&>)
-  Initializer(F f)  // NOLINT: any (key, shape) -> Tensor callable is an initializer
-      : fn_(std::make_shared<const std::function<Tensor(Key, const Shape&)>>(std::move(f))) {}
-
-  Tensor operator()(Key key, const Shape& shape) const;
-  explicit operator bool() const noexcept { return fn_ != nullptr; }
-
- private:
-  std::shared_ptr<const std::function<Tensor(Key, const Shape&)>> fn_;
-};
 
 /// Which collections may change during a call: none, all, a list, or all except a list
 /// (Flax's mutable=False / True / [...] / DenyList([...])).
@@ -178,8 +160,8 @@ class Scope {
 
   detail::ScopeRoot* root_;
   std::string joined_;  // the module names from the root, joined with '/': "Dense_0/inner" ("" for the root)
-  // (name, collection) pairs claimed in this scope; a handful per scope: a flat list kept inline.
-  boost::container::small_vector<std::pair<std::string, std::string>, 4> reserved_;
+  // (name, collection) pairs claimed in this scope; a handful per scope, so a flat list.
+  std::vector<std::pair<std::string, std::string>> reserved_;
 };
 
 namespace detail {

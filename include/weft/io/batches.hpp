@@ -28,14 +28,14 @@ struct Batch {
 /// batch_size <= 0 or n < 0.
 [[nodiscard]] std::int64_t num_batches(std::int64_t n, std::int64_t batch_size, bool drop_last);
 
-namespace batch_detail {
+namespace detail {
 /// Throws (naming io::batches) unless images and labels are defined, of rank >= 1, with the same
 /// number of rows, and batch_size > 0.
 void check_batches(const Tensor& images, const Tensor& labels, std::int64_t batch_size);
 /// Rows order[start:stop) of images and labels (rows start..stop-1 when `order` is empty).
 [[nodiscard]] Batch gather_batch(const Tensor& images, const Tensor& labels, const Tensor& order, std::int64_t start,
                                  std::int64_t stop);
-}  // namespace batch_detail
+}  // namespace detail
 
 /// The batches of one epoch, as a sized random-access view of io::Batch. Without a key the rows
 /// come in their order; with one, in the order permutation(*shuffle_key, n) (use a new key for
@@ -44,7 +44,7 @@ void check_batches(const Tensor& images, const Tensor& labels, std::int64_t batc
 /// so reading an element twice gathers twice.
 [[nodiscard]] inline auto batches(Tensor images, Tensor labels, std::int64_t batch_size,
                                   std::optional<Key> shuffle_key, bool drop_last) {
-  batch_detail::check_batches(images, labels, batch_size);
+  detail::check_batches(images, labels, batch_size);
   const std::int64_t n = images.shape()[0];
   Tensor order = shuffle_key ? permutation(*shuffle_key, n) : Tensor();
   return ranges::views::iota(std::int64_t{0}, num_batches(n, batch_size, drop_last)) |
@@ -52,7 +52,7 @@ void check_batches(const Tensor& images, const Tensor& labels, std::int64_t batc
              [images = std::move(images), labels = std::move(labels), order = std::move(order), batch_size, n](
                  std::int64_t b) {
                const std::int64_t start = b * batch_size;
-               return batch_detail::gather_batch(images, labels, order, start, start + std::min(batch_size, n - start));
+               return detail::gather_batch(images, labels, order, start, start + std::min(batch_size, n - start));
              });
 }
 

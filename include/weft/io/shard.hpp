@@ -38,7 +38,7 @@ void check_shard(Shard shard, std::int64_t global_batch_size);
 /// false) is split as evenly as its size allows, some shards getting a row more.
 [[nodiscard]] inline auto sharded_batches(Tensor images, Tensor labels, std::int64_t global_batch_size,
                                           std::optional<Key> shuffle_key, bool drop_last, Shard shard) {
-  batch_detail::check_batches(images, labels, global_batch_size);
+  detail::check_batches(images, labels, global_batch_size);
   detail::check_shard(shard, global_batch_size);
   const std::int64_t n = images.shape()[0];
   Tensor order = shuffle_key ? permutation(*shuffle_key, n) : Tensor();
@@ -48,7 +48,7 @@ void check_shard(Shard shard, std::int64_t global_batch_size);
                                 global_batch_size, n, shard](std::int64_t b) {
            const std::int64_t start = b * global_batch_size;
            const auto [first, last] = detail::shard_rows(shard, start, start + std::min(global_batch_size, n - start));
-           return batch_detail::gather_batch(images, labels, order, first, last);
+           return detail::gather_batch(images, labels, order, first, last);
          });
 }
 

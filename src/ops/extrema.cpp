@@ -1,4 +1,4 @@
-// Reductions built on the shared kernel: max, min, var, argmax, logsumexp.
+// Extrema: max, min and argmax, and logsumexp (which shifts by the maximum), on the shared kernel.
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -13,11 +13,6 @@ using detail::map_binary;
 
 namespace {
 
-/// `t` (reduced over `ax`) with the reduced axes kept as extent 1, so that it broadcasts against x.
-Tensor keep_axes(const Tensor& t, const Shape& x_shape, const std::vector<int>& ax, bool keepdims) {
-  return keepdims ? t : detail::alias(t, detail::reduced_shape(x_shape, ax, true));
-}
-
 Tensor extremum(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
   const char* op = is_max ? "max" : "min";
   detail::require_defined(x, op);
@@ -27,9 +22,9 @@ Tensor extremum(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
     // As JAX: the gradient is shared equally among the positions that attain the extremum.
     autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
       const Shape& sx = vx.shape();
-      const Tensor hit = astype(vx == keep_axes(vy, sx, ax, keepdims), DType::float32);
+      const Tensor hit = astype(vx == detail::keep_axes(vy, sx, ax, keepdims), DType::float32);
       const Tensor count = detail::reduce_raw(hit, ax, true, detail::ReduceKind::sum);
-      gr[0] = hit * (keep_axes(g, sx, ax, keepdims) / count);
+      gr[0] = hit * (detail::keep_axes(g, sx, ax, keepdims) / count);
     });
   }
   return out;
@@ -39,26 +34,6 @@ Tensor extremum(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
 
 Tensor max(const Tensor& x, const Axes& axes, bool keepdims) { return extremum(x, axes, keepdims, true); }
 Tensor min(const Tensor& x, const Axes& axes, bool keepdims) { return extremum(x, axes, keepdims, false); }
-
-Tensor var(const Tensor& x, const Axes& axes, bool keepdims) {
-  detail::require_defined(x, "var");
-  const auto ax = detail::normalize_axes(axes, x.rank(), "var");
-  const std::int64_t n = detail::averaged_count(x.shape(), ax, "var");
-  const Tensor xf = x.dtype() == DType::float32 ? detach(x) : astype(x, DType::float32);
-  const float inv_n = 1.0f / static_cast<float>(n);
-  // Two passes (the mean, then the mean of squared deviations): E[x^2] - E[x]^2 would cancel
-  // catastrophically when the mean is large compared with the spread.
-  const Tensor m = detail::reduce_raw(xf, ax, true, detail::ReduceKind::sum) * inv_n;
-  const Tensor d = xf - m;
-  Tensor out = detail::reduce_raw(square(d), ax, keepdims, detail::ReduceKind::sum) * inv_n;
-  if (autodiff::any_tracked(x)) {
-    // d/dx mean((x - m)^2) = 2 (x - m) / n: the term through m vanishes because sum(x - m) = 0.
-    autodiff::record(out, "var", {&x}, [d, ax, keepdims, inv_n](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = d * (keep_axes(g, d.shape(), ax, keepdims) * (2.0f * inv_n));
-    });
-  }
-  return out;
-}
 
 namespace {
 
@@ -164,7 +139,7 @@ Tensor logsumexp(const Tensor& x, const Axes& axes, bool keepdims) {
     autodiff::record(out, "logsumexp", {&x}, [vx, m, ls, ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
       const Tensor shifted = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return a - b; });
       const Tensor w = map_binary<float, float>(shifted, ls, "logsumexp", [](float a, float b) { return std::exp(a - b); });
-      gr[0] = w * keep_axes(g, vx.shape(), ax, keepdims);
+      gr[0] = w * detail::keep_axes(g, vx.shape(), ax, keepdims);
     });
   }
   return out;
