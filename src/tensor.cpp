@@ -79,6 +79,21 @@ Tensor alias(const Tensor& t, const Shape& shape) {
   return TensorAccess::make(std::move(impl));
 }
 
+Tensor view(const Tensor& t, std::size_t byte_offset, const Shape& shape) {
+  const auto& src = TensorAccess::impl(t);
+  const std::size_t bytes = byte_size(shape, src->dtype);
+  if (byte_offset % kDataAlignment != 0 || byte_offset > byte_size(src->shape, src->dtype) ||
+      bytes > byte_size(src->shape, src->dtype) - byte_offset)
+    throw Error("weft::detail::view: the view of shape " + shape.str() + " at byte " + std::to_string(byte_offset) +
+                " does not lie aligned within a tensor of shape " + src->shape.str());
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = src->dtype;
+  impl->data = static_cast<char*>(src->data) + byte_offset;
+  impl->owner = src->owner ? src->owner : std::shared_ptr<const void>(src, src->data);
+  return TensorAccess::make(std::move(impl));
+}
+
 void require_defined(const Tensor& t, const char* op) {
   if (!t.defined())
     throw Error(std::string("weft::") + op +

@@ -47,6 +47,11 @@ const T* data(const Tensor& t) {
 /// The same elements under another shape of equal size (no copy, no gradient recorded).
 Tensor alias(const Tensor& t, const Shape& shape);
 
+/// Elements [byte_offset, byte_offset + byte_size(shape)) of `t` as a tensor of `shape` that keeps
+/// t's elements alive (no copy). byte_offset must keep the kDataAlignment of every tensor's first
+/// element; an Error otherwise or when the view does not lie within t.
+Tensor view(const Tensor& t, std::size_t byte_offset, const Shape& shape);
+
 /// The same value without its autodiff node (what a node captures; no copy, no allocation).
 inline Tensor detach(const Tensor& t) {
   Tensor d = t;

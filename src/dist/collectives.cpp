@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include "../buffer.hpp"
 #include "../tensor_impl.hpp"
 #include "comm.hpp"
 #include "weft/dist/session.hpp"
@@ -50,35 +51,49 @@ void check_same_structure(const std::string& mine, const char* op) {
       mine.empty() ? std::string("(empty)\n") : mine));
 }
 
-/// Elementwise sum over ranks of `data` (n elements of T), in place on every rank: a reduce-scatter
-/// (rank r sums segment r of every rank's data, in rank order) and an all-gather of the segments.
+/// Elementwise sum over ranks of `data` (n elements of T), divided by `divisor`, in place on every
+/// rank: a reduce-scatter (rank r sums segment r of every rank's data, in rank order, and divides)
+/// and an all-gather of the segments.
 template <class T>
-void sum_in_place(T* data, std::size_t n, const char* op) {
+void sum_in_place(T* data, std::size_t n, int divisor, const char* op) {
   const int ranks = comm().size, me = comm().rank;
   const auto begin = [&](int r) { return n * static_cast<std::size_t>(r) / static_cast<std::size_t>(ranks); };
   const std::size_t mine = begin(me), count = begin(me + 1) - mine;
-  std::vector<T> received(count * static_cast<std::size_t>(ranks));
+  // Scratch from the tensor allocator's cache: neither zeroed nor faulted in afresh each step.
+  Tensor scratch = weft::detail::empty(Shape{static_cast<std::int64_t>(count * static_cast<std::size_t>(ranks))},
+                                       std::is_same_v<T, float> ? DType::float32 : DType::int32);
+  T* received = weft::detail::mutable_data<T>(scratch);
   {
     Exchange x(op);
     for (int peer = 0; peer < ranks; ++peer) {
       if (peer == me) continue;
-      x.recv(received.data() + count * static_cast<std::size_t>(peer), count * sizeof(T), peer, 1);
+      x.recv(received + count * static_cast<std::size_t>(peer), count * sizeof(T), peer, 1);
       x.send(data + begin(peer), (begin(peer + 1) - begin(peer)) * sizeof(T), peer, 1);
     }
     x.wait();
   }
-  std::copy_n(data + mine, count, received.data() + count * static_cast<std::size_t>(me));
-  // Each element: rank 0's value + rank 1's + ..., in that order (rank by rank, so the loops vectorise).
-  T* __restrict total = data + mine;
-  std::copy_n(received.data(), count, total);
+  // Each element: rank 0's value + rank 1's + ..., in that order, summed rank by rank so that the
+  // loops vectorise, into this rank's own segment. A rank past the first two keeps a copy of its
+  // own values, which the first pass overwrites.
+  T* const own = data + mine;
+  if (me >= 2) std::copy_n(own, count, received + count * static_cast<std::size_t>(me));
+  const auto part = [&](int r) -> const T* {
+    return r == me && me < 2 ? own : received + count * static_cast<std::size_t>(r);
+  };
+  const auto add = [](T a, T b) {
+    if constexpr (std::is_same_v<T, float>)
+      return a + b;
+    else  // int32 sums wrap, without the undefined behaviour of a signed overflow
+      return static_cast<T>(static_cast<std::uint32_t>(a) + static_cast<std::uint32_t>(b));
+  };
   for (int r = 1; r < ranks; ++r) {
-    const T* __restrict v = received.data() + count * static_cast<std::size_t>(r);
-    if constexpr (std::is_same_v<T, float>) {
-      for (std::size_t i = 0; i < count; ++i) total[i] += v[i];
-    } else {  // int32 sums wrap, without the undefined behaviour of a signed overflow
-      for (std::size_t i = 0; i < count; ++i)
-        total[i] = static_cast<T>(static_cast<std::uint32_t>(total[i]) + static_cast<std::uint32_t>(v[i]));
-    }
+    const T* const a = r == 1 ? part(0) : own;
+    const T* const b = part(r);
+    const T d = static_cast<T>(r == ranks - 1 ? divisor : 1);
+    if (d == 1)
+      for (std::size_t i = 0; i < count; ++i) own[i] = add(a[i], b[i]);
+    else  // the last pass divides as well
+      for (std::size_t i = 0; i < count; ++i) own[i] = static_cast<T>(add(a[i], b[i]) / d);
   }
   Exchange x(op);
   for (int peer = 0; peer < ranks; ++peer) {
@@ -89,38 +104,37 @@ void sum_in_place(T* data, std::size_t n, const char* op) {
   x.wait();
 }
 
-/// The leaves of one dtype packed into one flat array in path order, summed over ranks in buckets
-/// of at most kBucketBytes, then unpacked into new tensors (divided by `divisor`).
+/// The leaves of one dtype packed into one flat tensor in path order, each at an aligned offset,
+/// summed over ranks in buckets of at most kBucketBytes (divided by `divisor`); the leaves are then
+/// replaced by views into it (no unpacking copy; they keep the flat tensor alive together).
 template <class T>
 void reduce_dtype(std::vector<std::pair<std::string, Tensor>>& leaves, DType dtype, int divisor, const char* op) {
+  constexpr std::size_t align = weft::detail::kDataAlignment / sizeof(T);
+  const auto padded = [](std::size_t n) { return (n + align - 1) / align * align; };
+  std::vector<std::size_t> offsets;  // in elements, one per leaf of `dtype`
   std::size_t total = 0;
-  for (const auto& [path, t] : leaves)
-    if (t.dtype() == dtype) total += static_cast<std::size_t>(t.size());
+  for (const auto& [path, t] : leaves) {
+    if (t.dtype() != dtype) continue;
+    offsets.push_back(total);
+    total += padded(static_cast<std::size_t>(t.size()));
+  }
   if (total == 0) return;
-  std::vector<T> flat(total);
-  std::size_t at = 0;
+  Tensor flat = weft::detail::empty(Shape{static_cast<std::int64_t>(total)}, dtype);
+  T* const base = weft::detail::mutable_data<T>(flat);
+  std::size_t k = 0;
   for (const auto& [path, t] : leaves) {
     if (t.dtype() != dtype) continue;
     const auto n = static_cast<std::size_t>(t.size());
-    std::copy_n(weft::detail::data<T>(t), n, flat.data() + at);
-    at += n;
+    T* const at = base + offsets[k++];
+    std::copy_n(weft::detail::data<T>(t), n, at);
+    std::fill(at + n, at + padded(n), T{0});  // the padding sums to zero on every rank
   }
   const std::size_t bucket = kBucketBytes / sizeof(T);
   for (std::size_t start = 0; start < total; start += bucket)
-    sum_in_place(flat.data() + start, std::min(bucket, total - start), op);
-  at = 0;
-  for (auto& [path, t] : leaves) {
-    if (t.dtype() != dtype) continue;
-    Tensor out = weft::detail::empty(t.shape(), dtype);
-    T* po = weft::detail::mutable_data<T>(out);
-    const auto n = static_cast<std::size_t>(t.size());
-    if (divisor == 1)
-      std::copy_n(flat.data() + at, n, po);
-    else
-      for (std::size_t i = 0; i < n; ++i) po[i] = static_cast<T>(flat[at + i] / static_cast<T>(divisor));
-    at += n;
-    t = std::move(out);
-  }
+    sum_in_place(base + start, std::min(bucket, total - start), divisor, op);
+  k = 0;
+  for (auto& [path, t] : leaves)
+    if (t.dtype() == dtype) t = weft::detail::view(flat, offsets[k++] * sizeof(T), t.shape());
 }
 
 Variables reduce(const Variables& tree, bool mean, const char* op) {
