@@ -15,7 +15,7 @@
 #include "weft/nn/linear.hpp"
 #include "weft/nn/normalization.hpp"
 #include "weft/nn/stochastic.hpp"
-#include "weft/optim/optim.hpp"
+#include "weft/optim.hpp"
 #include "weft/weft.hpp"
 
 namespace models {

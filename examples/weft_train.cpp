@@ -32,7 +32,7 @@
 #include "weft/nn/linear.hpp"
 #include "weft/nn/normalization.hpp"
 #include "weft/nn/stochastic.hpp"
-#include "weft/optim/optim.hpp"
+#include "weft/optim.hpp"
 #include "weft/weft.hpp"
 #ifdef WEFT_TRAIN_DATA_PARALLEL
 #include "weft/dist.hpp"

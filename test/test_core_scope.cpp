@@ -301,3 +301,18 @@ TEST_CASE("a Variable handle used after its init/apply call returned is an error
   (void)y;
   (void)y2;
 }
+
+TEST_CASE("default_name gives the first prefix<i> not yet reserved, by a child or a variable (Flax core)") {
+  std::vector<std::string> names;
+  auto f = [&](core::Scope& s, const Tensor& x) {
+    names.push_back(s.default_name("Dense_"));  // nothing reserved yet
+    s.child("Dense_0", [](core::Scope&, const Tensor& t) { return t; })(x);
+    names.push_back(s.default_name("Dense_"));  // Dense_0 is a child's
+    (void)s.param("Dense_1", core::initializers::zeros(), Shape{1});
+    names.push_back(s.default_name("Dense_"));  // Dense_1 is a variable's
+    names.push_back(s.default_name("Conv_"));   // another prefix starts at 0
+    return x;
+  };
+  (void)core::init(f)(Key(0), ones(Shape{1}));
+  CHECK(names == std::vector<std::string>{"Dense_0", "Dense_1", "Dense_2", "Conv_0"});
+}

@@ -6,7 +6,7 @@
 
 #include "testing.hpp"
 #include "weft/losses.hpp"
-#include "weft/optim/optim.hpp"
+#include "weft/optim.hpp"
 #include "weft/variables.hpp"
 
 using namespace weft;

@@ -9,7 +9,7 @@
 #include "testing.hpp"
 #include "weft/io/restore.hpp"
 #include "weft/io/training_state.hpp"
-#include "weft/optim/optim.hpp"
+#include "weft/optim.hpp"
 #include "weft/random.hpp"
 
 using namespace weft;

@@ -9,7 +9,7 @@
 #include "weft/losses.hpp"
 #include "weft/nn.hpp"
 #include "weft/ops.hpp"
-#include "weft/optim/optim.hpp"
+#include "weft/optim.hpp"
 #include "weft/partial.hpp"
 #include "weft/random.hpp"
 #include "weft/record.hpp"

@@ -186,8 +186,11 @@ void check_apply_variables(const Variables& variables);
 /// The variables of `root` in its mutable collections (what a mutable apply returns).
 Variables mutable_variables(const ScopeRoot& root);
 
+// The optional arguments that init, apply (and nn's) recognise by type, in one place.
 template <class T>
 inline constexpr bool is_rngs_argument = std::is_same_v<std::decay_t<T>, Rngs> || std::is_same_v<std::decay_t<T>, Key>;
+template <class T>
+inline constexpr bool is_mutable_argument = std::is_same_v<std::decay_t<T>, Mutable>;
 
 inline Rngs to_rngs(const Rngs& rngs) { return rngs; }
 inline Rngs to_rngs(const Key& key) { return Rngs{{"params", key}}; }

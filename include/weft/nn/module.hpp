@@ -419,17 +419,16 @@ struct CaptureIntermediates {};
 
 namespace detail {
 
-template <class T>
-inline constexpr bool is_rngs_option = std::is_same_v<std::decay_t<T>, Rngs> || std::is_same_v<std::decay_t<T>, Key>;
-template <class T>
-inline constexpr bool is_mutable_option = std::is_same_v<std::decay_t<T>, Mutable>;
+// The options nn::apply, nn::init and nn::bind take by type are core's (core::detail), plus:
+using core::detail::is_mutable_argument;
+using core::detail::is_rngs_argument;
 template <class T>
 inline constexpr bool is_capture_option = std::is_same_v<std::decay_t<T>, CaptureIntermediates>;
 
 /// How many of Args, from the front, are apply options (Rngs, Key, Mutable, CaptureIntermediates).
 template <class... Args>
 constexpr std::size_t leading_options() {
-  constexpr bool flags[] = {(is_rngs_option<Args> || is_mutable_option<Args> || is_capture_option<Args>)..., false};
+  constexpr bool flags[] = {(is_rngs_argument<Args> || is_mutable_argument<Args> || is_capture_option<Args>)..., false};
   std::size_t k = 0;
   while (flags[k]) ++k;
   return k;
@@ -437,7 +436,7 @@ constexpr std::size_t leading_options() {
 
 template <std::size_t K, class... Args>
 constexpr bool leading_mutable() {
-  constexpr bool flags[] = {is_mutable_option<Args>..., false};
+  constexpr bool flags[] = {is_mutable_argument<Args>..., false};
   for (std::size_t i = 0; i < K; ++i)
     if (flags[i]) return true;
   return false;
@@ -451,7 +450,7 @@ struct ApplyOptions {
 
 template <class T>
 void take_option(const T& option, ApplyOptions& o) {
-  if constexpr (is_mutable_option<T>)
+  if constexpr (is_mutable_argument<T>)
     o.mut = option;
   else if constexpr (is_capture_option<T>)
     o.run.capture_intermediates = true;
@@ -557,7 +556,7 @@ class Bound {
 /// Options as nn::apply's, recognised by type: a Key or Rngs map, and a Mutable set (none by
 /// default).
 template <class M, class... Options>
-  requires((detail::is_rngs_option<Options> || detail::is_mutable_option<Options>) && ...)
+  requires((detail::is_rngs_argument<Options> || detail::is_mutable_argument<Options>) && ...)
 [[nodiscard]] Bound<M> bind(const M& module, const Variables& variables, const Options&... options) {
   detail::ApplyOptions o;
   (detail::take_option(options, o), ...);
