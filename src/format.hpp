@@ -6,6 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 namespace weft::detail {
 
 /// "\"text\"": a name or path as messages quote it.
@@ -20,12 +23,7 @@ inline std::string quoted(std::string_view s) {
 
 /// "(3, 3)", "(2,)", "()": extents written as a shape is.
 inline std::string extents_str(std::span<const std::int64_t> v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(v[i]);
-  }
-  return s + (v.size() == 1 ? ",)" : ")");
+  return fmt::format("({}{})", fmt::join(v, ", "), v.size() == 1 ? "," : "");
 }
 inline std::string extents_str(std::initializer_list<std::int64_t> v) {
   return extents_str(std::span<const std::int64_t>(v.begin(), v.size()));

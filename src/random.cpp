@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "random_internal.hpp"
 #include "tensor_impl.hpp"
 
@@ -55,8 +57,9 @@ std::ostream& operator<<(std::ostream& os, const Key& key) {
 
 std::vector<Key> split(Key key, int n) {
   if (n < 0)
-    throw ValueError("weft::split: cannot split a key into " + std::to_string(n) +
-                     " keys; the count must be 0 or more (2 gives a new key and a subkey)");
+    throw ValueError(fmt::format("weft::split: cannot split a key into {} keys; the count must be 0 or more (2 gives a "
+                                 "new key and a subkey)",
+                                 n));
   std::vector<Key> keys;
   keys.reserve(static_cast<std::size_t>(n));
   if (key.layout() == ThreefryLayout::partitionable) {
@@ -149,7 +152,7 @@ void random_bits(Key key, std::span<std::uint32_t> out) {
 
 std::vector<std::uint32_t> random_bits(Key key, std::int64_t n) {
   if (n < 0)
-    throw ValueError("weft::random_bits: cannot draw " + std::to_string(n) + " words; the count must be 0 or more");
+    throw ValueError(fmt::format("weft::random_bits: cannot draw {} words; the count must be 0 or more", n));
   std::vector<std::uint32_t> out(static_cast<std::size_t>(n));
   random_bits(key, out);
   return out;
@@ -201,10 +204,11 @@ Tensor bernoulli(Key key, float p, const Shape& shape) {
 
 Tensor permutation(Key key, std::int64_t n) {
   if (n < 0)
-    throw ValueError("weft::permutation: cannot permute " + std::to_string(n) + " elements; n must be 0 or more");
+    throw ValueError(fmt::format("weft::permutation: cannot permute {} elements; n must be 0 or more", n));
   if (n > std::numeric_limits<std::int32_t>::max())
-    throw ValueError("weft::permutation: n = " + std::to_string(n) +
-                     " does not fit the int32 result; permute at most 2^31 - 1 elements");
+    throw ValueError(fmt::format("weft::permutation: n = {} does not fit the int32 result; permute at most 2^31 - 1 "
+                                 "elements",
+                                 n));
   // jax.random.permutation's shuffle: a few rounds of sorting by fresh random words, enough
   // rounds that ties (which keep the previous order) are unlikely over all n elements.
   const auto rounds = static_cast<int>(std::ceil(3.0 * std::log(static_cast<double>(std::max<std::int64_t>(1, n))) /

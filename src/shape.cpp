@@ -3,6 +3,9 @@
 #include <ostream>
 #include <sstream>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "checked.hpp"
 #include "format.hpp"
 #include "weft/error.hpp"
@@ -11,8 +14,9 @@ namespace weft {
 
 namespace {
 [[noreturn]] void throw_rank(std::size_t rank) {
-  throw ShapeError("weft::Shape: rank " + std::to_string(rank) + " is more than the supported " +
-                   std::to_string(Shape::kMaxRank) + " dimensions; reshape the data to fewer axes");
+  throw ShapeError(fmt::format("weft::Shape: rank {} is more than the supported {} dimensions; reshape the data to "
+                               "fewer axes",
+                               rank, Shape::kMaxRank));
 }
 }  // namespace
 
@@ -48,13 +52,7 @@ Shape Shape::with(int axis, std::int64_t extent) const {
 }
 
 std::string Shape::str() const {
-  std::string s = "(";
-  for (int i = 0; i < rank_; ++i) {
-    if (i) s += ", ";
-    s += std::to_string(dims_[static_cast<std::size_t>(i)]);
-  }
-  if (rank_ == 1) s += ",";
-  return s + ")";
+  return fmt::format("({}{})", fmt::join(begin(), end(), ", "), rank_ == 1 ? "," : "");
 }
 
 bool operator==(const Shape& a, const Shape& b) noexcept {

@@ -7,6 +7,8 @@
 #include <ostream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "autodiff/node.hpp"
 #include "buffer.hpp"
 #include "checked.hpp"
@@ -42,9 +44,9 @@ std::size_t byte_size(const Shape& shape, DType dtype) {
   // Pointer differences within a buffer must fit in ptrdiff_t, so that is the limit, not size_t's.
   const auto bytes = checked_mul(shape.numel(), kElementBytes);
   if (!bytes)
-    throw ShapeError("weft::Tensor: a " + std::string(name(dtype)) + " tensor of shape " + shape.str() + " (" +
-                     std::to_string(shape.numel()) + " elements of " + std::to_string(kElementBytes) +
-                     " bytes) needs more than 2^63 - 1 bytes; no buffer can be that large");
+    throw ShapeError(fmt::format("weft::Tensor: a {} tensor of shape {} ({} elements of {} bytes) needs more than 2^63 "
+                                 "- 1 bytes; no buffer can be that large",
+                                 name(dtype), shape.str(), shape.numel(), kElementBytes));
   return static_cast<std::size_t>(*bytes);
 }
 
@@ -84,8 +86,9 @@ Tensor view(const Tensor& t, std::size_t byte_offset, const Shape& shape) {
   const std::size_t bytes = byte_size(shape, src->dtype);
   if (byte_offset % kDataAlignment != 0 || byte_offset > byte_size(src->shape, src->dtype) ||
       bytes > byte_size(src->shape, src->dtype) - byte_offset)
-    throw Error("weft::detail::view: the view of shape " + shape.str() + " at byte " + std::to_string(byte_offset) +
-                " does not lie aligned within a tensor of shape " + src->shape.str());
+    throw Error(fmt::format("weft::detail::view: the view of shape {} at byte {} does not lie aligned within a tensor "
+                            "of shape {}",
+                            shape.str(), byte_offset, src->shape.str()));
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = src->dtype;
@@ -262,12 +265,11 @@ Tensor arange(std::int64_t start, std::int64_t stop, std::int64_t step, DType dt
                                                       : static_cast<std::uint64_t>(start) - static_cast<std::uint64_t>(stop);
   const std::uint64_t stride = up ? static_cast<std::uint64_t>(step) : 0 - static_cast<std::uint64_t>(step);
   const std::uint64_t count = distance == 0 ? 0 : (distance - 1) / stride + 1;
-  const auto range = [&] {
-    return "arange(" + std::to_string(start) + ", " + std::to_string(stop) + ", " + std::to_string(step) + ")";
-  };
+  const auto range = [&] { return fmt::format("arange({}, {}, {})", start, stop, step); };
   if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    throw ShapeError("weft::" + range() + " has " + std::to_string(count) +
-                     " elements, more than a tensor can hold (2^63 - 1); use a shorter range or a larger step");
+    throw ShapeError(fmt::format("weft::{} has {} elements, more than a tensor can hold (2^63 - 1); use a shorter "
+                                 "range or a larger step",
+                                 range(), count));
   const auto n = static_cast<std::int64_t>(count);
   // start + i * step for i < n lies in [start, stop): exact in uint64 arithmetic, then in int64.
   const auto value = [&](std::int64_t i) {
@@ -279,8 +281,9 @@ Tensor arange(std::int64_t start, std::int64_t stop, std::int64_t step, DType dt
       return v >= std::numeric_limits<std::int32_t>::min() && v <= std::numeric_limits<std::int32_t>::max();
     };
     if (!fits(value(0)) || !fits(value(n - 1)))
-      throw ValueError("weft::" + range() + ": its values " + std::to_string(value(0)) + " to " +
-                       std::to_string(value(n - 1)) + " do not fit in int32; use DType::float32 or a smaller range");
+      throw ValueError(fmt::format("weft::{}: its values {} to {} do not fit in int32; use DType::float32 or a smaller "
+                                   "range",
+                                   range(), value(0), value(n - 1)));
   }
   Tensor t = detail::empty(Shape{n}, dtype);
   for (std::int64_t i = 0; i < n; ++i) {

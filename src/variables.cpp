@@ -8,6 +8,7 @@
 #include <ostream>
 #include <tuple>
 
+#include <fmt/format.h>
 #include <range/v3/algorithm/adjacent_find.hpp>
 #include <range/v3/algorithm/find_if_not.hpp>
 #include <range/v3/algorithm/max.hpp>
@@ -59,7 +60,7 @@ constexpr std::string_view kPathHelp =
     "a path is '/'-joined names, collection first, e.g. \"params/Dense_0/kernel\"";
 
 using weft::detail::quoted;
-std::string count_leaves(std::size_t n) { return n == 1 ? std::string("1 leaf") : std::to_string(n) + " leaves"; }
+std::string count_leaves(std::size_t n) { return n == 1 ? std::string("1 leaf") : fmt::format("{} leaves", n); }
 
 // Children are kept in the order of their full paths as strings, so that a depth-first walk visits
 // leaves in sorted path order: an inner node's name compares as if followed by '/' (with plain
@@ -335,7 +336,7 @@ NodePtr map_node(const Node& node, std::string& path, Replace& replace) {
 }
 
 std::string leaves_and_scalars(std::size_t leaves, std::int64_t scalars) {
-  return count_leaves(leaves) + ", " + std::to_string(scalars) + (scalars == 1 ? " parameter" : " parameters");
+  return fmt::format("{}, {} {}", count_leaves(leaves), scalars, scalars == 1 ? "parameter" : "parameters");
 }
 
 }  // namespace
@@ -595,10 +596,10 @@ Variables detail::map_leaves(std::span<const Variables* const> trees, const Leaf
     const auto path = structure_difference(*trees[0], *trees[t]);
     if (!path) continue;
     const bool in_first = trees[0]->contains(*path);
-    throw KeyError("weft::tree_map: the trees differ in structure: " + quoted(*path) + " is in tree " +
-                   std::to_string(in_first ? 1 : t + 1) + " but not in tree " + std::to_string(in_first ? t + 1 : 1) +
-                   " (" + count_leaves(trees[0]->size()) + " vs " + std::to_string(trees[t]->size()) +
-                   "); tree_map needs trees with the same paths");
+    throw KeyError(fmt::format("weft::tree_map: the trees differ in structure: {} is in tree {} but not in tree {} ({} "
+                               "vs {}); tree_map needs trees with the same paths",
+                               quoted(*path), in_first ? 1 : t + 1, in_first ? t + 1 : 1,
+                               count_leaves(trees[0]->size()), trees[t]->size()));
   }
   const Node* first = VariablesAccess::root(*trees[0]).get();
   if (first == nullptr) return {};
@@ -644,8 +645,8 @@ const NodePtr& params_of(const Variables& x) {
 // x with its params replaced, in path order, by `values`.
 Variables with_params(const Variables& x, const NodePtr& params, std::vector<Tensor>& values, bool params_only) {
   if (values.size() != params->leaf_count)
-    throw ValueError("weft::value_and_grad: got " + std::to_string(values.size()) + " tensors for the " +
-                     count_leaves(params->leaf_count) + " of 'params'");
+    throw ValueError(fmt::format("weft::value_and_grad: got {} tensors for the {} of 'params'", values.size(),
+                                 count_leaves(params->leaf_count)));
   std::size_t index = 0;
   auto replace = [&](std::string_view, const Tensor&) { return std::move(values[index++]); };
   std::string path(kParams);

@@ -1,5 +1,6 @@
 #include <string>
 
+#include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
@@ -29,9 +30,9 @@ void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, s
       dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
   if (use != threads) omp_set_num_threads(threads);
   if (status != dnnl_success)
-    throw Error("weft::matmul: the GEMM backend (oneDNN dnnl_sgemm) failed with status " +
-                std::to_string(static_cast<int>(status)) + " for m=" + std::to_string(m) + " n=" + std::to_string(n) +
-                " k=" + std::to_string(k));
+    throw Error(fmt::format("weft::matmul: the GEMM backend (oneDNN dnnl_sgemm) failed with status {} for m={} n={} "
+                            "k={}",
+                            static_cast<int>(status), m, n, k));
 }
 
 const char* gemm_backend_name() noexcept { return "oneDNN dnnl_sgemm"; }

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "../tensor_impl.hpp"
 #include "weft/core/linear.hpp"
 #include "weft/ops.hpp"
@@ -35,7 +37,7 @@ std::string qkv_str(const Tensor& query, const Tensor& key, const Tensor* value)
 }
 
 AttentionDims check_attention(const Tensor& query, const Tensor& key, const Tensor* value, const char* op) {
-  const std::string where = std::string("weft::") + op + ": ";
+  const std::string where = fmt::format("weft::{}: ", op);
   weft::detail::require_float(query, op);
   weft::detail::require_float(key, op);
   if (value) weft::detail::require_float(*value, op);
@@ -68,7 +70,7 @@ AttentionDims check_attention(const Tensor& query, const Tensor& key, const Tens
 }
 
 void check_options(const DotProductAttentionOptions& o, const AttentionDims& d, const char* op) {
-  const std::string where = std::string("weft::") + op + ": ";
+  const std::string where = fmt::format("weft::{}: ", op);
   const Shape weights(d.weights_dims());
   auto check_broadcast = [&](const Tensor& t, const char* what) {
     bool fits = t.rank() <= weights.rank();
@@ -93,14 +95,16 @@ void check_options(const DotProductAttentionOptions& o, const AttentionDims& d, 
   }
   const float rate = o.dropout_rate;
   if (!(rate >= 0.0f && rate <= 1.0f))
-    throw ValueError(where + "dropout_rate " + std::to_string(rate) + " is not a probability; use a rate in [0, 1]");
+    throw ValueError(fmt::format("{}dropout_rate {:.6f} is not a probability; use a rate in [0, 1]", where, rate));
   if (rate > 0.0f) {
     if (!o.deterministic)
-      throw ValueError(where + "dropout_rate is " + std::to_string(rate) +
-                       ", so `deterministic` must be given: false applies dropout (training), true does not (eval)");
+      throw ValueError(fmt::format("{}dropout_rate is {:.6f}, so `deterministic` must be given: false applies dropout "
+                                   "(training), true does not (eval)",
+                                   where, rate));
     if (!*o.deterministic && !o.dropout_rng)
-      throw ValueError(where + "dropout is active (dropout_rate " + std::to_string(rate) +
-                       ", deterministic false) but no dropout_rng was given; pass a Key as dropout_rng");
+      throw ValueError(fmt::format("{}dropout is active (dropout_rate {:.6f}, deterministic false) but no dropout_rng "
+                                   "was given; pass a Key as dropout_rng",
+                                   where, rate));
   }
 }
 
@@ -177,32 +181,32 @@ Tensor multi_head_dot_product_attention_fn::operator()(const MultiHeadDotProduct
   const std::string where = "weft::core::multi_head_dot_product_attention: ";
   const std::string in_scope = " (scope \"" + scope.path_str() + "\")";
   const std::int64_t heads = options.num_heads;
-  if (heads <= 0) throw ValueError(where + "num_heads must be positive, got " + std::to_string(heads) + in_scope);
+  if (heads <= 0) throw ValueError(fmt::format("{}num_heads must be positive, got {}{}", where, heads, in_scope));
   weft::detail::require_float(inputs_q, "core::multi_head_dot_product_attention");
   const Tensor& inputs_k = inputs_kv.defined() ? inputs_kv : inputs_q;
   weft::detail::require_float(inputs_k, "core::multi_head_dot_product_attention");
   const int r = inputs_q.rank();
   if (r < 2 || inputs_k.rank() != r ||
       !std::equal(inputs_q.shape().begin(), inputs_q.shape().end() - 2, inputs_k.shape().begin()))
-    throw ShapeError(where + "inputs_q " + inputs_q.shape().str() + " and inputs_kv " + inputs_k.shape().str() +
-                     " must both be (batch..., length, features) with the same batch axes" + in_scope);
+    throw ShapeError(fmt::format("{}inputs_q {} and inputs_kv {} must both be (batch..., length, features) with the "
+                                 "same batch axes{}",
+                                 where, inputs_q.shape().str(), inputs_k.shape().str(), in_scope));
   const std::int64_t in_features = inputs_q.shape()[r - 1];
   const std::int64_t qkv_features = options.qkv_features > 0 ? options.qkv_features : in_features;
   const std::int64_t out_features = options.out_features > 0 ? options.out_features : in_features;
   if (qkv_features % heads != 0)
-    throw ValueError(where + "Memory dimension (" + std::to_string(qkv_features) +
-                     ") must be divisible by number of heads (" + std::to_string(heads) + "); set qkv_features (now " +
-                     std::to_string(options.qkv_features) +
-                     ", 0 meaning inputs_q's last extent) to a multiple of num_heads" + in_scope);
+    throw ValueError(fmt::format("{}Memory dimension ({}) must be divisible by number of heads ({}); set qkv_features "
+                                 "(now {}, 0 meaning inputs_q's last extent) to a multiple of num_heads{}",
+                                 where, qkv_features, heads, options.qkv_features, in_scope));
   const float rate = options.dropout_rate;
   if (!(rate >= 0.0f && rate <= 1.0f))
-    throw ValueError(where + "dropout_rate " + std::to_string(rate) + " is not a probability; use a rate in [0, 1]" +
-                     in_scope);
+    throw ValueError(
+        fmt::format("{}dropout_rate {:.6f} is not a probability; use a rate in [0, 1]{}", where, rate, in_scope));
   // As Flax: `deterministic` is required only when there is dropout to switch off.
   if (rate > 0.0f && !options.deterministic)
-    throw ValueError(where + "dropout_rate is " + std::to_string(rate) +
-                     ", so `deterministic` must be given: false applies dropout (training), true does not (eval)" +
-                     in_scope);
+    throw ValueError(fmt::format("{}dropout_rate is {:.6f}, so `deterministic` must be given: false applies dropout "
+                                 "(training), true does not (eval){}",
+                                 where, rate, in_scope));
   const bool deterministic = rate > 0.0f ? *options.deterministic : true;
 
   const DenseGeneralOptions projection{.features = {heads, qkv_features / heads},
@@ -254,7 +258,7 @@ Tensor make_attention_mask(const Tensor& query_mask, const Tensor& key_mask) {
 }
 
 Tensor make_causal_mask(std::int64_t length) {
-  if (length < 0) throw ValueError("weft::core::make_causal_mask: length must be >= 0, got " + std::to_string(length));
+  if (length < 0) throw ValueError(fmt::format("weft::core::make_causal_mask: length must be >= 0, got {}", length));
   const Tensor idx = arange(length, DType::int32);
   return reshape(reshape(idx, {length, 1}) >= reshape(idx, {1, length}), {1, length, length});
 }

@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 #include "messages.hpp"
 #include "../tensor_impl.hpp"
@@ -23,24 +25,23 @@ Tensor conv_fn::operator()(const ConvOptions& options, Scope& scope, const Tenso
   const std::vector<std::int64_t>& kernel_size = options.kernel_size;
   const std::int64_t groups = options.feature_group_count;
   if (features <= 0)
-    throw ValueError("weft::core::conv: features must be positive, got " + std::to_string(features) + in_scope(scope));
+    throw ValueError(fmt::format("weft::core::conv: features must be positive, got {}{}", features, in_scope(scope)));
   if (kernel_size.size() != 2 || std::ranges::any_of(kernel_size, [](std::int64_t k) { return k <= 0; }))
-    throw ValueError("weft::core::conv: kernel_size must be two positive extents (height, width), got " +
-                     extents_str(kernel_size) + in_scope(scope));
+    throw ValueError(fmt::format("weft::core::conv: kernel_size must be two positive extents (height, width), got {}{}",
+                                 extents_str(kernel_size), in_scope(scope)));
   if (groups < 1)
-    throw ValueError("weft::core::conv: feature_group_count must be >= 1, got " + std::to_string(groups) +
-                     in_scope(scope));
+    throw ValueError(
+        fmt::format("weft::core::conv: feature_group_count must be >= 1, got {}{}", groups, in_scope(scope)));
   weft::detail::require_float(x, "core::conv");
   if (x.rank() < 3)
-    throw ShapeError(
-        "weft::core::conv: the input must be (batch..., height, width, channels) or (height, width, "
-        "channels), got shape " +
-        x.shape().str() + in_scope(scope));
+    throw ShapeError(fmt::format("weft::core::conv: the input must be (batch..., height, width, channels) or (height, "
+                                 "width, channels), got shape {}{}",
+                                 x.shape().str(), in_scope(scope)));
   const std::int64_t in = x.shape()[x.rank() - 1];
   if (in % groups != 0 || features % groups != 0)
-    throw ValueError("weft::core::conv: feature_group_count " + std::to_string(groups) +
-                     " must divide both the input channels (" + std::to_string(in) + ") and features (" +
-                     std::to_string(features) + ")" + in_scope(scope));
+    throw ValueError(fmt::format("weft::core::conv: feature_group_count {} must divide both the input channels ({}) "
+                                 "and features ({}){}",
+                                 groups, in, features, in_scope(scope)));
   const Tensor kernel =
       scope.param("kernel", options.kernel_init, Shape{kernel_size[0], kernel_size[1], in / groups, features});
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "weft/error.hpp"
 #include "weft/ops.hpp"
 
@@ -43,9 +45,10 @@ Initializer truncated_normal(float stddev, float lower, float upper) {
 
 std::pair<double, double> compute_fans(const Shape& shape, int in_axis, int out_axis) {
   if (shape.rank() < 2)
-    throw ValueError("weft::core::initializers: cannot compute input and output sizes of a " +
-                     std::to_string(shape.rank()) + "-dimensional weights tensor " + shape.str() +
-                     "; variance-scaling initializers need at least 2 axes (use zeros/normal for biases)");
+    throw ValueError(fmt::format("weft::core::initializers: cannot compute input and output sizes of a {}-dimensional "
+                                 "weights tensor {}; variance-scaling initializers need at least 2 axes (use "
+                                 "zeros/normal for biases)",
+                                 shape.rank(), shape.str()));
   const int ia = normalize_axis(in_axis, shape.rank(), "initializers::compute_fans");
   const int oa = normalize_axis(out_axis, shape.rank(), "initializers::compute_fans");
   // JAX's formula, also when in_axis and out_axis name the same axis (Embed's out_axis=0):

@@ -4,6 +4,8 @@
 #include <numeric>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 #include "messages.hpp"
 #include "../tensor_impl.hpp"
@@ -32,7 +34,7 @@ Initializer flattened(Initializer init, Shape flat) {
 Tensor dense_fn::operator()(const DenseOptions& options, Scope& scope, const Tensor& x) const {
   const std::int64_t features = options.features;
   if (features <= 0)
-    throw ValueError("weft::core::dense: features must be positive, got " + std::to_string(features) + in_scope(scope));
+    throw ValueError(fmt::format("weft::core::dense: features must be positive, got {}{}", features, in_scope(scope)));
   weft::detail::require_defined(x, "core::dense");
   if (x.rank() == 0)
     throw ShapeError("weft::core::dense: the input is a scalar (shape ()); dense contracts the last axis, so give "
@@ -46,8 +48,8 @@ Tensor dense_fn::operator()(const DenseOptions& options, Scope& scope, const Ten
 Tensor dense_general_fn::operator()(const DenseGeneralOptions& options, Scope& scope, const Tensor& x) const {
   const std::vector<std::int64_t>& features = options.features;
   if (features.empty() || std::ranges::any_of(features, [](std::int64_t f) { return f <= 0; }))
-    throw ValueError("weft::core::dense_general: features must be one or more positive extents, got " +
-                     extents_str(features) + in_scope(scope));
+    throw ValueError(fmt::format("weft::core::dense_general: features must be one or more positive extents, got {}{}",
+                                 extents_str(features), in_scope(scope)));
   weft::detail::require_defined(x, "core::dense_general");
   if (options.axis.empty())
     throw ValueError("weft::core::dense_general: axis is empty; name at least one input axis to contract" +
@@ -57,8 +59,8 @@ Tensor dense_general_fn::operator()(const DenseGeneralOptions& options, Scope& s
   for (int a : options.axis) {
     const int n = normalize_axis(a, rank, "core::dense_general");
     if (std::ranges::find(axes, n) != axes.end())
-      throw ValueError("weft::core::dense_general: axis " + std::to_string(a) + " is contracted twice (axes of input " +
-                       x.shape().str() + ")" + in_scope(scope));
+      throw ValueError(fmt::format("weft::core::dense_general: axis {} is contracted twice (axes of input {}){}", a,
+                                   x.shape().str(), in_scope(scope)));
     axes.push_back(n);
   }
   std::vector<int> perm;  // the free axes in order, then the contracted ones in kernel order
@@ -76,9 +78,10 @@ Tensor dense_general_fn::operator()(const DenseGeneralOptions& options, Scope& s
   std::vector<std::int64_t> kernel_dims = in_dims;
   kernel_dims.insert(kernel_dims.end(), features.begin(), features.end());
   if (kernel_dims.size() > static_cast<std::size_t>(Shape::kMaxRank))
-    throw ShapeError("weft::core::dense_general: the kernel would have rank " + std::to_string(kernel_dims.size()) +
-                     " (contracted extents " + extents_str(in_dims) + " + features " + extents_str(features) +
-                     "), above weft's maximum rank " + std::to_string(Shape::kMaxRank) + in_scope(scope));
+    throw ShapeError(fmt::format("weft::core::dense_general: the kernel would have rank {} (contracted extents {} + "
+                                 "features {}), above weft's maximum rank {}{}",
+                                 kernel_dims.size(), extents_str(in_dims), extents_str(features), Shape::kMaxRank,
+                                 in_scope(scope)));
   const Tensor kernel = scope.param("kernel", flattened(options.kernel_init, Shape{in, out}), Shape(kernel_dims));
 
   // (free..., in) @ (in, out): one GEMM; the transpose copies only when the contracted axes are
@@ -100,8 +103,8 @@ namespace {
 void check_embed_options(const EmbedOptions& options, const Scope& scope, const char* op) {
   const std::int64_t n = options.num_embeddings, f = options.features;
   if (n <= 0 || f <= 0)
-    throw ValueError(std::string("weft::core::") + op + ": num_embeddings and features must be positive, got " +
-                     std::to_string(n) + " and " + std::to_string(f) + in_scope(scope));
+    throw ValueError(fmt::format("weft::core::{}: num_embeddings and features must be positive, got {} and {}{}", op, n,
+                                 f, in_scope(scope)));
 }
 
 Tensor embedding_table(const EmbedOptions& options, Scope& scope) {
@@ -115,17 +118,15 @@ Tensor embed_fn::operator()(const EmbedOptions& options, Scope& scope, const Ten
   check_embed_options(options, scope, "embed");
   weft::detail::require_defined(indices, "core::embed");
   if (indices.dtype() != DType::int32)
-    throw DTypeError("weft::core::embed: the indices " + indices.shape().str() + " are " +
-                     std::string(name(indices.dtype())) +
-                     "; embed looks rows up by integer index, so give int32 indices (astype(x, DType::int32))" +
-                     in_scope(scope));
+    throw DTypeError(fmt::format("weft::core::embed: the indices {} are {}; embed looks rows up by integer index, so "
+                                 "give int32 indices (astype(x, DType::int32)){}",
+                                 indices.shape().str(), name(indices.dtype()), in_scope(scope)));
   const Tensor table = embedding_table(options, scope);
   try {
     return take(table, indices);
   } catch (const ValueError& e) {
-    throw ValueError("weft::core::embed: an index is outside [0, num_embeddings = " +
-                     std::to_string(static_cast<std::int64_t>(options.num_embeddings)) + ")" + in_scope(scope) + ": " +
-                     e.what());
+    throw ValueError(fmt::format("weft::core::embed: an index is outside [0, num_embeddings = {}){}: {}",
+                                 static_cast<std::int64_t>(options.num_embeddings), in_scope(scope), e.what()));
   }
 }
 
@@ -134,8 +135,9 @@ Tensor embed_attend_fn::operator()(const EmbedOptions& options, Scope& scope, co
   weft::detail::require_float(query, "core::embed_attend");
   const std::int64_t f = options.features;
   if (query.rank() == 0 || query.shape()[query.rank() - 1] != f)
-    throw ShapeError("weft::core::embed_attend: the query " + query.shape().str() + " must end in features = " +
-                     std::to_string(f) + " (it is compared with every embedding row)" + in_scope(scope));
+    throw ShapeError(fmt::format("weft::core::embed_attend: the query {} must end in features = {} (it is compared "
+                                 "with every embedding row){}",
+                                 query.shape().str(), f, in_scope(scope)));
   return matmul(query, embedding_table(options, scope), MatmulOptions{.transpose_b = true});
 }
 

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "../ops/axes.hpp"
 #include "../ops/fused.hpp"
 #include "../tensor_impl.hpp"
@@ -84,17 +86,16 @@ Tensor group_norm_fn::operator()(const GroupNormOptions& options, Scope& scope, 
   const std::int64_t c = x.shape()[r - 1];
   const std::int64_t groups = options.num_groups;
   if (groups <= 0 || c % groups != 0)
-    throw ValueError("weft::core::group_norm: Number of groups (" + std::to_string(groups) +
-                     ") does not divide the number of channels (" + std::to_string(c) + ") of the input " +
-                     x.shape().str() + " (scope \"" + scope.path_str() + "\"); choose num_groups dividing " +
-                     std::to_string(c));
+    throw ValueError(fmt::format("weft::core::group_norm: Number of groups ({}) does not divide the number of channels "
+                                 "({}) of the input {} (scope \"{}\"); choose num_groups dividing {}",
+                                 groups, c, x.shape().str(), scope.path_str(), c));
   // x as (batch, spatial..., groups, group size): statistics over spatial... and group size.
   std::vector<std::int64_t> grouped(x.shape().begin(), x.shape().end() - 1);
   grouped.push_back(groups);
   grouped.push_back(c / groups);
   if (grouped.size() > static_cast<std::size_t>(Shape::kMaxRank))
-    throw ShapeError("weft::core::group_norm: the input " + x.shape().str() + " has too many axes (at most " +
-                     std::to_string(Shape::kMaxRank - 1) + ")");
+    throw ShapeError(fmt::format("weft::core::group_norm: the input {} has too many axes (at most {})", x.shape().str(),
+                                 Shape::kMaxRank - 1));
   std::vector<int> reduce;
   for (int i = 1; i < r - 1; ++i) reduce.push_back(i);
   reduce.push_back(r);  // the group size axis

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 
 #include "../format.hpp"
@@ -65,10 +66,10 @@ Variable::Variable(detail::ScopeRoot* root, std::string collection, std::string 
 
 detail::ScopeRoot& Variable::live_root(const char* op) const {
   if (alive_.expired())
-    throw Error(std::string("weft::core::Variable::") + op + ": the handle of variable " + quoted(path_) +
-                " is used after the init/apply call that made it returned; a handle is valid during its call "
-                "only: read the variable from the Variables the call returned (e.g. variables.at(" +
-                quoted(path_) + "))");
+    throw Error(fmt::format("weft::core::Variable::{}: the handle of variable {} is used after the init/apply call "
+                            "that made it returned; a handle is valid during its call only: read the variable from the "
+                            "Variables the call returned (e.g. variables.at({}))",
+                            op, quoted(path_), quoted(path_)));
   return *root_;
 }
 
@@ -85,9 +86,10 @@ void Variable::set(Tensor value) const {
                 collection_ + "\"})(variables, x)");
   const Tensor& old = root.variables.at(path_);
   if (!(old.shape() == value.shape()) || old.dtype() != value.dtype())
-    throw ShapeError("weft::core::Variable::set: variable " + quoted(path_) + " has shape " + old.shape().str() + " " +
-                     std::string(weft::name(old.dtype())) + " but the new value has shape " + value.shape().str() +
-                     " " + std::string(weft::name(value.dtype())) + "; a variable keeps its shape and dtype");
+    throw ShapeError(fmt::format("weft::core::Variable::set: variable {} has shape {} {} but the new value has shape "
+                                 "{} {}; a variable keeps its shape and dtype",
+                                 quoted(path_), old.shape().str(), weft::name(old.dtype()), value.shape().str(),
+                                 weft::name(value.dtype())));
   root.variables = root.variables.set(path_, stop_gradient(value));
 }
 
@@ -205,8 +207,9 @@ Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Sha
 void Scope::check_collection(std::string_view collection, const char* op) const {
   // A '/' would put the variable in another collection or scope: "params/x" writes a parameter.
   if (collection.empty() || collection.find('/') != std::string_view::npos)
-    throw ValueError("weft::core::Scope::" + std::string(op) + ": invalid collection name " + quoted(collection) +
-                     " in scope " + quoted(path_str()) + "; collection names are non-empty and contain no '/'");
+    throw ValueError(fmt::format("weft::core::Scope::{}: invalid collection name {} in scope {}; collection names are "
+                                 "non-empty and contain no '/'",
+                                 op, quoted(collection), quoted(path_str())));
 }
 
 Variable Scope::variable(std::string_view collection, std::string_view name, const std::function<Tensor()>& init_fn) {

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "../ops/fused.hpp"
 #include "../tensor_impl.hpp"
 #include "weft/ops.hpp"
@@ -13,8 +15,9 @@ Tensor dropout_fn::operator()(const DropoutOptions& options, Scope& scope, const
                               std::optional<Key> rng) const {
   const float rate = options.rate;
   if (!(rate >= 0.0f && rate <= 1.0f))
-    throw ValueError("weft::core::dropout: rate " + std::to_string(rate) + " (in scope \"" + scope.path_str() +
-                     "\") is not a probability; use a rate in [0, 1]");
+    throw ValueError(fmt::format("weft::core::dropout: rate {:.6f} (in scope \"{}\") is not a probability; use a rate "
+                                 "in [0, 1]",
+                                 rate, scope.path_str()));
   weft::detail::require_float(x, "core::dropout");
   if (options.deterministic || rate == 0.0f) return x;
   // Zeros (Flax's zeros_like), not x * 0, which is NaN where x is infinite or NaN; the output does

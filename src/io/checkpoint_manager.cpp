@@ -8,6 +8,8 @@
 #include <string>
 #include <system_error>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 #include "file.hpp"
 
@@ -64,8 +66,8 @@ void remove_or_fail(const fs::path& path, const char* op) {
 CheckpointManager::CheckpointManager(fs::path directory, CheckpointManagerOptions options)
     : directory_(std::move(directory)), options_(options) {
   if (options_.max_to_keep < 1)
-    throw ValueError("weft::io::CheckpointManager: max_to_keep is " + std::to_string(options_.max_to_keep) +
-                     "; keep at least 1 step");
+    throw ValueError(
+        fmt::format("weft::io::CheckpointManager: max_to_keep is {}; keep at least 1 step", options_.max_to_keep));
 }
 
 fs::path CheckpointManager::step_directory(std::int64_t step) const { return directory_ / step_name(step); }
@@ -103,11 +105,12 @@ std::vector<std::int64_t> CheckpointManager::all_steps() const {
 
 void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) const {
   constexpr const char* op = "CheckpointManager::save";
-  if (step < 0) throw ValueError("weft::io::CheckpointManager::save: step " + std::to_string(step) + " is negative");
+  if (step < 0) throw ValueError(fmt::format("weft::io::CheckpointManager::save: step {} is negative", step));
   const auto latest = latest_step();
   if (latest && step <= *latest)
-    throw ValueError("weft::io::CheckpointManager::save: step " + std::to_string(step) + " is not above the latest step " +
-                     std::to_string(*latest) + " in " + directory_.string() + "; steps must increase");
+    throw ValueError(fmt::format("weft::io::CheckpointManager::save: step {} is not above the latest step {} in {}; "
+                                 "steps must increase",
+                                 step, *latest, directory_.string()));
   std::error_code ec;
   fs::create_directories(directory_, ec);
   if (ec) detail::fail(op, directory_, "cannot be created (" + ec.message() + ")");

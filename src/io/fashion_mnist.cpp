@@ -4,6 +4,8 @@
 #include <future>
 #include <string>
 
+#include <fmt/format.h>
+
 namespace weft::io {
 
 namespace fs = std::filesystem;
@@ -34,9 +36,9 @@ void check_labels(const Tensor& labels, const fs::path& path) {
     return l < 0 || l >= static_cast<std::int32_t>(kFashionMnistClasses.size());
   });
   if (bad != values.end())
-    throw DataError("weft::io::load_fashion_mnist: " + path.string() + " has label " + std::to_string(*bad) +
-                    " at position " + std::to_string(bad - values.begin()) +
-                    "; Fashion-MNIST labels are 0 to 9, so this is not a Fashion-MNIST labels file");
+    throw DataError(fmt::format("weft::io::load_fashion_mnist: {} has label {} at position {}; Fashion-MNIST labels "
+                                "are 0 to 9, so this is not a Fashion-MNIST labels file",
+                                path.string(), *bad, bad - values.begin()));
 }
 
 LabeledImages load_split(const fs::path& images, const fs::path& labels) {

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <utility>
 
+#include <fmt/format.h>
+
 namespace weft::io::detail {
 
 namespace fs = std::filesystem;
@@ -61,8 +63,9 @@ void InputFile::read(std::uint64_t offset, std::span<std::byte> out) const {
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) fail("cannot be read (" + errno_text(errno) + ")");
     if (got == 0)
-      fail("ends at byte " + std::to_string(offset + done) + " while " + std::to_string(out.size() - done) +
-           " more bytes were expected; the file is truncated (or was changed while it was read)");
+      fail(fmt::format("ends at byte {} while {} more bytes were expected; the file is truncated (or was changed while "
+                       "it was read)",
+                       offset + done, out.size() - done));
     done += static_cast<std::size_t>(got);
   }
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fmt/format.h>
 #include <limits>
 #include <msgpack.hpp>
 #include <string_view>
@@ -170,7 +171,7 @@ std::string type_name(const msgpack::object& o) {
     case msgpack::type::BIN: return "bytes";
     case msgpack::type::ARRAY: return "a list";
     case msgpack::type::MAP: return "a dict";
-    case msgpack::type::EXT: return "an extension of type " + std::to_string(o.via.ext.type());
+    case msgpack::type::EXT: return fmt::format("an extension of type {}", o.via.ext.type());
   }
   return "an unknown msgpack type";
 }
@@ -197,7 +198,7 @@ class FlaxReader {
  private:
   [[noreturn]] void fail(std::string_view what) const { detail::fail(op_, name_, what); }
   [[noreturn]] void fail_at(const std::string& path, std::string_view what) const {
-    fail("at " + weft::detail::quoted(path) + ": " + std::string(what));
+    fail(fmt::format("at {}: {}", weft::detail::quoted(path), what));
   }
 
   /// One msgpack object that must span all of `bytes`.
@@ -211,12 +212,12 @@ class FlaxReader {
     try {
       handle = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), n, offset, reference_everything, nullptr, limit);
     } catch (const msgpack::insufficient_bytes&) {
-      fail(what + " is truncated: its msgpack ends before the object it starts (" + std::to_string(n) + " bytes)");
+      fail(fmt::format("{} is truncated: its msgpack ends before the object it starts ({} bytes)", what, n));
     } catch (const msgpack::unpack_error& e) {
-      fail(what + " is not valid msgpack (" + e.what() + "); the file is corrupt or not a Flax checkpoint");
+      fail(fmt::format("{} is not valid msgpack ({}); the file is corrupt or not a Flax checkpoint", what, e.what()));
     }
     if (offset != n)
-      fail(what + " has " + std::to_string(n - offset) + " bytes after its msgpack object; the file is corrupt");
+      fail(fmt::format("{} has {} bytes after its msgpack object; the file is corrupt", what, n - offset));
     return handle;
   }
 
@@ -252,17 +253,18 @@ class FlaxReader {
         }
         fail_at(path, ext.type() == kExtNativeComplex
                           ? std::string("a complex number (extension type 2), which weft cannot load")
-                          : "an extension of type " + std::to_string(ext.type()) +
-                                ", not an ndarray (type 1) or a NumPy scalar (type 3) of flax.serialization");
+                          : fmt::format("an extension of type {}, not an ndarray (type 1) or a NumPy scalar (type 3) "
+                                        "of flax.serialization",
+                                        ext.type()));
       }
       case msgpack::type::POSITIVE_INTEGER:
         if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
-          fail_at(path, "the integer " + std::to_string(o.via.u64) + " does not fit int32");
+          fail_at(path, fmt::format("the integer {} does not fit int32", o.via.u64));
         leaves_.emplace_back(path, Tensor(std::vector<std::int32_t>{static_cast<std::int32_t>(o.via.u64)}, Shape{}));
         return;
       case msgpack::type::NEGATIVE_INTEGER:
         if (o.via.i64 < std::numeric_limits<std::int32_t>::min())
-          fail_at(path, "the integer " + std::to_string(o.via.i64) + " does not fit int32");
+          fail_at(path, fmt::format("the integer {} does not fit int32", o.via.i64));
         leaves_.emplace_back(path, Tensor(std::vector<std::int32_t>{static_cast<std::int32_t>(o.via.i64)}, Shape{}));
         return;
       case msgpack::type::FLOAT32:
@@ -297,8 +299,8 @@ class FlaxReader {
     const msgpack::object& data = o.via.array.ptr[2];
     if (shape.type != msgpack::type::ARRAY) fail_at(path, "the array's shape is " + type_name(shape) + ", not a list");
     if (shape.via.array.size > static_cast<std::uint32_t>(Shape::kMaxRank))
-      fail_at(path, "the array has " + std::to_string(shape.via.array.size) + " dimensions; weft tensors have at most " +
-                        std::to_string(Shape::kMaxRank));
+      fail_at(path, fmt::format("the array has {} dimensions; weft tensors have at most {}", shape.via.array.size,
+                                Shape::kMaxRank));
     ArrayView view{{}, 1, nullptr, nullptr};
     for (std::uint32_t i = 0; i < shape.via.array.size; ++i) view.dims.push_back(extent(shape.via.array.ptr[i], path));
     view.elements = elements(view.dims, path);
@@ -307,22 +309,23 @@ class FlaxReader {
     const std::string_view dtype_name(dtype.via.str.ptr, dtype.via.str.size);
     view.dtype = detail::find_numpy_dtype(dtype_name);
     if (view.dtype == nullptr)
-      fail_at(path, "the array has dtype " + weft::detail::quoted(dtype_name) + ", which weft cannot load (" +
-                        std::string(detail::kLoadableNumpy) + ")");
+      fail_at(path, fmt::format("the array has dtype {}, which weft cannot load ({})", weft::detail::quoted(dtype_name),
+                                detail::kLoadableNumpy));
     if (data.type != msgpack::type::BIN && data.type != msgpack::type::STR)
       fail_at(path, "the array's data is " + type_name(data) + ", not bytes");
     const std::uint64_t size = data.via.bin.size;
     if (view.elements > size / view.dtype->itemsize || view.elements * view.dtype->itemsize != size)
-      fail_at(path, "the array's shape " + weft::detail::extents_str(view.dims) + " of " + std::string(dtype_name) +
-                        " needs " + std::to_string(view.elements) + " elements but its data holds " + std::to_string(size) + " bytes");
+      fail_at(path, fmt::format("the array's shape {} of {} needs {} elements but its data holds {} bytes",
+                                weft::detail::extents_str(view.dims), dtype_name, view.elements, size));
     view.data = reinterpret_cast<const std::byte*>(data.via.bin.ptr);
     return view;
   }
 
   std::int64_t extent(const msgpack::object& d, const std::string& path) const {
     if (d.type != msgpack::type::POSITIVE_INTEGER || d.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      fail_at(path, "an extent of the shape is " + (d.type == msgpack::type::NEGATIVE_INTEGER ? std::to_string(d.via.i64) : type_name(d)) +
-                        "; extents are non-negative integers");
+      fail_at(path,
+              fmt::format("an extent of the shape is {}; extents are non-negative integers",
+                          d.type == msgpack::type::NEGATIVE_INTEGER ? fmt::format("{}", d.via.i64) : type_name(d)));
     return static_cast<std::int64_t>(d.via.u64);
   }
 
@@ -349,11 +352,11 @@ class FlaxReader {
     if (shape == nullptr || shape->type != msgpack::type::MAP || chunks == nullptr || chunks->type != msgpack::type::MAP)
       fail_at(path, "a chunked array needs the dicts \"shape\" and \"chunks\"");
     if (shape->via.map.size > static_cast<std::uint32_t>(Shape::kMaxRank))
-      fail_at(path, "the chunked array has " + std::to_string(shape->via.map.size) + " dimensions; weft tensors have at most " +
-                        std::to_string(Shape::kMaxRank));
+      fail_at(path, fmt::format("the chunked array has {} dimensions; weft tensors have at most {}",
+                                shape->via.map.size, Shape::kMaxRank));
     const auto entry = [&](const msgpack::object_map& m, std::uint32_t i, const char* what) -> const msgpack::object& {
       const msgpack::object* v = find(m, std::to_string(i));
-      if (v == nullptr) fail_at(path, std::string("the chunked array's \"") + what + "\" has no key \"" + std::to_string(i) + "\"");
+      if (v == nullptr) fail_at(path, fmt::format("the chunked array's \"{}\" has no key \"{}\"", what, i));
       return *v;
     };
     std::vector<std::int64_t> dims;
@@ -364,15 +367,15 @@ class FlaxReader {
     for (std::uint32_t i = 0; i < chunks->via.map.size; ++i) {
       const msgpack::object& chunk = entry(chunks->via.map, i, "chunks");
       if (chunk.type != msgpack::type::EXT || chunk.via.ext.type() != kExtNdarray)
-        fail_at(path, "chunk " + std::to_string(i) + " is " + type_name(chunk) + ", not an ndarray");
+        fail_at(path, fmt::format("chunk {} is {}, not an ndarray", i, type_name(chunk)));
       parts.push_back(ndarray(chunk.via.ext, path));
       if (parts.back().dims.size() != 1 || parts.back().dtype != parts.front().dtype)
-        fail_at(path, "chunk " + std::to_string(i) + " is not a 1-D array of the first chunk's dtype");
+        fail_at(path, fmt::format("chunk {} is not a 1-D array of the first chunk's dtype", i));
       sum += parts.back().elements;  // each at most the input size: no overflow
     }
     if (parts.empty() || sum != total)
-      fail_at(path, "the chunks hold " + std::to_string(sum) + " elements but the shape " + weft::detail::extents_str(dims) +
-                        " needs " + std::to_string(total));
+      fail_at(path, fmt::format("the chunks hold {} elements but the shape {} needs {}", sum,
+                                weft::detail::extents_str(dims), total));
     Tensor t = weft::detail::empty(Shape(dims), detail::loaded_dtype(parts.front().dtype->type));
     std::byte* dst = weft::detail::mutable_data<std::byte>(t);
     for (const ArrayView& part : parts) {

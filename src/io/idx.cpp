@@ -17,6 +17,9 @@
 #include <string>
 #include <system_error>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "../checked.hpp"
 #include "../tensor_impl.hpp"
 
@@ -33,27 +36,14 @@ constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
 /// many bytes per byte of input; a header that claims more describes data the file cannot hold.
 constexpr std::int64_t kMaxDeflateRatio = 1032;
 
-std::string hex32(std::uint32_t v) {
-  std::array<char, 11> buf{};
-  std::snprintf(buf.data(), buf.size(), "0x%08x", v);
-  return buf.data();
-}
+std::string hex32(std::uint32_t v) { return fmt::format("{:#010x}", v); }
 
 std::string hex_bytes(std::span<const std::uint8_t> bytes) {
-  std::string s;
-  for (const std::uint8_t b : bytes) {
-    std::array<char, 4> buf{};
-    std::snprintf(buf.data(), buf.size(), "%02x", b);
-    if (!s.empty()) s += ' ';
-    s += buf.data();
-  }
-  return s;
+  return fmt::format("{:02x}", fmt::join(bytes, " "));
 }
 
 std::string dims_str(const std::vector<std::int64_t>& dims) {
-  std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
-  return dims.empty() ? "a scalar" : s;
+  return dims.empty() ? "a scalar" : fmt::format("{}", fmt::join(dims, " x "));
 }
 
 std::string type_name(std::uint8_t type) {
@@ -74,7 +64,7 @@ std::string describe_magic(std::uint32_t magic) {
   if (magic == kIdxImagesMagic) return "an images file";
   if ((magic >> 16) != 0) return "not an IDX file";
   const auto type = static_cast<std::uint8_t>(magic >> 8);
-  return "an IDX file of " + std::to_string(magic & 0xff) + " dimensions with " + type_name(type) + " elements";
+  return fmt::format("an IDX file of {} dimensions with {} elements", magic & 0xff, type_name(type));
 }
 
 struct FileClose {
@@ -231,28 +221,30 @@ class IdxReader {
     std::array<std::uint8_t, 4> m{};
     const std::int64_t got = read_some(m, "header");
     if (got < 4)
-      fail("is truncated: " + ends() + " after " + std::to_string(got) +
-           " bytes, before the end of the 4-byte IDX magic number" + fix_truncated());
+      fail(fmt::format("is truncated: {} after {} bytes, before the end of the 4-byte IDX magic number{}", ends(), got,
+                       fix_truncated()));
     const std::uint32_t magic = std::uint32_t{m[0]} << 24 | std::uint32_t{m[1]} << 16 | std::uint32_t{m[2]} << 8 | m[3];
     if (expected != 0 && magic != expected) {
-      fail("has the wrong magic number: expected " + describe_magic(expected) + " (magic " + hex32(expected) + ") but found " + hex32(magic) +
-           " (" + describe_magic(magic) + ")" + not_gzip_hint(m) +
-           (magic == kIdxLabelsMagic || magic == kIdxImagesMagic
-                ? "; images and labels files may have been swapped"
-                : ""));
+      fail(fmt::format("has the wrong magic number: expected {} (magic {}) but found {} ({}){}{}",
+                       describe_magic(expected), hex32(expected), hex32(magic), describe_magic(magic), not_gzip_hint(m),
+                       magic == kIdxLabelsMagic || magic == kIdxImagesMagic
+                           ? "; images and labels files may have been swapped"
+                           : ""));
     }
     if ((magic >> 16) != 0)
-      fail("is not an IDX file: it starts with bytes " + hex_bytes(m) +
-           " but an IDX file starts with 00 00, a type byte and a rank byte" + not_gzip_hint(m));
+      fail(fmt::format("is not an IDX file: it starts with bytes {} but an IDX file starts with 00 00, a type byte and "
+                       "a rank byte{}",
+                       hex_bytes(m), not_gzip_hint(m)));
     if (m[2] != 0x08)
-      fail("holds " + type_name(m[2]) + " elements (magic " + hex32(magic) +
-           "); weft reads unsigned-byte IDX files (type 0x08) only");
+      fail(fmt::format("holds {} elements (magic {}); weft reads unsigned-byte IDX files (type 0x08) only",
+                       type_name(m[2]), hex32(magic)));
     const int rank = m[3];
     std::vector<std::uint8_t> raw(static_cast<std::size_t>(rank) * 4);
     const std::int64_t got_dims = read_some(raw, "header");
     if (got_dims < static_cast<std::int64_t>(raw.size()))
-      fail("is truncated: its header announces " + std::to_string(rank) + " dimensions (" + std::to_string(raw.size()) +
-           " bytes of extents) but " + ends() + " after " + std::to_string(got_dims) + " of them" + fix_truncated());
+      fail(fmt::format("is truncated: its header announces {} dimensions ({} bytes of extents) but {} after {} of "
+                       "them{}",
+                       rank, raw.size(), ends(), got_dims, fix_truncated()));
     std::vector<std::int64_t> dims(static_cast<std::size_t>(rank));
     for (std::size_t d = 0; d < dims.size(); ++d) {
       const std::uint8_t* p = raw.data() + 4 * d;
@@ -275,15 +267,15 @@ class IdxReader {
       consume(std::span<const std::uint8_t>(chunk.get(), static_cast<std::size_t>(got)), offset);
       offset += got;
       if (got < static_cast<std::int64_t>(want))
-        fail("is truncated: its header says " + dims_str(dims_) + " = " + std::to_string(total_) +
-             " bytes of data but " + ends() + " after " +
-             std::to_string(offset) + " bytes of data" + fix_truncated());
+        fail(fmt::format("is truncated: its header says {} = {} bytes of data but {} after {} bytes of data{}",
+                         dims_str(dims_), total_, ends(), offset, fix_truncated()));
     }
     // One more byte read reaches the end of the gzip stream, where zlib checks its CRC and length.
     std::array<std::uint8_t, 1> extra{};
     if (read_some(extra, "data") != 0)
-      fail("has more data than its header says (" + dims_str(dims_) + " = " + std::to_string(total_) +
-           " bytes); the header or the data is wrong, so the file cannot be trusted");
+      fail(fmt::format("has more data than its header says ({} = {} bytes); the header or the data is wrong, so the "
+                       "file cannot be trusted",
+                       dims_str(dims_), total_));
     if (cut_off_)
       fail("is truncated: its data is complete but the gzip stream breaks off before its end (the 8-byte "
            "trailer with the CRC-32 and length of the data is missing or cut), so the data cannot be verified" +
@@ -293,7 +285,7 @@ class IdxReader {
   [[nodiscard]] std::int64_t total() const noexcept { return total_; }
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw DataError(std::string("weft::io::") + op_ + ": " + path_.string() + " " + what);
+    throw DataError(fmt::format("weft::io::{}: {} {}", op_, path_.string(), what));
   }
 
  private:
@@ -315,12 +307,12 @@ class IdxReader {
     total_ = total;
     const std::int64_t available = file_size_ - header_bytes_;
     if (!compressed_ && total > available)
-      fail("is truncated: its header says " + dims_str(dims) + " = " + std::to_string(total) +
-           " bytes of data but the file ends after " + std::to_string(available) + " bytes of data" + fix_truncated());
+      fail(fmt::format("is truncated: its header says {} = {} bytes of data but the file ends after {} bytes of data{}",
+                       dims_str(dims), total, available, fix_truncated()));
     if (compressed_ && total / kMaxDeflateRatio > file_size_)
-      fail("is truncated or corrupt: its header says " + dims_str(dims) + " = " + std::to_string(total) +
-           " bytes of data, more than a gzip file of " + std::to_string(file_size_) + " bytes can hold" +
-           fix_truncated());
+      fail(fmt::format("is truncated or corrupt: its header says {} = {} bytes of data, more than a gzip file of {} "
+                       "bytes can hold{}",
+                       dims_str(dims), total, file_size_, fix_truncated()));
   }
 
   /// How the data ended early: a raw file's end, a complete gzip stream's end, or a gzip stream
@@ -371,8 +363,9 @@ IdxData read_idx(const fs::path& path) {
   try {
     out.bytes.resize(static_cast<std::size_t>(reader.total()));
   } catch (const std::bad_alloc&) {
-    reader.fail("has a header that asks for " + std::to_string(reader.total()) +
-                " bytes, more memory than is available; the header is probably corrupt");
+    reader.fail(fmt::format("has a header that asks for {} bytes, more memory than is available; the header is "
+                            "probably corrupt",
+                            reader.total()));
   }
   reader.read_body([&](std::span<const std::uint8_t> chunk, std::int64_t offset) {
     std::copy(chunk.begin(), chunk.end(), out.bytes.begin() + offset);
@@ -412,10 +405,9 @@ LabeledImages read_idx_pair(const fs::path& images_path, const fs::path& labels_
   const std::int64_t n_images = out.images.shape()[0];
   const std::int64_t n_labels = out.labels.shape()[0];
   if (n_images != n_labels)
-    throw DataError("weft::io::read_idx_pair: " + images_path.string() + " holds " + std::to_string(n_images) +
-                    " images but " + labels_path.string() + " holds " + std::to_string(n_labels) +
-                    " labels; an images file needs the labels file of the same split (train with train, "
-                    "t10k with t10k)");
+    throw DataError(fmt::format("weft::io::read_idx_pair: {} holds {} images but {} holds {} labels; an images file "
+                                "needs the labels file of the same split (train with train, t10k with t10k)",
+                                images_path.string(), n_images, labels_path.string(), n_labels));
   return out;
 }
 

@@ -1,22 +1,15 @@
 #include "weft/io/restore.hpp"
 
+#include <iterator>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "../format.hpp"
 
 namespace weft::io {
-
-
-namespace {
-
-std::string list(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& item : items) s += (s.empty() ? "" : ", ") + item;
-  return s;
-}
-
-}  // namespace
 
 Variables restore(const Variables& target, const Variables& loaded) {
   std::vector<std::string> missing, unexpected, mismatched;
@@ -31,20 +24,23 @@ Variables restore(const Variables& target, const Variables& loaded) {
     } else {
       const Tensor &a = t->second, &b = l->second;
       if (a.shape() != b.shape())
-        mismatched.push_back(weft::detail::quoted(t->first) + " has shape " + a.shape().str() + " in the target vs " + b.shape().str() + " loaded");
+        mismatched.push_back(fmt::format("{} has shape {} in the target vs {} loaded", weft::detail::quoted(t->first),
+                                         a.shape().str(), b.shape().str()));
       if (a.dtype() != b.dtype())
-        mismatched.push_back(weft::detail::quoted(t->first) + " has dtype " + std::string(name(a.dtype())) + " in the target vs " +
-                             std::string(name(b.dtype())) + " loaded");
+        mismatched.push_back(fmt::format("{} has dtype {} in the target vs {} loaded", weft::detail::quoted(t->first),
+                                         name(a.dtype()), name(b.dtype())));
       ++t;
       ++l;
     }
   }
   if (missing.empty() && unexpected.empty() && mismatched.empty()) return loaded;
-  std::string msg = "weft::io::restore: the loaded variables do not fit the target (" + std::to_string(target.size()) +
-                    " leaves in the target, " + std::to_string(loaded.size()) + " loaded):";
-  if (!missing.empty()) msg += " missing from the loaded variables: " + list(missing) + ";";
-  if (!unexpected.empty()) msg += " not in the target: " + list(unexpected) + ";";
-  if (!mismatched.empty()) msg += std::string(" ") + list(mismatched) + ";";
+  std::string msg = fmt::format("weft::io::restore: the loaded variables do not fit the target ({} leaves in the "
+                                "target, {} loaded):",
+                                target.size(), loaded.size());
+  const auto out = std::back_inserter(msg);
+  if (!missing.empty()) fmt::format_to(out, " missing from the loaded variables: {};", fmt::join(missing, ", "));
+  if (!unexpected.empty()) fmt::format_to(out, " not in the target: {};", fmt::join(unexpected, ", "));
+  if (!mismatched.empty()) fmt::format_to(out, " {};", fmt::join(mismatched, ", "));
   msg.back() = '.';
   msg += " Load a checkpoint written by the same model (and options), or build the target to match it.";
   throw DataError(msg);

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 #include "../tensor_impl.hpp"
 #include "file.hpp"
@@ -72,13 +74,12 @@ Entry parse_entry(const Source& src, const std::string& name, const Json& info, 
   if (!dtype.is_string()) src.fail(where + " has dtype " + describe(dtype) + "; it must be a string such as \"F32\"");
   const auto* stored = detail::find_safetensors_dtype(dtype.get_ref<const std::string&>());
   if (stored == nullptr)
-    src.fail(where + " has dtype " + describe(dtype) + ", which weft cannot load (" +
-             std::string(detail::kLoadableSafetensors) + "); convert it before saving");
+    src.fail(fmt::format("{} has dtype {}, which weft cannot load ({}); convert it before saving", where,
+                         describe(dtype), detail::kLoadableSafetensors));
   const Json& shape = info["shape"];
   if (!shape.is_array()) src.fail(where + " has shape " + describe(shape) + "; it must be an array of extents");
   if (shape.size() > static_cast<std::size_t>(Shape::kMaxRank))
-    src.fail(where + " has " + std::to_string(shape.size()) + " dimensions; weft tensors have at most " +
-             std::to_string(Shape::kMaxRank));
+    src.fail(fmt::format("{} has {} dimensions; weft tensors have at most {}", where, shape.size(), Shape::kMaxRank));
   std::vector<std::int64_t> dims;
   std::uint64_t elements = 1;
   bool overflow = false;
@@ -96,18 +97,19 @@ Entry parse_entry(const Source& src, const std::string& name, const Json& info, 
     src.fail(where + " has data_offsets " + describe(offsets) + "; it must be [begin, end]");
   const std::uint64_t begin = unsigned_field(src, offsets[0], where + ": data_offsets[0]");
   const std::uint64_t end = unsigned_field(src, offsets[1], where + ": data_offsets[1]");
-  if (begin > end) src.fail(where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "], which end before they begin");
+  if (begin > end)
+    src.fail(fmt::format("{} has data_offsets [{}, {}], which end before they begin", where, begin, end));
   if (end > data_size)
-    src.fail(where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-             "] beyond the " + std::to_string(data_size) + " bytes of data in the file; the file is truncated or corrupt");
+    src.fail(fmt::format("{} has data_offsets [{}, {}] beyond the {} bytes of data in the file; the file is truncated "
+                         "or corrupt",
+                         where, begin, end, data_size));
   if (elements > (end - begin) / stored->itemsize || elements * stored->itemsize != end - begin)
-    src.fail(where + " has shape " + describe(shape) + " of " + std::to_string(elements) + " " +
-             std::string(stored->safetensors_name) + " elements (" +
-             (elements > std::numeric_limits<std::uint64_t>::max() / stored->itemsize
-                  ? std::string("more than 2^64")
-                  : std::to_string(elements * stored->itemsize)) +
-             " bytes) but data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] hold " +
-             std::to_string(end - begin) + " bytes");
+    src.fail(fmt::format("{} has shape {} of {} {} elements ({} bytes) but data_offsets [{}, {}] hold {} bytes", where,
+                         describe(shape), elements, stored->safetensors_name,
+                         elements > std::numeric_limits<std::uint64_t>::max() / stored->itemsize
+                             ? std::string("more than 2^64")
+                             : fmt::format("{}", elements * stored->itemsize),
+                         begin, end, end - begin));
   return {name, stored, Shape(dims), begin, end};
 }
 
@@ -116,36 +118,41 @@ void check_layout(const Source& src, std::vector<Entry>& entries, std::uint64_t 
   std::ranges::sort(entries, [](const Entry& a, const Entry& b) { return std::pair(a.begin, a.end) < std::pair(b.begin, b.end); });
   std::uint64_t expected = 0;
   const Entry* previous = nullptr;
-  const auto range = [](const Entry& e) { return std::string("[") + std::to_string(e.begin) + ", " + std::to_string(e.end) + ")"; };
+  const auto range = [](const Entry& e) { return fmt::format("[{}, {})", e.begin, e.end); };
   for (const Entry& e : entries) {
     if (e.begin < expected)
-      src.fail("tensor " + weft::detail::quoted(e.name) + " has bytes " + range(e) + " that overlap those of tensor " +
-               weft::detail::quoted(previous->name) + " " + range(*previous) + "; the header is corrupt");
+      src.fail(fmt::format("tensor {} has bytes {} that overlap those of tensor {} {}; the header is corrupt",
+                           weft::detail::quoted(e.name), range(e), weft::detail::quoted(previous->name),
+                           range(*previous)));
     if (e.begin > expected)
-      src.fail("tensor " + weft::detail::quoted(e.name) + " starts at byte " + std::to_string(e.begin) + " of the data but the bytes before it end at " +
-               std::to_string(expected) + "; the data has a gap, which safetensors does not allow");
+      src.fail(fmt::format("tensor {} starts at byte {} of the data but the bytes before it end at {}; the data has a "
+                           "gap, which safetensors does not allow",
+                           weft::detail::quoted(e.name), e.begin, expected));
     expected = e.end;
     previous = &e;
   }
   if (expected != data_size)
-    src.fail("the tensors' data ends at byte " + std::to_string(expected) + " but the file holds " + std::to_string(data_size) +
-             " bytes of data; the file has trailing bytes or is corrupt");
+    src.fail(fmt::format("the tensors' data ends at byte {} but the file holds {} bytes of data; the file has trailing "
+                         "bytes or is corrupt",
+                         expected, data_size));
 }
 
 Header read_header(const Source& src) {
   if (src.size < 8)
-    src.fail("is truncated: it has " + std::to_string(src.size) +
-             " bytes, but a safetensors file starts with an 8-byte header length");
+    src.fail(fmt::format("is truncated: it has {} bytes, but a safetensors file starts with an 8-byte header length",
+                         src.size));
   std::array<std::byte, 8> prefix{};
   src.read(0, prefix);
   std::uint64_t length = 0;
   std::memcpy(&length, prefix.data(), 8);  // little-endian, as the host (stored_dtype.hpp checks)
   if (length > src.size - 8)
-    src.fail("declares a header of " + std::to_string(length) + " bytes but the file has only " + std::to_string(src.size - 8) +
-             " bytes after the length; the file is truncated or not a safetensors file");
+    src.fail(fmt::format("declares a header of {} bytes but the file has only {} bytes after the length; the file is "
+                         "truncated or not a safetensors file",
+                         length, src.size - 8));
   if (length > kMaxHeaderBytes)
-    src.fail("declares a header of " + std::to_string(length) + " bytes, more than the " + std::to_string(kMaxHeaderBytes) +
-             " that safetensors allows; the file is corrupt or not a safetensors file");
+    src.fail(fmt::format("declares a header of {} bytes, more than the {} that safetensors allows; the file is corrupt "
+                         "or not a safetensors file",
+                         length, kMaxHeaderBytes));
   std::string text(length, '\0');
   src.read(8, std::as_writable_bytes(std::span(text)));
   if (text.empty() || text.front() != '{')

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include "../backend/gemm.hpp"
@@ -141,32 +142,33 @@ const float* patches_of(const float* x, const ConvGeometry& g, std::int64_t r0, 
 ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions& o) {
   const std::string where = "weft::conv2d: ";
   if (x.rank() != 4)
-    throw ShapeError(where + "the input must be NHWC (rank 4), got shape " + x.str() +
-                     (x.rank() == 3 ? "; add a batch axis with weft::reshape(x, {1, H, W, C})"
-                                    : "; reshape it to (batch, height, width, channels)"));
+    throw ShapeError(fmt::format("{}the input must be NHWC (rank 4), got shape {}{}", where, x.str(),
+                                 x.rank() == 3 ? "; add a batch axis with weft::reshape(x, {1, H, W, C})"
+                                               : "; reshape it to (batch, height, width, channels)"));
   if (k.rank() != 4)
-    throw ShapeError(where + "the kernel must be HWIO (rank 4: height, width, in-channels / feature_group_count, "
-                             "out-channels), got shape " + k.str() + " for input " + x.str());
+    throw ShapeError(fmt::format("{}the kernel must be HWIO (rank 4: height, width, in-channels / feature_group_count, "
+                                 "out-channels), got shape {} for input {}",
+                                 where, k.str(), x.str()));
   if (o.feature_group_count < 1)
-    throw ValueError(where + "feature_group_count must be >= 1, got " + std::to_string(o.feature_group_count));
+    throw ValueError(fmt::format("{}feature_group_count must be >= 1, got {}", where, o.feature_group_count));
   const std::int64_t groups = o.feature_group_count;
   if (k[0] == 0 || k[1] == 0)
     throw ShapeError(where + "the kernel " + k.str() + " has an empty spatial extent; its height and width must be >= 1");
   if (x[3] % groups != 0)
-    throw ShapeError(where + "the input " + x.str() + " has C = " + std::to_string(x[3]) +
-                     " channels, not a multiple of feature_group_count " + std::to_string(groups) +
-                     "; every group takes C / feature_group_count channels");
+    throw ShapeError(fmt::format("{}the input {} has C = {} channels, not a multiple of feature_group_count {}; every "
+                                 "group takes C / feature_group_count channels",
+                                 where, x.str(), x[3], groups));
   if (x[3] / groups != k[2]) {  // C = I * groups, without the product (groups may be near INT64_MAX)
     const auto expected = detail::checked_mul(k[2], groups);
-    throw ShapeError(where + "the input " + x.str() + " has C = " + std::to_string(x[3]) + " channels but the kernel " +
-                     k.str() + " expects I * feature_group_count = " + std::to_string(k[2]) + " * " +
-                     std::to_string(groups) + " = " + (expected ? std::to_string(*expected) : "more than 2^63 - 1") +
-                     "; the kernel's axis 2 must be C / feature_group_count = " + std::to_string(x[3] / groups));
+    throw ShapeError(fmt::format("{}the input {} has C = {} channels but the kernel {} expects I * feature_group_count "
+                                 "= {} * {} = {}; the kernel's axis 2 must be C / feature_group_count = {}",
+                                 where, x.str(), x[3], k.str(), k[2], groups,
+                                 expected ? fmt::format("{}", *expected) : "more than 2^63 - 1", x[3] / groups));
   }
   if (k[3] % groups != 0)
-    throw ShapeError(where + "the kernel " + k.str() + " has O = " + std::to_string(k[3]) +
-                     " output channels, not a multiple of feature_group_count " + std::to_string(groups) +
-                     "; every group produces O / feature_group_count channels");
+    throw ShapeError(fmt::format("{}the kernel {} has O = {} output channels, not a multiple of feature_group_count "
+                                 "{}; every group produces O / feature_group_count channels",
+                                 where, k.str(), k[3], groups));
   ConvGeometry g;
   g.win = window2d(x, k[0], k[1], o.strides, o.padding, o.dilation, "conv2d");
   g.groups = groups;

@@ -4,6 +4,8 @@
 #include <limits>
 #include <numbers>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 
 namespace weft {
@@ -22,10 +24,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     const int ia = a.rank() - rank + i, ib = b.rank() - rank + i;
     const std::int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
     if (da != db && da != 1 && db != 1)
-      throw ShapeError(std::string("weft::") + op + ": shapes " + detail::shapes_str(a, b) +
-                       " cannot be broadcast together (axis " + std::to_string(i - rank) + ": " +
-                       std::to_string(da) + " vs " + std::to_string(db) +
-                       "); extents must match or be 1, counting from the last axis");
+      throw ShapeError(fmt::format("weft::{}: shapes {} cannot be broadcast together (axis {}: {} vs {}); extents "
+                                   "must match or be 1, counting from the last axis",
+                                   op, detail::shapes_str(a, b), i - rank, da, db));
     dims[static_cast<std::size_t>(i)] = da == 1 ? db : da;
   }
   return Shape(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(rank)));
@@ -81,9 +82,9 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
   detail::require_defined(a, op);
   detail::require_defined(b, op);
   if (a.dtype() != b.dtype())
-    throw DTypeError(std::string("weft::") + op + ": operands have different dtypes (" +
-                     std::string(name(a.dtype())) + " " + a.shape().str() + " and " + std::string(name(b.dtype())) +
-                     " " + b.shape().str() + "); weft does not promote implicitly, convert one with weft::astype");
+    throw DTypeError(fmt::format("weft::{}: operands have different dtypes ({} {} and {} {}); weft does not promote "
+                                 "implicitly, convert one with weft::astype",
+                                 op, name(a.dtype()), a.shape().str(), name(b.dtype()), b.shape().str()));
 }
 
 template <class FloatF, class IntF>
@@ -302,7 +303,7 @@ Tensor pow(const Tensor& x, float exponent) {
 }
 Tensor clip(const Tensor& x, float lo, float hi) {
   if (!(lo <= hi))
-    throw ValueError("weft::clip: lower bound " + std::to_string(lo) + " is above upper bound " + std::to_string(hi));
+    throw ValueError(fmt::format("weft::clip: lower bound {:.6f} is above upper bound {:.6f}", lo, hi));
   return unary_op(x, "clip", [lo, hi](float v) { return v < lo ? lo : (v > hi ? hi : v); },
                   [lo, hi](float v, float) { return (v >= lo && v <= hi) ? 1.0f : 0.0f; });
 }

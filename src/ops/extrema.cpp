@@ -3,6 +3,8 @@
 #include <limits>
 #include <type_traits>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 
 namespace weft {
@@ -99,10 +101,10 @@ Tensor argmax(const Tensor& x, int axis, bool keepdims) {
   const int a = normalize_axis(axis, x.rank(), "argmax");
   const Shape& s = x.shape();
   if (s[a] == 0)
-    throw ValueError("weft::argmax: axis " + std::to_string(a) + " of shape " + s.str() +
-                     " has extent 0, so there is no largest element");
+    throw ValueError(
+        fmt::format("weft::argmax: axis {} of shape {} has extent 0, so there is no largest element", a, s.str()));
   if (s[a] - 1 > std::numeric_limits<std::int32_t>::max())
-    throw ValueError("weft::argmax: axis " + std::to_string(a) + " of shape " + s.str() + " is too long for int32 indices");
+    throw ValueError(fmt::format("weft::argmax: axis {} of shape {} is too long for int32 indices", a, s.str()));
   Tensor out = detail::empty(detail::reduced_shape(s, {a}, keepdims), DType::int32);
   const auto view = detail::axis_view(s, a);
   if (x.dtype() == DType::float32)

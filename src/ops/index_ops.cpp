@@ -1,6 +1,9 @@
 // Ops that select or join elements by position: concat, slice, slice_axis, take, one_hot.
 #include <cstring>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "internal.hpp"
 
 namespace weft {
@@ -10,11 +13,7 @@ using detail::detach;
 
 namespace {
 
-std::string dims_str(const std::vector<std::int64_t>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
+std::string dims_str(const std::vector<std::int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
 
 /// Calls f(T{}) with T the element type of `dtype`.
 template <class F>
@@ -48,20 +47,20 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   std::int64_t total = 0;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Tensor& x = xs[i];
-    const std::string which = "input " + std::to_string(i) + " has shape " + x.shape().str();
+    const std::string which = fmt::format("input {} has shape {}", i, x.shape().str());
     if (x.dtype() != x0.dtype())
-      throw DTypeError("weft::concat: " + which + " and dtype " + std::string(name(x.dtype())) + " but input 0 is " +
-                       std::string(name(x0.dtype())) +
-                       "; all inputs need one dtype (weft does not promote), convert with weft::astype");
+      throw DTypeError(fmt::format("weft::concat: {} and dtype {} but input 0 is {}; all inputs need one dtype (weft "
+                                   "does not promote), convert with weft::astype",
+                                   which, name(x.dtype()), name(x0.dtype())));
     if (x.rank() != rank)
-      throw ShapeError("weft::concat: " + which + " (rank " + std::to_string(x.rank()) + ") but input 0 has shape " +
-                       x0.shape().str() + " (rank " + std::to_string(rank) + "); all inputs need the same rank");
+      throw ShapeError(fmt::format("weft::concat: {} (rank {}) but input 0 has shape {} (rank {}); all inputs need the "
+                                   "same rank",
+                                   which, x.rank(), x0.shape().str(), rank));
     for (int d = 0; d < rank; ++d)
       if (d != a && x.shape()[d] != x0.shape()[d])
-        throw ShapeError("weft::concat: " + which + " but input 0 has shape " + x0.shape().str() + ": axis " +
-                         std::to_string(d) + " has extent " + std::to_string(x.shape()[d]) + " vs " +
-                         std::to_string(x0.shape()[d]) + "; all extents must agree except along the joining axis " +
-                         std::to_string(a));
+        throw ShapeError(fmt::format("weft::concat: {} but input 0 has shape {}: axis {} has extent {} vs {}; all "
+                                     "extents must agree except along the joining axis {}",
+                                     which, x0.shape().str(), d, x.shape()[d], x0.shape()[d], a));
     total += x.shape()[a];
   }
   if (xs.size() == 1) return x0;
@@ -112,12 +111,12 @@ namespace {
 Tensor slice_impl(const Tensor& x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& limit,
                   const std::vector<std::int64_t>& strides, const char* op) {
   const int rank = x.rank();
-  const std::string where = std::string("weft::") + op + ": ";
+  const std::string where = fmt::format("weft::{}: ", op);
   auto check_length = [&](const std::vector<std::int64_t>& v, const char* what) {
     if (static_cast<int>(v.size()) != rank)
-      throw ShapeError(where + "`" + what + "` " + dims_str(v) + " has " + std::to_string(v.size()) +
-                       " entries but the tensor of shape " + x.shape().str() + " has rank " + std::to_string(rank) +
-                       "; give one entry per axis");
+      throw ShapeError(fmt::format("{}`{}` {} has {} entries but the tensor of shape {} has rank {}; give one entry "
+                                   "per axis",
+                                   where, what, dims_str(v), v.size(), x.shape().str(), rank));
   };
   check_length(start, "start");
   check_length(limit, "limit");
@@ -130,13 +129,11 @@ Tensor slice_impl(const Tensor& x, const std::vector<std::int64_t>& start, const
   for (int d = 0; d < rank; ++d) {
     const auto u = static_cast<std::size_t>(d);
     const std::int64_t n = x.shape()[d], b = start[u], e = limit[u], s = strides.empty() ? 1 : strides[u];
-    const std::string axis_in = " on axis " + std::to_string(d) + " of shape " + x.shape().str();
-    if (s < 1) throw ValueError(where + "stride " + std::to_string(s) + axis_in + " must be at least 1");
-    if (b < 0 || b > n)
-      throw ValueError(where + "start " + std::to_string(b) + axis_in + " is outside [0, " + std::to_string(n) + "]");
+    const std::string axis_in = fmt::format(" on axis {} of shape {}", d, x.shape().str());
+    if (s < 1) throw ValueError(fmt::format("{}stride {}{} must be at least 1", where, s, axis_in));
+    if (b < 0 || b > n) throw ValueError(fmt::format("{}start {}{} is outside [0, {}]", where, b, axis_in, n));
     if (e < b || e > n)
-      throw ValueError(where + "limit " + std::to_string(e) + axis_in + " is outside [start, extent] = [" +
-                       std::to_string(b) + ", " + std::to_string(n) + "]");
+      throw ValueError(fmt::format("{}limit {}{} is outside [start, extent] = [{}, {}]", where, e, axis_in, b, n));
     dims[u] = (e - b + s - 1) / s;
     in_stride[u] = s * contiguous[u];
     offset += b * contiguous[u];
@@ -173,15 +170,15 @@ Tensor slice_axis(const Tensor& x, int axis, std::int64_t start, std::int64_t st
   const std::int64_t n = x.shape()[a];
   // Negative bounds count from the end once (as lax.slice_in_dim); no clamping beyond that.
   const std::int64_t b = start < 0 ? start + n : start, e = stop < 0 ? stop + n : stop;
-  const std::string axis_in = " on axis " + std::to_string(a) + " of shape " + x.shape().str();
-  const std::string range = std::string("[") + std::to_string(-n) + ", " + std::to_string(n) + "] (negative values count from the end)";
+  const std::string axis_in = fmt::format(" on axis {} of shape {}", a, x.shape().str());
+  const std::string range = fmt::format("[{}, {}] (negative values count from the end)", -n, n);
   if (b < 0 || b > n)
-    throw ValueError("weft::slice_axis: start " + std::to_string(start) + axis_in + " is outside " + range);
+    throw ValueError(fmt::format("weft::slice_axis: start {}{} is outside {}", start, axis_in, range));
   if (e < 0 || e > n)
-    throw ValueError("weft::slice_axis: stop " + std::to_string(stop) + axis_in + " is outside " + range);
+    throw ValueError(fmt::format("weft::slice_axis: stop {}{} is outside {}", stop, axis_in, range));
   if (e < b)
-    throw ValueError("weft::slice_axis: stop " + std::to_string(stop) + " comes before start " + std::to_string(start) +
-                     axis_in + "; give start <= stop");
+    throw ValueError(
+        fmt::format("weft::slice_axis: stop {} comes before start {}{}; give start <= stop", stop, start, axis_in));
   std::vector<std::int64_t> lo(static_cast<std::size_t>(x.rank()), 0), hi = x.shape().to_vector();
   lo[static_cast<std::size_t>(a)] = b;
   hi[static_cast<std::size_t>(a)] = e;
@@ -208,14 +205,16 @@ Tensor take(const Tensor& x, const Tensor& indices) {
   detail::require_defined(x, "take");
   detail::require_defined(indices, "take");
   if (indices.dtype() != DType::int32)
-    throw DTypeError("weft::take: indices must be int32, got " + std::string(name(indices.dtype())) + " of shape " +
-                     indices.shape().str() + "; convert them with weft::astype(indices, DType::int32)");
+    throw DTypeError(fmt::format("weft::take: indices must be int32, got {} of shape {}; convert them with "
+                                 "weft::astype(indices, DType::int32)",
+                                 name(indices.dtype()), indices.shape().str()));
   if (x.rank() == 0)
     throw ShapeError("weft::take: x is a scalar (shape ()); take selects rows along axis 0, so x needs rank >= 1");
   if (indices.rank() + x.rank() - 1 > Shape::kMaxRank)
-    throw ShapeError("weft::take: indices of shape " + indices.shape().str() + " and x of shape " + x.shape().str() +
-                     " give a result of rank " + std::to_string(indices.rank() + x.rank() - 1) + ", more than " +
-                     std::to_string(Shape::kMaxRank));
+    throw ShapeError(fmt::format("weft::take: indices of shape {} and x of shape {} give a result of rank {}, more "
+                                 "than {}",
+                                 indices.shape().str(), x.shape().str(), indices.rank() + x.rank() - 1,
+                                 Shape::kMaxRank));
   const std::int64_t n = x.shape()[0];
   const std::int64_t m = indices.size();
   const std::int32_t* idx = data<std::int32_t>(indices);
@@ -224,10 +223,10 @@ Tensor take(const Tensor& x, const Tensor& indices) {
   // stop training loudly, not turn into NaN losses or silently reuse another row.
   for (std::int64_t p = 0; p < m; ++p)
     if (idx[p] < 0 || idx[p] >= n)
-      throw ValueError("weft::take: index " + std::to_string(idx[p]) + " at position " +
-                       position_str(p, indices.shape()) + " of indices (shape " + indices.shape().str() +
-                       ") is outside [0, " + std::to_string(n) + "), the rows of x (shape " + x.shape().str() +
-                       "); weft does not clamp or wrap indices");
+      throw ValueError(fmt::format("weft::take: index {} at position {} of indices (shape {}) is outside [0, {}), the "
+                                   "rows of x (shape {}); weft does not clamp or wrap indices",
+                                   idx[p], position_str(p, indices.shape()), indices.shape().str(), n,
+                                   x.shape().str()));
 
   std::vector<std::int64_t> dims = indices.shape().to_vector();
   for (int d = 1; d < x.rank(); ++d) dims.push_back(x.shape()[d]);
@@ -271,13 +270,14 @@ Tensor take(const Tensor& x, const Tensor& indices) {
 Tensor one_hot(const Tensor& labels, std::int64_t num_classes) {
   detail::require_defined(labels, "one_hot");
   if (labels.dtype() != DType::int32)
-    throw DTypeError("weft::one_hot: labels must be int32 class indices, got " + std::string(name(labels.dtype())) +
-                     " of shape " + labels.shape().str() + "; convert them with weft::astype(labels, DType::int32)");
+    throw DTypeError(fmt::format("weft::one_hot: labels must be int32 class indices, got {} of shape {}; convert them "
+                                 "with weft::astype(labels, DType::int32)",
+                                 name(labels.dtype()), labels.shape().str()));
   if (num_classes <= 0)
-    throw ValueError("weft::one_hot: num_classes must be positive, got " + std::to_string(num_classes));
+    throw ValueError(fmt::format("weft::one_hot: num_classes must be positive, got {}", num_classes));
   if (labels.rank() + 1 > Shape::kMaxRank)
-    throw ShapeError("weft::one_hot: labels of shape " + labels.shape().str() + " would give a result of rank " +
-                     std::to_string(labels.rank() + 1) + ", more than " + std::to_string(Shape::kMaxRank));
+    throw ShapeError(fmt::format("weft::one_hot: labels of shape {} would give a result of rank {}, more than {}",
+                                 labels.shape().str(), labels.rank() + 1, Shape::kMaxRank));
   std::vector<std::int64_t> dims = labels.shape().to_vector();
   dims.push_back(num_classes);
   Tensor out = zeros(Shape(dims));

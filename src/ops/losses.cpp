@@ -11,6 +11,9 @@
 #include <cstdint>
 #include <string>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "internal.hpp"
 #include "../row_math.hpp"
 
@@ -24,8 +27,6 @@ namespace {
 
 constexpr const char* kCrossEntropy = "softmax_cross_entropy";
 
-std::string where(const char* op) { return std::string("weft::losses::") + op; }
-
 /// "[3]" or "[1, 4]": the position of flat element `flat` in a tensor of `shape`.
 std::string position(std::int64_t flat, const Shape& shape) {
   std::vector<std::int64_t> index(static_cast<std::size_t>(shape.rank()));
@@ -33,9 +34,7 @@ std::string position(std::int64_t flat, const Shape& shape) {
     index[static_cast<std::size_t>(d)] = flat % shape[d];
     flat /= shape[d];
   }
-  std::string out = "[";
-  for (std::size_t d = 0; d < index.size(); ++d) out += (d > 0 ? ", " : "") + std::to_string(index[d]);
-  return out + "]";
+  return fmt::format("[{}]", fmt::join(index, ", "));
 }
 
 /// Rows of `classes` logits: the batch shape (logits.shape[:-1]) and the row count.
@@ -49,24 +48,27 @@ Rows check_logits(const Tensor& logits, const Tensor& labels, const char* op) {
   detail::require_defined(logits, op);
   detail::require_defined(labels, op);
   if (logits.dtype() != DType::float32)
-    throw DTypeError(where(op) + ": logits must be float32, got int32 " + logits.shape().str() +
-                     "; convert them with weft::astype(logits, DType::float32)");
+    throw DTypeError(fmt::format("weft::losses::{}: logits must be float32, got int32 {}; convert them with "
+                                 "weft::astype(logits, DType::float32)",
+                                 op, logits.shape().str()));
   if (logits.rank() == 0 || logits.shape()[logits.rank() - 1] == 0)
-    throw ShapeError(where(op) + ": logits " + logits.shape().str() +
-                     " have no class axis; they need the classes on their last axis, e.g. (batch, classes)");
+    throw ShapeError(fmt::format("weft::losses::{}: logits {} have no class axis; they need the classes on their last "
+                                 "axis, e.g. (batch, classes)",
+                                 op, logits.shape().str()));
   const std::vector<std::int64_t> dims = logits.shape().to_vector();
   Rows rows;
   rows.batch = Shape(std::vector<std::int64_t>(dims.begin(), dims.end() - 1));
   rows.classes = dims.back();
   rows.count = rows.batch.numel();
   if (labels.dtype() == DType::int32 && labels.shape() != rows.batch)
-    throw ShapeError(where(op) + ": int32 labels " + labels.shape().str() + " do not fit logits " +
-                     logits.shape().str() + "; integer labels hold one class index per example, shape " +
-                     rows.batch.str() + " (for one-hot labels pass float32 labels of the logits' shape)");
+    throw ShapeError(fmt::format("weft::losses::{}: int32 labels {} do not fit logits {}; integer labels hold one "
+                                 "class index per example, shape {} (for one-hot labels pass float32 labels of the "
+                                 "logits' shape)",
+                                 op, labels.shape().str(), logits.shape().str(), rows.batch.str()));
   if (labels.dtype() == DType::float32 && labels.shape() != logits.shape())
-    throw ShapeError(where(op) + ": float32 labels " + labels.shape().str() + " do not fit logits " +
-                     logits.shape().str() + "; one-hot or soft labels have the logits' shape (for class indices " +
-                     "pass int32 labels of shape " + rows.batch.str() + ")");
+    throw ShapeError(fmt::format("weft::losses::{}: float32 labels {} do not fit logits {}; one-hot or soft labels "
+                                 "have the logits' shape (for class indices pass int32 labels of shape {})",
+                                 op, labels.shape().str(), logits.shape().str(), rows.batch.str()));
   return rows;
 }
 
@@ -74,10 +76,9 @@ void check_label_range(const Tensor& labels, const Rows& rows, const Shape& logi
   const std::int32_t* pl = data<std::int32_t>(labels);
   for (std::int64_t r = 0; r < rows.count; ++r) {
     if (pl[r] >= 0 && pl[r] < rows.classes) continue;
-    throw ValueError(where(op) + ": label " + std::to_string(pl[r]) + " at labels" + position(r, rows.batch) +
-                     " is outside [0, " + std::to_string(rows.classes) + ") for logits " + logits_shape.str() +
-                     " with " + std::to_string(rows.classes) + " classes; labels are class indices from 0 to " +
-                     "classes - 1");
+    throw ValueError(fmt::format("weft::losses::{}: label {} at labels{} is outside [0, {}) for logits {} with {} "
+                                 "classes; labels are class indices from 0 to classes - 1",
+                                 op, pl[r], position(r, rows.batch), rows.classes, logits_shape.str(), rows.classes));
   }
 }
 
@@ -201,15 +202,17 @@ Tensor soft_cross_entropy(const Tensor& logits, const Tensor& labels, const Rows
 void check_float(const Tensor& t, const char* what, const char* op) {
   detail::require_defined(t, op);
   if (t.dtype() != DType::float32)
-    throw DTypeError(where(op) + ": " + what + " must be float32, got int32 " + t.shape().str() +
-                     "; convert with weft::astype(x, DType::float32)");
+    throw DTypeError(fmt::format("weft::losses::{}: {} must be float32, got int32 {}; convert with weft::astype(x, "
+                                 "DType::float32)",
+                                 op, what, t.shape().str()));
 }
 
 void check_same_shape(const Tensor& a, const char* a_name, const Tensor& b, const char* b_name, const char* op) {
   if (a.shape() != b.shape())
-    throw ShapeError(where(op) + ": " + a_name + " " + a.shape().str() + " and " + b_name + " " + b.shape().str() +
-                     " differ in shape; weft does not broadcast them here (a (batch, 1) against a (batch,) would "
-                     "silently give a (batch, batch) loss), reshape one to the other's shape");
+    throw ShapeError(fmt::format("weft::losses::{}: {} {} and {} {} differ in shape; weft does not broadcast them here "
+                                 "(a (batch, 1) against a (batch,) would silently give a (batch, batch) loss), reshape "
+                                 "one to the other's shape",
+                                 op, a_name, a.shape().str(), b_name, b.shape().str()));
 }
 
 }  // namespace
@@ -224,8 +227,9 @@ Tensor softmax_cross_entropy_with_integer_labels(const Tensor& logits, const Ten
   constexpr const char* op = "softmax_cross_entropy_with_integer_labels";
   detail::require_defined(labels, op);
   if (labels.dtype() != DType::int32)
-    throw DTypeError(where(op) + ": labels must be int32 class indices, got float32 " + labels.shape().str() +
-                     "; for one-hot or soft labels use weft::losses::softmax_cross_entropy");
+    throw DTypeError(fmt::format("weft::losses::{}: labels must be int32 class indices, got float32 {}; for one-hot or "
+                                 "soft labels use weft::losses::softmax_cross_entropy",
+                                 op, labels.shape().str()));
   return softmax_cross_entropy(logits, labels);
 }
 

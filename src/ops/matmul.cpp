@@ -2,6 +2,8 @@
 #include <array>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "../backend/gemm.hpp"
 #include "../checked.hpp"
 #include "internal.hpp"
@@ -26,10 +28,10 @@ MatmulDims check_dims(const Tensor& a, const Tensor& b, MatmulOptions o) {
   const std::int64_t kb = o.transpose_b ? sb[rb - 1] : sb[rb - 2];
   const std::int64_t n = o.transpose_b ? sb[rb - 2] : sb[rb - 1];
   if (ka != kb)
-    throw ShapeError("weft::matmul: shapes " + detail::shapes_str(sa, sb) + (o.transpose_a ? " (a transposed)" : "") +
-                     (o.transpose_b ? " (b transposed)" : "") + " do not fit: a contracts over " +
-                     std::to_string(ka) + " but b over " + std::to_string(kb) +
-                     "; the last axis of a must equal the second-to-last of b");
+    throw ShapeError(fmt::format("weft::matmul: shapes {}{}{} do not fit: a contracts over {} but b over {}; the last "
+                                 "axis of a must equal the second-to-last of b",
+                                 detail::shapes_str(sa, sb), o.transpose_a ? " (a transposed)" : "",
+                                 o.transpose_b ? " (b transposed)" : "", ka, kb));
   const Shape batch = broadcast_shapes(Shape(std::span<const std::int64_t>(sa.begin(), sa.end() - 2)),
                                        Shape(std::span<const std::int64_t>(sb.begin(), sb.end() - 2)), "matmul");
   return {m, ka, n, batch};

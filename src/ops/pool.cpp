@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 #include "window.hpp"
 
@@ -169,15 +171,16 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
     const Tensor y = pool(reshape(x, Shape{1, s[0], s[1], s[2]}), o, kind);
     return reshape(y, Shape{y.shape()[1], y.shape()[2], y.shape()[3]});
   }
-  const std::string where = std::string("weft::") + op + ": ";
+  const std::string where = fmt::format("weft::{}: ", op);
   if (x.rank() != 4)
-    throw ShapeError(where + "the input must be NHWC (rank 4) or HWC (rank 3), got shape " + x.shape().str() +
-                     "; pooling runs over the two spatial axes");
+    throw ShapeError(fmt::format("{}the input must be NHWC (rank 4) or HWC (rank 3), got shape {}; pooling runs over "
+                                 "the two spatial axes",
+                                 where, x.shape().str()));
   if (o.window.size() != 2)
-    throw ValueError(where + "window " + detail::extents_str(o.window) + " has " + std::to_string(o.window.size()) +
-                     " entries; give two, (height, width)");
+    throw ValueError(fmt::format("{}window {} has {} entries; give two, (height, width)", where,
+                                 detail::extents_str(o.window), o.window.size()));
   if (o.window[0] < 1 || o.window[1] < 1)
-    throw ValueError(where + "window " + detail::extents_str(o.window) + " must be positive");
+    throw ValueError(fmt::format("{}window {} must be positive", where, detail::extents_str(o.window)));
   const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
   const Window2d w = detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
 

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 
 namespace weft {
@@ -17,7 +19,7 @@ std::vector<int> normalize_axes(const Axes& axes, int rank, const char* op) {
   for (int a : axes.list()) out.push_back(normalize_axis(a, rank, op));
   std::sort(out.begin(), out.end());
   if (std::adjacent_find(out.begin(), out.end()) != out.end())
-    throw ShapeError(std::string("weft::") + op + ": an axis is listed twice; list each axis once");
+    throw ShapeError(fmt::format("weft::{}: an axis is listed twice; list each axis once", op));
   return out;
 }
 
@@ -41,7 +43,7 @@ std::int64_t averaged_count(const Shape& shape, const std::vector<int>& axes, co
   std::int64_t n = 1;
   for (int a : axes) n *= shape[a];
   if (n == 0)
-    throw ValueError(std::string("weft::") + op + ": the reduced axes of shape " + shape.str() + " hold no elements");
+    throw ValueError(fmt::format("weft::{}: the reduced axes of shape {} hold no elements", op, shape.str()));
   return n;
 }
 
@@ -137,9 +139,9 @@ Tensor reduce_raw(const Tensor& x, const std::vector<int>& axes, bool keepdims, 
   const Shape& shape = x.shape();
   for (int a : axes) {
     if (shape[a] == 0 && kind != ReduceKind::sum)
-      throw ValueError(std::string("weft::") + (kind == ReduceKind::max ? "max" : "min") +
-                       ": cannot reduce over axis " + std::to_string(a) + " of extent 0 in shape " + shape.str() +
-                       " (the result has no identity)");
+      throw ValueError(fmt::format("weft::{}: cannot reduce over axis {} of extent 0 in shape {} (the result has no "
+                                   "identity)",
+                                   kind == ReduceKind::max ? "max" : "min", a, shape.str()));
   }
   if (x.dtype() == DType::int32 && kind == ReduceKind::sum) return sum_int(x, axes, keepdims);
   const bool is_int = x.dtype() == DType::int32;

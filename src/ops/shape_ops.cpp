@@ -1,6 +1,8 @@
 // Ops that move elements without arithmetic: reshape, transpose, broadcast_to.
 #include <numeric>
 
+#include <fmt/format.h>
+
 #include "../checked.hpp"
 #include "../format.hpp"
 #include "internal.hpp"
@@ -49,7 +51,7 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
       if (infer >= 0) throw ShapeError("weft::reshape: more than one -1 in the new shape; at most one extent can be inferred");
       infer = static_cast<int>(i);
     } else if (dims[i] < 0) {
-      throw ShapeError("weft::reshape: extent " + std::to_string(dims[i]) + " in the new shape is negative");
+      throw ShapeError(fmt::format("weft::reshape: extent {} in the new shape is negative", dims[i]));
     } else {
       known_dims.push_back(dims[i]);
     }
@@ -61,8 +63,8 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
       throw ShapeError("weft::reshape: the new shape " + wanted +
                        " has more than 2^63 - 1 elements (its extents overflow int64); no tensor can have it");
     if (*known == 0 || x.size() % *known != 0)
-      throw ShapeError("weft::reshape: cannot reshape " + x.shape().str() + " (" + std::to_string(x.size()) +
-                       " elements) into " + wanted);
+      throw ShapeError(
+          fmt::format("weft::reshape: cannot reshape {} ({} elements) into {}", x.shape().str(), x.size(), wanted));
     dims[static_cast<std::size_t>(infer)] = x.size() / *known;
   }
   return reshape(x, Shape(dims));
@@ -75,8 +77,8 @@ Tensor reshape(const Tensor& x, std::initializer_list<std::int64_t> shape) {
 Tensor reshape(const Tensor& x, const Shape& shape) {
   detail::require_defined(x, "reshape");
   if (shape.numel() != x.size())
-    throw ShapeError("weft::reshape: cannot reshape " + x.shape().str() + " (" + std::to_string(x.size()) +
-                     " elements) into " + shape.str() + " (" + std::to_string(shape.numel()) + " elements)");
+    throw ShapeError(fmt::format("weft::reshape: cannot reshape {} ({} elements) into {} ({} elements)",
+                                 x.shape().str(), x.size(), shape.str(), shape.numel()));
   Tensor out = detail::alias(x, shape);
   if (autodiff::any_tracked(x)) {
     autodiff::record(out, "reshape", {&x}, [sx = x.shape()](const Tensor& g, std::span<Tensor> gr) {
@@ -95,13 +97,14 @@ Tensor transpose(const Tensor& x, const std::vector<int>& perm_in) {
     std::iota(perm.rbegin(), perm.rend(), 0);
   }
   if (static_cast<int>(perm.size()) != rank)
-    throw ShapeError("weft::transpose: the permutation has " + std::to_string(perm.size()) +
-                     " entries but the tensor of shape " + x.shape().str() + " has rank " + std::to_string(rank));
+    throw ShapeError(fmt::format("weft::transpose: the permutation has {} entries but the tensor of shape {} has rank "
+                                 "{}",
+                                 perm.size(), x.shape().str(), rank));
   std::vector<bool> seen(static_cast<std::size_t>(rank), false);
   for (int& p : perm) {
     p = normalize_axis(p, rank, "transpose");
     if (seen[static_cast<std::size_t>(p)])
-      throw ShapeError("weft::transpose: axis " + std::to_string(p) + " appears twice in the permutation");
+      throw ShapeError(fmt::format("weft::transpose: axis {} appears twice in the permutation", p));
     seen[static_cast<std::size_t>(p)] = true;
   }
   std::vector<std::int64_t> in_stride(static_cast<std::size_t>(rank)), dims(static_cast<std::size_t>(rank));

@@ -5,7 +5,10 @@
 #include <array>
 #include <cctype>
 #include <limits>
+#include <iterator>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "../checked.hpp"
 #include "weft/error.hpp"
@@ -22,11 +25,9 @@ std::string upper(std::string s) {
 std::string pairs_str(const std::vector<std::pair<std::int64_t, std::int64_t>>& pairs) {
   std::string s = "(";
   for (std::size_t i = 0; i < pairs.size(); ++i)
-    s += (i ? ", (" : "(") + std::to_string(pairs[i].first) + ", " + std::to_string(pairs[i].second) + ")";
+    fmt::format_to(std::back_inserter(s), "{}({}, {})", i ? ", " : "", pairs[i].first, pairs[i].second);
   return s + (pairs.size() == 1 ? ",)" : ")");
 }
-
-std::string prefix(const char* op) { return std::string("weft::") + op + ": "; }
 
 }  // namespace
 
@@ -69,11 +70,11 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Padding::resolve(const std::v
   const std::size_t n = in.size();
   const auto check_count = [&](const std::vector<std::int64_t>& v, const char* what) {
     if (v.size() != n)
-      throw ValueError(prefix(op) + what + " " + detail::extents_str(v) + " has " + std::to_string(v.size()) +
-                       " entries but the op has " + std::to_string(n) +
-                       " spatial axes; give one entry per spatial axis");
+      throw ValueError(fmt::format("weft::{}: {} {} has {} entries but the op has {} spatial axes; give one entry per "
+                                   "spatial axis",
+                                   op, what, detail::extents_str(v), v.size(), n));
     if (std::ranges::any_of(v, [](std::int64_t e) { return e <= 0; }))
-      throw ValueError(prefix(op) + what + " " + detail::extents_str(v) + " must be positive");
+      throw ValueError(fmt::format("weft::{}: {} {} must be positive", op, what, detail::extents_str(v)));
   };
   check_count(window, "window");
   check_count(strides, "strides");
@@ -98,12 +99,13 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Padding::resolve(const std::v
   }
   if (mode_ == Mode::explicit_pairs) {
     if (pairs_.size() != n)
-      throw ValueError(prefix(op) + "padding " + pairs_str(pairs_) + " has " + std::to_string(pairs_.size()) +
-                       " (low, high) pairs but the op has " + std::to_string(n) +
-                       " spatial axes; give one pair per spatial axis");
+      throw ValueError(fmt::format("weft::{}: padding {} has {} (low, high) pairs but the op has {} spatial axes; give "
+                                   "one pair per spatial axis",
+                                   op, pairs_str(pairs_), pairs_.size(), n));
     if (std::ranges::any_of(pairs_, [](const auto& p) { return p.first < 0 || p.second < 0; }))
-      throw ValueError(prefix(op) + "padding " + pairs_str(pairs_) +
-                       " has a negative pad; pads must be >= 0 (to crop the input, use weft::slice first)");
+      throw ValueError(fmt::format("weft::{}: padding {} has a negative pad; pads must be >= 0 (to crop the input, use "
+                                   "weft::slice first)",
+                                   op, pairs_str(pairs_)));
     out = pairs_;
   }
   return out;
@@ -114,8 +116,9 @@ namespace detail {
 std::int64_t dilated_extent(std::int64_t window, std::int64_t dilation, const char* op) {
   const auto span = checked_mul(window - 1, dilation);
   if (!span || *span == std::numeric_limits<std::int64_t>::max())
-    throw ValueError(prefix(op) + "a window of " + std::to_string(window) + " with dilation " + std::to_string(dilation) +
-                     " spans more than 2^63 - 1 input positions; use a smaller dilation");
+    throw ValueError(fmt::format("weft::{}: a window of {} with dilation {} spans more than 2^63 - 1 input positions; "
+                                 "use a smaller dilation",
+                                 op, window, dilation));
   return *span + 1;
 }
 
@@ -140,24 +143,26 @@ Window2d window2d(const Shape& x, std::int64_t kh, std::int64_t kw, const std::v
     const auto low = checked_add(extent, pad.first);
     const auto both = low ? checked_add(*low, pad.second) : std::nullopt;
     if (!both)
-      throw ValueError(prefix(op) + "the padding " + padding.str() + " = " + pairs_str(pads) + " of the input " +
-                       x.str() + " gives a padded extent of more than 2^63 - 1; use smaller pads");
+      throw ValueError(fmt::format("weft::{}: the padding {} = {} of the input {} gives a padded extent of more than "
+                                   "2^63 - 1; use smaller pads",
+                                   op, padding.str(), pairs_str(pads), x.str()));
     return *both;
   };
   const std::int64_t padded_h = padded(g.h, pads[0]), padded_w = padded(g.w, pads[1]);
   const std::int64_t eff_h = dilated_extent(kh, g.dh, op), eff_w = dilated_extent(kw, g.dw, op);
   if (eff_h > padded_h || eff_w > padded_w)
-    throw ShapeError(prefix(op) + "the window " + extents_str({eff_h, eff_w}) +
-                     (g.dh > 1 || g.dw > 1 ? " (after dilation " + extents_str(dilation) + ")" : std::string()) +
-                     " is larger than the padded input " + extents_str({padded_h, padded_w}) + " (input " +
-                     x.str() + ", padding " + padding.str() + " = " + pairs_str(pads) +
-                     "); use a smaller window or dilation, or pad more (\"SAME\" always fits)");
+    throw ShapeError(fmt::format("weft::{}: the window {}{} is larger than the padded input {} (input {}, padding {} = "
+                                 "{}); use a smaller window or dilation, or pad more (\"SAME\" always fits)",
+                                 op, extents_str({eff_h, eff_w}),
+                                 g.dh > 1 || g.dw > 1 ? fmt::format(" (after dilation {})", extents_str(dilation))
+                                                      : std::string(),
+                                 extents_str({padded_h, padded_w}), x.str(), padding.str(), pairs_str(pads)));
   g.oh = (padded_h - eff_h) / g.sh + 1;
   g.ow = (padded_w - eff_w) / g.sw + 1;
   if (!checked_product(std::array{g.n, g.oh, g.ow}))  // rows() is then exact
-    throw ShapeError(prefix(op) + "the output of " + std::to_string(g.n) + " x " + std::to_string(g.oh) + " x " +
-                     std::to_string(g.ow) + " pixels (input " + x.str() + ", padding " + padding.str() + " = " +
-                     pairs_str(pads) + ") has more than 2^63 - 1 pixels; use smaller pads or larger strides");
+    throw ShapeError(fmt::format("weft::{}: the output of {} x {} x {} pixels (input {}, padding {} = {}) has more "
+                                 "than 2^63 - 1 pixels; use smaller pads or larger strides",
+                                 op, g.n, g.oh, g.ow, x.str(), padding.str(), pairs_str(pads)));
   return g;
 }
 

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 
 namespace weft::optim {
@@ -59,8 +61,9 @@ void adam_kernel(const AdamStep& c, const float* g, const float* m, const float*
 
 void check_rate(float b, const char* name, const char* op) {
   if (!(b >= 0.0f && b < 1.0f))
-    throw ValueError(detail::where(op) + ": " + name + " is " + std::to_string(b) +
-                     "; it must be in [0, 1) (the decay rate of a moment estimate, e.g. 0.9 or 0.999)");
+    throw ValueError(fmt::format("{}: {} is {:.6f}; it must be in [0, 1) (the decay rate of a moment estimate, e.g. "
+                                 "0.9 or 0.999)",
+                                 detail::where(op), name, b));
 }
 
 GradientTransformation make_adam(AdamConfig config) {
@@ -68,11 +71,12 @@ GradientTransformation make_adam(AdamConfig config) {
   check_rate(config.b1, "b1", op);
   check_rate(config.b2, "b2", op);
   if (!std::isfinite(config.eps) || config.eps < 0.0f)
-    throw ValueError(detail::where(op) + ": eps is " + std::to_string(config.eps) +
-                     "; it must be a small non-negative number such as 1e-8");
+    throw ValueError(fmt::format("{}: eps is {:.6f}; it must be a small non-negative number such as 1e-8",
+                                 detail::where(op), config.eps));
   if (!std::isfinite(config.weight_decay) || config.weight_decay < 0.0f)
-    throw ValueError(detail::where(op) + ": weight_decay is " + std::to_string(config.weight_decay) +
-                     "; it must be 0 or positive (e.g. 1e-4); a negative decay would grow the weights");
+    throw ValueError(fmt::format("{}: weight_decay is {:.6f}; it must be 0 or positive (e.g. 1e-4); a negative decay "
+                                 "would grow the weights",
+                                 detail::where(op), config.weight_decay));
   GradientTransformation out;
   out.init = [](const Variables& params) {
     const Variables moments = tree_map([](const Tensor& p) { return zeros(p.shape()); }, params);

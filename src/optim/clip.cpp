@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 
 namespace weft::optim {
@@ -55,8 +57,9 @@ float global_norm(const Variables& tree) { return norm_of(tree, "global_norm"); 
 
 GradientTransformation clip_by_global_norm(float max_norm) {
   if (!(max_norm > 0.0f))
-    throw ValueError("weft::optim::clip_by_global_norm: max_norm is " + std::to_string(max_norm) +
-                     "; it must be positive (the largest global norm the updates may keep, e.g. 1.0)");
+    throw ValueError(fmt::format("weft::optim::clip_by_global_norm: max_norm is {:.6f}; it must be positive (the "
+                                 "largest global norm the updates may keep, e.g. 1.0)",
+                                 max_norm));
   GradientTransformation out;
   out.init = [](const Variables&) { return Variables(); };
   out.update = [max_norm](const Variables& grads, const Variables& state, const Variables&) {

@@ -1,5 +1,7 @@
 #include "internal.hpp"
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 
 #include <limits>
@@ -18,11 +20,12 @@ void check_structure(const Variables& a, const char* a_name, const Variables& b,
   if (same_structure(a, b)) return;
   const std::string path = *structure_difference(a, b);
   const bool in_a = a.contains(path);
-  throw KeyError(where(op) + ": " + a_name + " and " + b_name + " differ in structure: " + quoted(path) + " is in " +
-                 (in_a ? a_name : b_name) + " but not in " + (in_a ? b_name : a_name) + " (" +
-                 std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
-                 " leaves); they need the same paths: make the state with init(params) for the params the gradients "
-                 "are taken for (variables.collection(\"params\") when the variables also hold other collections)");
+  throw KeyError(fmt::format("{}: {} and {} differ in structure: {} is in {} but not in {} ({} vs {} leaves); they "
+                             "need the same paths: make the state with init(params) for the params the gradients are "
+                             "taken for (variables.collection(\"params\") when the variables also hold other "
+                             "collections)",
+                             where(op), a_name, b_name, quoted(path), in_a ? a_name : b_name, in_a ? b_name : a_name,
+                             a.size(), b.size()));
 }
 
 Variables state_part(const Variables& state, std::string_view name, const Variables& grads, const char* op) {
@@ -43,12 +46,12 @@ std::int32_t read_count(const Variables& state, const char* op) {
                    (state.empty() ? std::string(" (it is empty)") : " (its first path: " + quoted(state.paths().front()) + ")") +
                    "; " + std::string(kStateHelp));
   if (count->dtype() != DType::int32 || count->size() != 1)
-    throw ValueError(where(op) + ": the step count \"count/count\" must be an int32 scalar, got " +
-                     std::string(name(count->dtype())) + " " + count->shape().str() + "; " + std::string(kStateHelp));
+    throw ValueError(fmt::format("{}: the step count \"count/count\" must be an int32 scalar, got {} {}; {}", where(op),
+                                 name(count->dtype()), count->shape().str(), kStateHelp));
   const std::int32_t value = count->values<std::int32_t>()[0];
   if (value < 0)
-    throw ValueError(where(op) + ": the step count \"count/count\" is negative (" + std::to_string(value) + "); " +
-                     std::string(kStateHelp));
+    throw ValueError(
+        fmt::format("{}: the step count \"count/count\" is negative ({}); {}", where(op), value, kStateHelp));
   return value;
 }
 
@@ -67,9 +70,10 @@ void check_leaf(std::string_view path, const Tensor& g, const Tensor* other, con
     throw DTypeError(where(op) + ": the gradient at " + quoted(path) + " is int32 " + g.shape().str() +
                      "; optimizers update float32 params only");
   if (other != nullptr && (other->shape() != g.shape() || other->dtype() != g.dtype()))
-    throw ShapeError(where(op) + ": at " + quoted(path) + " the gradient is " + std::string(name(g.dtype())) + " " +
-                     g.shape().str() + " but " + other_name + " is " + std::string(name(other->dtype())) + " " +
-                     other->shape().str() + "; they must match (was the state made for other params?)");
+    throw ShapeError(fmt::format("{}: at {} the gradient is {} {} but {} is {} {}; they must match (was the state made "
+                                 "for other params?)",
+                                 where(op), quoted(path), name(g.dtype()), g.shape().str(), other_name,
+                                 name(other->dtype()), other->shape().str()));
   if (autodiff::any_tracked(g) || (other != nullptr && autodiff::any_tracked(*other)))
     throw Error(where(op) + ": the tensors at " + quoted(path) +
                 " are being recorded for a gradient; optimizer updates are not differentiable, run them outside "

@@ -7,13 +7,16 @@
 #include <numbers>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "weft/error.hpp"
 
 namespace weft::optim {
 
 float LearningRate::checked_constant(double value) {
   if (!std::isfinite(value))
-    throw ValueError("weft::optim: the learning rate is " + std::to_string(value) + "; give a finite number or a Schedule");
+    throw ValueError(
+        fmt::format("weft::optim: the learning rate is {:.6f}; give a finite number or a Schedule", value));
   return static_cast<float>(value);
 }
 
@@ -25,9 +28,9 @@ float LearningRate::at(std::int64_t step, const char* op) const {
   if (!schedule_) return value_;
   const float value = schedule_(step);
   if (!std::isfinite(value))
-    throw ValueError("weft::optim::" + std::string(op) + ": the learning-rate schedule returned " +
-                     (std::isnan(value) ? std::string("nan") : std::to_string(value)) + " at step " + std::to_string(step) +
-                     "; a schedule must give a finite learning rate at every step");
+    throw ValueError(fmt::format("weft::optim::{}: the learning-rate schedule returned {} at step {}; a schedule must "
+                                 "give a finite learning rate at every step",
+                                 op, std::isnan(value) ? std::string("nan") : fmt::format("{:.6f}", value), step));
   return value;
 }
 
@@ -56,8 +59,9 @@ Schedule linear_schedule(float init_value, float end_value, std::int64_t transit
 
 Schedule cosine_decay_schedule(float init_value, std::int64_t decay_steps, float alpha, float exponent) {
   if (decay_steps <= 0)
-    throw ValueError("weft::optim::cosine_decay_schedule: decay_steps is " + std::to_string(decay_steps) +
-                     "; it must be positive (the number of steps over which the value decays)");
+    throw ValueError(fmt::format("weft::optim::cosine_decay_schedule: decay_steps is {}; it must be positive (the "
+                                 "number of steps over which the value decays)",
+                                 decay_steps));
   return [=](std::int64_t step) {
     const double t = static_cast<double>(std::min(step, decay_steps));
     const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * t / static_cast<double>(decay_steps)));
@@ -68,13 +72,14 @@ Schedule cosine_decay_schedule(float init_value, std::int64_t decay_steps, float
 
 Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_t> boundaries) {
   if (schedules.empty() || boundaries.size() + 1 != schedules.size())
-    throw ValueError("weft::optim::join_schedules: " + std::to_string(schedules.size()) + " schedules and " +
-                     std::to_string(boundaries.size()) + " boundaries; give one boundary fewer than schedules");
+    throw ValueError(fmt::format("weft::optim::join_schedules: {} schedules and {} boundaries; give one boundary fewer "
+                                 "than schedules",
+                                 schedules.size(), boundaries.size()));
   if (!std::is_sorted(boundaries.begin(), boundaries.end()))
     throw ValueError("weft::optim::join_schedules: the boundaries are not in increasing order");
   for (std::size_t i = 0; i < schedules.size(); ++i)
     if (!schedules[i])
-      throw ValueError("weft::optim::join_schedules: schedule " + std::to_string(i) + " is empty");
+      throw ValueError(fmt::format("weft::optim::join_schedules: schedule {} is empty", i));
   return [schedules = std::move(schedules), boundaries = std::move(boundaries)](std::int64_t step) {
     // The last boundary at or below step picks the schedule, which starts counting there.
     const auto i = static_cast<std::size_t>(std::upper_bound(boundaries.begin(), boundaries.end(), step) -
@@ -91,12 +96,12 @@ Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_
 Schedule warmup_cosine_decay_schedule(float init_value, float peak_value, std::int64_t warmup_steps,
                                       std::int64_t decay_steps, float end_value, float exponent) {
   if (warmup_steps < 0)
-    throw ValueError("weft::optim::warmup_cosine_decay_schedule: warmup_steps is " + std::to_string(warmup_steps) +
-                     "; it must be 0 or more");
+    throw ValueError(fmt::format("weft::optim::warmup_cosine_decay_schedule: warmup_steps is {}; it must be 0 or more",
+                                 warmup_steps));
   if (decay_steps <= warmup_steps)
-    throw ValueError("weft::optim::warmup_cosine_decay_schedule: decay_steps (" + std::to_string(decay_steps) +
-                     ") must exceed warmup_steps (" + std::to_string(warmup_steps) +
-                     "); decay_steps is the whole length of the schedule, warm-up included");
+    throw ValueError(fmt::format("weft::optim::warmup_cosine_decay_schedule: decay_steps ({}) must exceed warmup_steps "
+                                 "({}); decay_steps is the whole length of the schedule, warm-up included",
+                                 decay_steps, warmup_steps));
   const float alpha = peak_value == 0.0f ? 0.0f : end_value / peak_value;
   return join_schedules({linear_schedule(init_value, peak_value, warmup_steps),
                          cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)},

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 
 namespace weft::optim {
@@ -43,8 +45,9 @@ void momentum_kernel(const float* g, const float* t, float* t2, float* u, std::i
 
 GradientTransformation sgd(LearningRate learning_rate, float momentum, bool nesterov) {
   if (!std::isfinite(momentum) || momentum < 0.0f)
-    throw ValueError("weft::optim::sgd: momentum is " + std::to_string(momentum) +
-                     "; it must be 0 (plain SGD) or positive, typically 0.9");
+    throw ValueError(fmt::format("weft::optim::sgd: momentum is {:.6f}; it must be 0 (plain SGD) or positive, "
+                                 "typically 0.9",
+                                 momentum));
   const bool has_trace = momentum != 0.0f;
   GradientTransformation out;
   out.init = [has_trace](const Variables& params) {

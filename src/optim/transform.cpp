@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "internal.hpp"
 #include "weft/ops.hpp"
 
@@ -12,9 +14,9 @@ namespace weft::optim {
 GradientTransformation chain(std::vector<GradientTransformation> parts) {
   for (std::size_t i = 0; i < parts.size(); ++i)
     if (!parts[i].init || !parts[i].update)
-      throw ValueError("weft::optim::chain: part " + std::to_string(i) + " has no " +
-                       (parts[i].init ? "update" : "init") +
-                       " function; give transformations made by weft::optim (adam, sgd, clip_by_global_norm, ...)");
+      throw ValueError(fmt::format("weft::optim::chain: part {} has no {} function; give transformations made by "
+                                   "weft::optim (adam, sgd, clip_by_global_norm, ...)",
+                                   i, parts[i].init ? "update" : "init"));
   auto shared = std::make_shared<const std::vector<GradientTransformation>>(std::move(parts));
   GradientTransformation out;
   out.init = [shared](const Variables& params) {
@@ -44,14 +46,14 @@ Variables apply_updates(const Variables& params, const Variables& updates) {
   return tree_map(
       [](std::string_view path, const Tensor& p, const Tensor& u) -> Tensor {
         if (p.dtype() != DType::float32 || u.dtype() != DType::float32)
-          throw DTypeError(detail::where(op) + ": at \"" + std::string(path) + "\" the param is " +
-                           std::string(name(p.dtype())) + " and the update " + std::string(name(u.dtype())) +
-                           "; optimizers update float32 params only");
+          throw DTypeError(fmt::format("{}: at \"{}\" the param is {} and the update {}; optimizers update float32 "
+                                       "params only",
+                                       detail::where(op), path, name(p.dtype()), name(u.dtype())));
         if (p.shape() != u.shape())
-          throw ShapeError(detail::where(op) + ": at \"" + std::string(path) + "\" the param is " +
-                           std::string(name(p.dtype())) + " " + p.shape().str() + " but the update is " +
-                           std::string(name(u.dtype())) + " " + u.shape().str() +
-                           "; updates must have the params' shapes");
+          throw ShapeError(fmt::format("{}: at \"{}\" the param is {} {} but the update is {} {}; updates must have "
+                                       "the params' shapes",
+                                       detail::where(op), path, name(p.dtype()), p.shape().str(), name(u.dtype()),
+                                       u.shape().str()));
         if (autodiff::any_tracked(p, u)) return p + u;  // differentiable, through the recorded add
         Tensor out = weft::detail::empty(p.shape(), DType::float32);
         const float* pp = weft::detail::data<float>(p);
