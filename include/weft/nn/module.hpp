@@ -412,7 +412,7 @@ class Scope : public core::Scope {
 };
 
 /// Linen's capture_intermediates=True, as an option of nn::apply: every module call's output is
-/// sown into the "intermediates" collection, at intermediates/<module path>/__call__/0 (a tuple,
+/// sown into the "intermediates" collection, at `intermediates/<module path>/__call__/0` (a tuple,
 /// as Linen's sow appends). Pass nn::Mutable{"intermediates"} too, as Linen needs
 /// mutable=["intermediates"], to get them back.
 struct CaptureIntermediates {};
