@@ -9,11 +9,15 @@
 #include <fstream>
 #include <limits>
 #include <numeric>
+#include <ranges>
 #include <string>
 #include <vector>
 
 #include <range/v3/range/conversion.hpp>
+#include <range/v3/range/operations.hpp>
+#include <range/v3/range/primitives.hpp>
 #include <range/v3/view/join.hpp>
+#include <range/v3/view/transform.hpp>
 
 #include "temp_dir.hpp"
 #include "testing.hpp"
@@ -489,11 +493,18 @@ TEST_CASE("io: shuffled batches follow permutation(key, n), once per epoch") {
   // Dropping the last batch drops the tail of the permutation.
   const auto dropped = epoch_order(d, 10, fold_in(key, 0), true);
   CHECK(dropped == std::vector<std::int32_t>(order0.begin(), order0.begin() + 100));
-  // The pipeline composes with other range-v3 views.
-  const auto labels = io::batches(d.images, d.labels, 10, fold_in(key, 0), false) |
-                      ranges::views::transform([](const io::Batch& b) { return b.labels.to_int_vector(); }) |
+  // The range composes with range-v3's views (bound to a name) and with std::views (also as a
+  // temporary: its iterators share the epoch, so it is a borrowed range).
+  const auto epoch = io::batches(d.images, d.labels, 10, fold_in(key, 0), false);
+  const auto labels = epoch | ranges::views::transform([](const io::Batch& b) { return b.labels.to_int_vector(); }) |
                       ranges::views::join | ranges::to<std::vector>();
   CHECK(labels == order0);
+  auto firsts = io::batches(d.images, d.labels, 10, fold_in(key, 0), false) |
+                std::views::transform([](const io::Batch& b) { return b.labels.to_int_vector()[0]; });
+  std::vector<std::int32_t> want;
+  for (std::size_t i = 0; i < order0.size(); i += 10) want.push_back(order0[i]);
+  CHECK(std::vector<std::int32_t>(firsts.begin(), firsts.end()) == want);
+  static_assert(std::ranges::random_access_range<io::Batches> && std::ranges::sized_range<io::Batches>);
 }
 
 TEST_CASE("io: batches of labels with more than one axis, and bad inputs") {

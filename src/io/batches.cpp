@@ -1,6 +1,8 @@
 #include "weft/io/batches.hpp"
 
+#include <algorithm>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -35,14 +37,27 @@ void check_batches(const Tensor& images, const Tensor& labels, std::int64_t batc
     throw ValueError(fmt::format("weft::io::batches: batch_size is {}; it must be at least 1", batch_size));
 }
 
-Batch gather_batch(const Tensor& images, const Tensor& labels, const Tensor& order, std::int64_t start,
-                   std::int64_t stop) {
+Batch epoch_batch(const Epoch& epoch, std::int64_t b) {
+  const std::int64_t n = epoch.images.shape()[0], start = b * epoch.batch_size;
+  const std::int64_t rows = std::min(epoch.batch_size, n - start);
+  const std::int64_t first = start + rows * epoch.shard_index / epoch.shard_count;
+  const std::int64_t last = start + rows * (epoch.shard_index + 1) / epoch.shard_count;
   // Rows go through take in both cases: it copies whole rows in parallel (slice_axis walks a
   // [b, 28, 28, 1] block element by element, some 100 times slower).
-  const Tensor rows = order.defined() ? slice_axis(order, 0, start, stop) : arange(start, stop, 1, DType::int32);
-  return {take(images, rows), take(labels, rows)};
+  const Tensor order = epoch.order.defined() ? slice_axis(epoch.order, 0, first, last)
+                                             : arange(first, last, 1, DType::int32);
+  return {take(epoch.images, order), take(epoch.labels, order)};
 }
 
 }  // namespace detail
+
+Batches batches(Tensor images, Tensor labels, std::int64_t batch_size, std::optional<Key> shuffle_key,
+                bool drop_last) {
+  detail::check_batches(images, labels, batch_size);
+  const std::int64_t n = images.shape()[0];
+  Tensor order = shuffle_key ? permutation(*shuffle_key, n) : Tensor();
+  return Batches({.images = std::move(images), .labels = std::move(labels), .order = std::move(order),
+                  .batch_size = batch_size, .size = num_batches(n, batch_size, drop_last)});
+}
 
 }  // namespace weft::io

@@ -1,11 +1,17 @@
 #include "weft/io/shard.hpp"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "weft/error.hpp"
 
-namespace weft::io::detail {
+namespace weft::io {
 
+namespace {
+
+
+/// Throws (naming io::sharded_batches) unless 0 <= index < count and count divides global_batch_size.
 void check_shard(Shard shard, std::int64_t global_batch_size) {
   if (shard.count < 1)
     throw ValueError(fmt::format("weft::io::sharded_batches: the number of shards is {}; it must be at least 1",
@@ -20,9 +26,17 @@ void check_shard(Shard shard, std::int64_t global_batch_size) {
         global_batch_size, shard.count, shard.count, (global_batch_size / shard.count + 1) * shard.count));
 }
 
-std::pair<std::int64_t, std::int64_t> shard_rows(Shard shard, std::int64_t start, std::int64_t stop) {
-  const std::int64_t rows = stop - start;
-  return {start + rows * shard.index / shard.count, start + rows * (shard.index + 1) / shard.count};
+}  // namespace
+
+Batches sharded_batches(Tensor images, Tensor labels, std::int64_t global_batch_size, std::optional<Key> shuffle_key,
+                        bool drop_last, Shard shard) {
+  detail::check_batches(images, labels, global_batch_size);
+  check_shard(shard, global_batch_size);
+  const std::int64_t n = images.shape()[0];
+  Tensor order = shuffle_key ? permutation(*shuffle_key, n) : Tensor();
+  return Batches({.images = std::move(images), .labels = std::move(labels), .order = std::move(order),
+                  .batch_size = global_batch_size, .size = num_batches(n, global_batch_size, drop_last),
+                  .shard_index = shard.index, .shard_count = shard.count});
 }
 
-}  // namespace weft::io::detail
+}  // namespace weft::io
