@@ -105,5 +105,8 @@ class Batches {
 }  // namespace weft::io
 
 // Iterators share the epoch, so they outlive the range: std::views may take it as an rvalue.
+// (Hidden from the API reference: a specialisation of std's trait.)
+/// \cond
 template <>
 inline constexpr bool std::ranges::enable_borrowed_range<weft::io::Batches> = true;
+/// \endcond
