@@ -1,23 +1,11 @@
 // The core activations are weft's ops.
-#include <cmath>
-#include <functional>
-#include <limits>
-#include <optional>
-#include <utility>
 #include <vector>
 
-#include "core_testing.hpp"
 #include "testing.hpp"
 #include "weft/core.hpp"
-#include "weft/partial.hpp"
 
 using namespace weft;
-using namespace weft::literals;
 using weft::testing::check_close;
-using weft::testing::check_gradient;
-using weft::testing::check_throws_with;
-using weft::testing::pattern;
-namespace init = weft::core::initializers;
 
 // ------------------------------------------------------------------------------------- activation
 

@@ -1,8 +1,6 @@
 // core::dot_product_attention and multi_head_dot_product_attention: hand-computed cases, loops,
 // masks, dropout, Flax's parameter tree and initializers, errors and finite differences.
 #include <cmath>
-#include <functional>
-#include <limits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -13,7 +11,6 @@
 #include "weft/partial.hpp"
 
 using namespace weft;
-using namespace weft::literals;
 using weft::testing::check_close;
 using weft::testing::check_gradient;
 using weft::testing::check_throws_with;

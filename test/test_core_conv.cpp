@@ -1,10 +1,5 @@
 // core::conv and the pooling layers: Flax's semantics and defaults, against closed forms and
 // finite differences.
-#include <cmath>
-#include <functional>
-#include <limits>
-#include <optional>
-#include <utility>
 #include <vector>
 
 #include "core_testing.hpp"

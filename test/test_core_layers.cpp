@@ -1,9 +1,4 @@
 // Properties every core layer shares.
-#include <cmath>
-#include <functional>
-#include <limits>
-#include <optional>
-#include <utility>
 #include <vector>
 
 #include "core_testing.hpp"
@@ -12,12 +7,6 @@
 #include "weft/partial.hpp"
 
 using namespace weft;
-using namespace weft::literals;
-using weft::testing::check_close;
-using weft::testing::check_gradient;
-using weft::testing::check_throws_with;
-using weft::testing::pattern;
-namespace init = weft::core::initializers;
 using weft::testing::drop;
 
 // ------------------------------------------------------------------------------------ empty input

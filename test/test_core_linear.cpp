@@ -1,10 +1,6 @@
 // core::dense, dense_general, embed and attend: Flax's semantics and defaults, against closed forms,
 // explicit contractions, JAX's random streams and finite differences.
 #include <cmath>
-#include <functional>
-#include <limits>
-#include <optional>
-#include <utility>
 #include <vector>
 
 #include "core_testing.hpp"

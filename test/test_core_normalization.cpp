@@ -2,9 +2,6 @@
 // ones, precision against float64 references, Flax's errors and finite differences.
 #include <cmath>
 #include <functional>
-#include <limits>
-#include <optional>
-#include <utility>
 #include <vector>
 
 #include "core_testing.hpp"
@@ -18,7 +15,6 @@ using weft::testing::check_close;
 using weft::testing::check_gradient;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
-namespace init = weft::core::initializers;
 using weft::testing::init_and_check_apply;
 
 // ------------------------------------------------------------------------------------- layer_norm

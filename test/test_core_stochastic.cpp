@@ -1,9 +1,6 @@
 // core::dropout: JAX's masks element for element, Flax's key derivation, rate limits and gradients.
 #include <cmath>
-#include <functional>
 #include <limits>
-#include <optional>
-#include <utility>
 #include <vector>
 
 #include "core_testing.hpp"
@@ -17,7 +14,6 @@ using weft::testing::check_close;
 using weft::testing::check_gradient;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
-namespace init = weft::core::initializers;
 using weft::testing::kDropout0First;
 using weft::testing::same_values;
 using weft::testing::drop;
