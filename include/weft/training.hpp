@@ -1,0 +1,4 @@
+#pragma once
+// weft::training: what a training loop needs around the model and the optimizer, as
+// flax.training and clu give it: the train state.
+#include "weft/training/train_state.hpp"
