@@ -1,4 +1,6 @@
 #pragma once
 // weft::training: what a training loop needs around the model and the optimizer, as
-// flax.training and clu give it: the train state.
+// flax.training and clu give it: the train state and metrics.
+#include "weft/training/accuracy.hpp"
+#include "weft/training/average.hpp"
 #include "weft/training/train_state.hpp"
