@@ -7,7 +7,6 @@
 // The last line of output has the form
 // `final model=residual test_accuracy=0.8931 wall_s=123.4 examples_per_s=5012 params_crc32=1a2b3c4d`.
 #include <omp.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
@@ -33,6 +32,7 @@
 #include "weft/nn/normalization.hpp"
 #include "weft/nn/stochastic.hpp"
 #include "weft/optim/optim.hpp"
+#include "weft/training/progress_bar.hpp"
 #include "weft/weft.hpp"
 #ifdef WEFT_TRAIN_DATA_PARALLEL
 #include "weft/dist.hpp"
@@ -240,27 +240,6 @@ Options parse(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------- training
-
-/// A progress line per epoch, redrawn in place on a terminal and printed every tenth otherwise.
-class Progress {
- public:
-  Progress(int epoch, int epochs, std::int64_t total) : epoch_(epoch), epochs_(epochs), total_(total) {}
-  void update(std::int64_t done, double loss, double examples_per_s) {
-    const bool tty = isatty(STDERR_FILENO) != 0;
-    if (!tty && done != total_ && done * 10 / total_ == (done - 1) * 10 / total_) return;
-    constexpr int kWidth = 30;
-    const auto filled = static_cast<int>(kWidth * done / total_);
-    std::fprintf(stderr, "%sepoch %d/%d [%s%s] %lld/%lld loss %.4f %.0f examples/s%s", tty ? "\r" : "", epoch_,
-                 epochs_, std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                 std::string(static_cast<std::size_t>(kWidth - filled), '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total_), loss, examples_per_s, tty && done != total_ ? "" : "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  int epoch_, epochs_;
-  std::int64_t total_;
-};
 
 // ---------------------------------------------------------------- checkpoints
 
@@ -500,7 +479,8 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
   std::int64_t trained = 0;
   for (int epoch = first_epoch; epoch <= o.epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    Progress progress(epoch, o.epochs, steps_per_epoch);
+    training::ProgressBar progress("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs),
+                                   steps_per_epoch, o.batch_size);
     double loss_sum = 0;
     std::int64_t done = 0;
     for (const io::Batch& b : io::sharded_batches(data.train_images, data.train_labels, o.batch_size,
@@ -531,9 +511,7 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
       ++done;
       ++step;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-      if (ranks.leader())
-        progress.update(done, loss_sum / static_cast<double>(done),
-                        static_cast<double>(done * o.batch_size) / std::max(seconds, 1e-9));
+      if (ranks.leader()) progress.update(done, {{"loss", loss_sum / static_cast<double>(done)}}, seconds);
     }
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     trained += done * o.batch_size;

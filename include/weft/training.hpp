@@ -1,6 +1,8 @@
 #pragma once
 // weft::training: what a training loop needs around the model and the optimizer, as
-// flax.training and clu give it: the train state and metrics.
+// flax.training and clu give it: the train state, metrics and a progress bar.
 #include "weft/training/accuracy.hpp"
 #include "weft/training/average.hpp"
+#include "weft/training/progress_bar.hpp"
+#include "weft/training/scalars.hpp"
 #include "weft/training/train_state.hpp"
