@@ -2,12 +2,12 @@
 //
 //   weft-train [--model residual|cnn] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--dropout X]
 //              [--threads N] [--data-dir DIR] [--checkpoint-dir DIR [--resume | --eval-only]]
+//              [--log-dir DIR [--log-every N]]
 //   mpirun -np N weft-train --data-parallel [options]
 //
 // The last line of output has the form
 // `final model=residual test_accuracy=0.8931 wall_s=123.4 examples_per_s=5012 params_crc32=1a2b3c4d`.
 #include <omp.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
@@ -33,6 +33,7 @@
 #include "weft/nn/normalization.hpp"
 #include "weft/nn/stochastic.hpp"
 #include "weft/optim.hpp"
+#include "weft/training.hpp"
 #include "weft/weft.hpp"
 #ifdef WEFT_TRAIN_DATA_PARALLEL
 #include "weft/dist.hpp"
@@ -118,9 +119,11 @@ struct Options {
   bool eval_only = false;
   float dropout = -1.0f;  // negative: the model's default
   bool data_parallel = false;
+  std::string log_dir;  // empty: no metric logs
+  int log_every = 1;
 };
 
-/// One process, or this rank of a data-parallel job: rank 0 alone prints and saves.
+/// One process, or this rank of a data-parallel job: rank 0 alone prints, saves and logs.
 struct Ranks {
   int rank = 0;
   int size = 1;
@@ -150,9 +153,13 @@ Trains a model on Fashion-MNIST with Adam and prints the test accuracy after eac
                      when there is none); the options must be those of the interrupted run, and
                      the result is that of a run never interrupted
   --eval-only        prints the test accuracy of the latest checkpoint in --checkpoint-dir
+  --log-dir DIR      writes the training loss and, after every epoch, the test accuracy as JSON
+                     lines (DIR/metrics.jsonl, appended to) and TensorBoard events
+                     (DIR/events.out.tfevents.*, a new file each run): tensorboard --logdir DIR
+  --log-every N      with --log-dir: the loss every N steps, the mean over those N (default 1)
   --data-parallel    run under mpirun (or srun) as N ranks: each takes --batch-size / N rows of
                      every global batch, the gradients are averaged over the ranks, and rank 0
-                     alone prints and saves (--checkpoint-dir must be seen by every rank);
+                     alone prints, saves and logs (--checkpoint-dir must be seen by every rank);
                      --resume works with any N. Each rank draws its own dropout masks
   --help             this text
 
@@ -169,7 +176,7 @@ is the CRC-32 of the parameters (paths and float32 bytes in path order), the sam
 
 Options parse(int argc, char** argv) {
   Options o;
-  bool epochs_given = false;
+  bool epochs_given = false, log_every_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -219,6 +226,12 @@ Options parse(int argc, char** argv) {
         o.data_dir = v;
       } else if (a == "--checkpoint-dir") {
         o.checkpoint_dir = v;
+      } else if (a == "--log-dir") {
+        o.log_dir = v;
+      } else if (a == "--log-every") {
+        o.log_every = whole(std::stoi(v, &used));
+        log_every_given = true;
+        if (o.log_every < 1) usage_error("--log-every must be at least 1");
       } else {
         usage_error("unknown option " + std::string(a));
       }
@@ -231,6 +244,7 @@ Options parse(int argc, char** argv) {
   if ((o.resume || o.eval_only) && o.checkpoint_dir.empty())
     usage_error(std::string(o.resume ? "--resume" : "--eval-only") + " needs --checkpoint-dir");
   if (o.resume && o.eval_only) usage_error("--resume and --eval-only exclude each other");
+  if (log_every_given && o.log_dir.empty()) usage_error("--log-every needs --log-dir");
 #ifndef WEFT_TRAIN_DATA_PARALLEL
   if (o.data_parallel)
     usage_error("--data-parallel needs MPI, but this weft-train was built without it; install libopenmpi-dev and "
@@ -241,26 +255,27 @@ Options parse(int argc, char** argv) {
 
 // ---------------------------------------------------------------- training
 
-/// A progress line per epoch, redrawn in place on a terminal and printed every tenth otherwise.
-class Progress {
- public:
-  Progress(int epoch, int epochs, std::int64_t total) : epoch_(epoch), epochs_(epochs), total_(total) {}
-  void update(std::int64_t done, double loss, double examples_per_s) {
-    const bool tty = isatty(STDERR_FILENO) != 0;
-    if (!tty && done != total_ && done * 10 / total_ == (done - 1) * 10 / total_) return;
-    constexpr int kWidth = 30;
-    const auto filled = static_cast<int>(kWidth * done / total_);
-    std::fprintf(stderr, "%sepoch %d/%d [%s%s] %lld/%lld loss %.4f %.0f examples/s%s", tty ? "\r" : "", epoch_,
-                 epochs_, std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                 std::string(static_cast<std::size_t>(kWidth - filled), '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total_), loss, examples_per_s, tty && done != total_ ? "" : "\n");
-    std::fflush(stderr);
+/// --log-dir's two files: the same scalars as JSON lines and as TensorBoard events.
+struct MetricLogs {
+  training::JsonLinesWriter json;
+  training::TensorBoardWriter tensorboard;
+  void write(std::int64_t step, const training::Scalars& scalars) {
+    json.write_scalars(step, scalars);
+    tensorboard.write_scalars(step, scalars);
   }
-
- private:
-  int epoch_, epochs_;
-  std::int64_t total_;
 };
+
+/// The logs of --log-dir, or none; an unwritable directory is named as the option (main's hint for
+/// io::DataError is about --data-dir).
+std::optional<MetricLogs> open_logs(const Options& o) {
+  if (o.log_dir.empty()) return std::nullopt;
+  try {
+    return MetricLogs{training::JsonLinesWriter(std::filesystem::path(o.log_dir) / "metrics.jsonl"),
+                      training::TensorBoardWriter(o.log_dir)};
+  } catch (const io::DataError& e) {
+    throw Error(std::string(e.what()) + " (in --log-dir " + o.log_dir + ")");
+  }
+}
 
 // ---------------------------------------------------------------- checkpoints
 
@@ -436,6 +451,8 @@ template <class Model>
 int train(const Model& model, const Options& o, const Ranks& ranks) {
   const auto start = std::chrono::steady_clock::now();
   check_data_dir(o);
+  // Opened first, so that a --log-dir that cannot be written fails before any work.
+  std::optional<MetricLogs> logs = ranks.leader() && !o.eval_only ? open_logs(o) : std::nullopt;
   const io::FashionMnist data = io::load_fashion_mnist(o.data_dir);
   check_data(data, o);
   if (o.batch_size % ranks.size != 0)
@@ -498,10 +515,12 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
 
   double train_seconds = 0;
   std::int64_t trained = 0;
+  training::Average logged_loss;  // the losses since the last one logged
   for (int epoch = first_epoch; epoch <= o.epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    Progress progress(epoch, o.epochs, steps_per_epoch);
-    double loss_sum = 0;
+    training::ProgressBar progress("epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs),
+                                   steps_per_epoch, o.batch_size);
+    training::Average epoch_loss;
     std::int64_t done = 0;
     for (const io::Batch& b : io::sharded_batches(data.train_images, data.train_labels, o.batch_size,
                                                   fold_in(shuffle_key, epoch), true, io::Shard{ranks.rank, ranks.size})) {
@@ -527,23 +546,29 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
                   << " (epoch " << epoch << "); use a smaller --lr (got " << o.lr << ")\n";
         return 1;
       }
-      loss_sum += batch_loss;
+      epoch_loss = epoch_loss.merge(training::Average::of_batch(batch_loss));
       ++done;
       ++step;
+      if (logs) {
+        logged_loss = logged_loss.merge(training::Average::of_batch(batch_loss));
+        if (step % o.log_every == 0) {
+          logs->write(step, {{"train_loss", logged_loss.compute()}});
+          logged_loss = {};
+        }
+      }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-      if (ranks.leader())
-        progress.update(done, loss_sum / static_cast<double>(done),
-                        static_cast<double>(done * o.batch_size) / std::max(seconds, 1e-9));
+      if (ranks.leader()) progress.update(done, {{"loss", epoch_loss.compute()}}, seconds);
     }
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     trained += done * o.batch_size;
     accuracy = evaluate(model, variables, data.test_images, data.test_labels, ranks);
+    if (logs) logs->write(step, {{"test_accuracy", accuracy}});
     if (checkpoints && ranks.leader())
       save_checkpoint(*checkpoints, o, {variables, opt_state, step, root, {}}, epoch, accuracy);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     if (ranks.leader()) {
       std::printf("epoch %d/%d: train loss %.4f, test accuracy %.4f (%.1f s)\n", epoch, o.epochs,
-                  loss_sum / static_cast<double>(done), accuracy, seconds);
+                  epoch_loss.compute(), accuracy, seconds);
       std::fflush(stdout);
     }
   }

@@ -15,4 +15,5 @@
 #include "weft/record.hpp"
 #include "weft/shape.hpp"
 #include "weft/tensor.hpp"
+#include "weft/training.hpp"
 #include "weft/variables.hpp"

@@ -1,0 +1,127 @@
+// weft::training::TrainState: apply_gradients is exactly one step of the optimizer by hand, the
+// state is a value (the old one is unchanged), and bad trees are named.
+#include <string>
+#include <utility>
+
+#include "checkpoint_testing.hpp"
+#include "testing.hpp"
+#include "weft/nn/linear.hpp"
+#include "weft/nn/module.hpp"
+#include "weft/ops.hpp"
+#include "weft/optim.hpp"
+#include "weft/training/train_state.hpp"
+
+using namespace weft;
+using weft::testing::check_identical;
+using weft::testing::check_throws_with;
+using weft::testing::pattern;
+
+namespace {
+
+const nn::Dense kModel{.features = 3};
+const auto kApply = [](const Variables& variables, const Tensor& x) { return nn::apply(kModel, variables, x); };
+using State = training::TrainState<std::remove_const_t<decltype(kApply)>>;
+
+Variables initial_params() { return nn::init(kModel, Key(0), pattern(Shape{4, 2})).collection("params"); }
+
+/// The mean square of the model's output against a fixed target: its gradient changes with the params.
+template <class Apply>
+Variables gradients(const Apply& apply, const Variables& params) {
+  const Tensor x = pattern(Shape{4, 2}, -1.0f, 1.0f, 1), target = pattern(Shape{4, 3}, -1.0f, 1.0f, 2);
+  return value_and_grad([&](const Variables& p) { return mean(square(apply(p, x) - target)); })(params).grad;
+}
+
+}  // namespace
+
+TEST_CASE("TrainState::apply_gradients: the params and opt_state of the optimizer run by hand, step + 1") {
+  const optim::GradientTransformation tx = optim::chain(optim::clip_by_global_norm(0.5f), optim::adam(0.1f));
+  State state = State::create(kApply, initial_params(), tx);
+  CHECK(state.step() == 0);
+  check_identical(state.opt_state(), tx.init(initial_params()));
+
+  Variables params = initial_params(), opt_state = tx.init(params);
+  for (int i = 1; i <= 3; ++i) {
+    const Variables grads = gradients(kApply, params);
+    auto [updates, next] = tx.update(grads, opt_state, params);
+    params = optim::apply_updates(params, updates);
+    opt_state = std::move(next);
+
+    const State before = state;
+    state = state.apply_gradients(gradients(state.apply_fn(), state.params()));
+    CHECK(state.step() == i);
+    check_identical(state.params(), params);
+    check_identical(state.opt_state(), opt_state);
+    // A value: the state the step started from is as it was.
+    CHECK(before.step() == i - 1);
+    CHECK(before.params().at("params/kernel").to_vector() != params.at("params/kernel").to_vector());
+  }
+  // Adam's count went up once per step.
+  CHECK(state.opt_state().at("1/count/count").to_int_vector() == std::vector<std::int32_t>{3});
+}
+
+TEST_CASE("TrainState: the model state stays, or is replaced with apply_gradients(grads, model_state)") {
+  const Variables stats = Variables::from_leaves({{"batch_stats/BatchNorm_0/mean", Tensor({0.5f, -0.5f}, Shape{2})}});
+  const State state(kApply, initial_params(), optim::sgd(0.5f), stats);
+  check_identical(state.variables(), initial_params().merge(stats));
+
+  const Variables grads = gradients(kApply, state.params());
+  const State kept = state.apply_gradients(grads);
+  check_identical(kept.model_state(), stats);
+  const Variables new_stats = stats.set("batch_stats/BatchNorm_0/mean", Tensor({1.0f, 2.0f}, Shape{2}));
+  const State replaced = state.apply_gradients(grads, new_stats);
+  check_identical(replaced.model_state(), new_stats);
+  check_identical(replaced.params(), kept.params());
+  // sgd: params - 0.5 * grads, leaf by leaf.
+  for (const auto& [path, p] : state.params().leaves()) {
+    INFO(path);
+    const std::vector<float> got = kept.params().at(path).to_vector(), p0 = p.to_vector(), g = grads.at(path).to_vector();
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == p0[i] - 0.5f * g[i]);
+  }
+}
+
+TEST_CASE("TrainState::apply_gradients: gradients of another tree are named") {
+  const State state = State::create(kApply, initial_params(), optim::adam(0.1f));
+  const Variables grads = gradients(kApply, state.params());
+  check_throws_with<KeyError>([&] { (void)state.apply_gradients(grads.subtree("params/kernel")); },
+                              {"weft::training::TrainState::apply_gradients", "\"params/bias\"",
+                               "is in the params but not in the gradients", "1 vs 2 leaves", "state.params()"});
+  check_throws_with<KeyError>(
+      [&] { (void)state.apply_gradients(grads.set("params/extra", Tensor({1.0f}, Shape{1}))); },
+      {"\"params/extra\" is in the gradients but not in the params"});
+  check_throws_with<ShapeError>(
+      [&] { (void)state.apply_gradients(grads.set("params/bias", Tensor({1.0f, 2.0f}, Shape{2}))); },
+      {"weft::training::TrainState::apply_gradients", "at \"params/bias\"", "the gradient is (2,)",
+       "the param is (3,)"});
+  // A failed step leaves nothing half done: the state is the one it was.
+  CHECK(state.step() == 0);
+}
+
+TEST_CASE("TrainState::create: empty params, a collection twice, or an empty optimizer are refused") {
+  check_throws_with<ValueError>([] { (void)State::create(kApply, Variables{}, optim::sgd(0.1f)); },
+                                {"TrainState::create", "the params are empty", "variables.collection(\"params\")"});
+  const Variables variables = initial_params().merge(
+      Variables::from_leaves({{"batch_stats/mean", Tensor({0.0f}, Shape{1})}}));
+  check_throws_with<ValueError>([&] { (void)State::create(kApply, variables, optim::sgd(0.1f), variables); },
+                                {"\"batch_stats\" is both in the params and in the model state", "variables.without(\"params\")"});
+  check_throws_with<ValueError>([] { (void)State::create(kApply, initial_params(), optim::GradientTransformation{}); },
+                                {"the optimizer has no init function"});
+}
+
+TEST_CASE("TrainState::restored: a checkpoint's step and trees, checked against the state's") {
+  const State state = State::create(kApply, initial_params(), optim::adam(0.1f));
+  const State trained = state.apply_gradients(gradients(kApply, state.params())).apply_gradients(
+      gradients(kApply, state.params()));
+  const State restored = state.restored(trained.step(), trained.params(), trained.opt_state(), trained.model_state());
+  CHECK(restored.step() == 2);
+  check_identical(restored.params(), trained.params());
+  check_identical(restored.opt_state(), trained.opt_state());
+  // It continues as the trained state does.
+  const Variables grads = gradients(kApply, trained.params());
+  check_identical(restored.apply_gradients(grads).params(), trained.apply_gradients(grads).params());
+
+  check_throws_with<ValueError>(
+      [&] { (void)state.restored(-1, trained.params(), trained.opt_state(), {}); }, {"the step is -1"});
+  check_throws_with<KeyError>(
+      [&] { (void)state.restored(2, trained.params(), trained.opt_state().without("mu"), {}); },
+      {"TrainState::restored", "the restored opt_state and the state's opt_state differ", "\"mu/params/bias\""});
+}
