@@ -28,7 +28,7 @@ class ProgressBar {
   /// `out` (redrawn in place when `out` is a terminal). The clock starts here. total_steps or
   /// examples_per_step below 1 is a weft::ValueError.
   ProgressBar(std::string title, std::int64_t total_steps, std::int64_t examples_per_step, std::FILE* out = stderr);
-  /// The same on a stream; `terminal` says whether to redraw in place ('\r') or print tenths.
+  /// The same on a stream; `terminal` says whether to redraw in place (a carriage return) or print tenths.
   ProgressBar(std::string title, std::int64_t total_steps, std::int64_t examples_per_step, std::ostream& out,
               bool terminal = false);
 
@@ -39,7 +39,7 @@ class ProgressBar {
   /// The same at `elapsed_seconds` since the start, for a caller that keeps its own clock.
   void update(std::int64_t done, const Scalars& metrics, double elapsed_seconds);
 
-  /// The line update(done, metrics, elapsed_seconds) draws, without '\r' or '\n'.
+  /// The line update(done, metrics, elapsed_seconds) draws, without the carriage return or the newline.
   [[nodiscard]] std::string line(std::int64_t done, const Scalars& metrics, double elapsed_seconds) const;
 
  private:

@@ -21,9 +21,9 @@ namespace weft::training {
 
 class TensorBoardWriter {
  public:
-  /// A new event file in `log_dir` (created when missing), named events.out.tfevents.<unix
-  /// seconds>.<hostname> (with ".1", ".2", ... added if a writer of the same second made that
-  /// name already). A directory that cannot be written is a weft::io::DataError naming it.
+  /// A new event file in `log_dir` (created when missing), named
+  /// `events.out.tfevents.<unix seconds>.<hostname>` (with ".1", ".2", ... added if a writer of the
+  /// same second made that name already). A directory that cannot be written is a weft::io::DataError naming it.
   explicit TensorBoardWriter(const std::filesystem::path& log_dir);
   ~TensorBoardWriter();
   TensorBoardWriter(TensorBoardWriter&&) noexcept;
