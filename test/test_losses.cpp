@@ -207,7 +207,7 @@ TEST_CASE("losses: bad inputs are clear errors") {
 // ---------------------------------------------------------------- huber, kl, cosine, hinge, smooth_labels
 
 namespace {
-/// The gradient of sum(weights * f(x)) at x, weights a fixed pattern: a generic read-out.
+/// sum(t * weights) with weights a fixed pattern: a generic scalar read-out for gradient checks.
 auto readout(const Tensor& t) { return sum(t * pattern(t.shape(), -1.0f, 1.0f, 9)); }
 }  // namespace
 

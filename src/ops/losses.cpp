@@ -233,7 +233,7 @@ Rows check_row_pair(const Tensor& a, const char* a_name, const Tensor& b, const 
   return rows;
 }
 
-/// g * f(i) written into a new tensor of `like`'s shape by a flat parallel loop.
+/// A new tensor of `like`'s shape holding f(i) at each flat index i, filled by a parallel loop.
 template <class F>
 Tensor flat_map(const Tensor& like, F f) {
   Tensor out = detail::empty(like.shape(), DType::float32);
