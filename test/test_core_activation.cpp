@@ -18,4 +18,15 @@ TEST_CASE("core activations are weft's ops") {
   check_close(core::gelu(x), weft::gelu(x));
   check_close(core::softmax(x), weft::softmax(x));
   check_close(core::log_softmax(x), weft::log_softmax(x));
+  // jax.nn's others, as flax.linen re-exports them.
+  check_close(core::leaky_relu(x), weft::leaky_relu(x));
+  check_close(core::elu(x), weft::elu(x));
+  check_close(core::selu(x), weft::selu(x));
+  check_close(core::celu(x), weft::celu(x));
+  check_close(core::softplus(x), weft::softplus(x));
+  check_close(core::log_sigmoid(x), weft::log_sigmoid(x));
+  check_close(core::hard_tanh(x), weft::hard_tanh(x));
+  check_close(core::swish(x), weft::silu(x));
+  check_close(core::glu(x), weft::glu(x));
+  check_close(core::standardize(x), weft::standardize(x));
 }

@@ -1,5 +1,8 @@
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "testing.hpp"
@@ -199,4 +202,148 @@ TEST_CASE("losses: bad inputs are clear errors") {
     check_throws_with<Error>([&] { (void)losses::softmax_cross_entropy(Tensor(), Tensor({0}, Shape{1})); },
                              {"softmax_cross_entropy"});
   }
+}
+
+// ---------------------------------------------------------------- huber, kl, cosine, hinge, smooth_labels
+
+namespace {
+/// sum(t * weights) with weights a fixed pattern: a generic scalar read-out for gradient checks.
+auto readout(const Tensor& t) { return sum(t * pattern(t.shape(), -1.0f, 1.0f, 9)); }
+}  // namespace
+
+TEST_CASE("huber_loss: quadratic within delta, linear beyond, as optax") {
+  const Tensor e({-3.f, -1.f, -0.5f, 0.f, 0.5f, 1.f, 2.5f}, Shape{7});
+  check_close(losses::huber_loss(e), {2.5f, 0.5f, 0.125f, 0.f, 0.125f, 0.5f, 2.0f}, Shape{7}, 0.0f, 0.0f);
+  // delta = 2: 0.5 e^2 up to |e| = 2, then 2 (|e| - 1).
+  check_close(losses::huber_loss(Tensor({3.f, 1.f, -2.f}, Shape{3}), {}, 2.0f), {4.f, 0.5f, 2.f}, Shape{3}, 0.0f, 0.0f);
+  const Tensor p({1.f, 4.f, -2.f}, Shape{3}), t({0.5f, 1.f, -2.f}, Shape{3});
+  check_close(losses::huber_loss(p, t), {0.125f, 2.5f, 0.f}, Shape{3}, 0.0f, 0.0f);
+  // The gradient is clip(e, -delta, delta), exactly; its negative for the targets.
+  CHECK(grad([](const Tensor& x) { return sum(losses::huber_loss(x)); })(e).to_vector() ==
+        std::vector<float>{-1.f, -1.f, -0.5f, 0.f, 0.5f, 1.f, 1.f});
+  CHECK(grad([&](const Tensor& x) { return sum(losses::huber_loss(p, x, 2.0f)); })(t).to_vector() ==
+        std::vector<float>{-0.5f, -2.f, 0.f});
+  const Tensor x = pattern(Shape{2, 5}, -3.0f, 3.0f, 1), y = pattern(Shape{2, 5}, -1.0f, 1.0f, 2);
+  check_gradient([&](const Tensor& v) { return readout(losses::huber_loss(v, y)); }, x);
+  check_gradient([&](const Tensor& v) { return readout(losses::huber_loss(x, v, 0.5f)); }, y);
+  check_gradient([&](const Tensor& v) { return readout(losses::huber_loss(v)); }, x);
+}
+
+TEST_CASE("kl_divergence: sum of targets * (log targets - log_predictions) over the last axis") {
+  const float l2 = std::log(2.0f);
+  const Tensor logp = log(Tensor({0.5f, 0.25f, 0.25f, 0.5f, 0.25f, 0.25f}, Shape{2, 3}));
+  const Tensor q({0.25f, 0.25f, 0.5f, 1.f, 0.f, 0.f}, Shape{2, 3});
+  // By hand: 0.25 log(1/2) + 0.25 log 1 + 0.5 log 2 = log(2) / 4; and 1 * log(1 / 0.5) = log 2.
+  check_close(losses::kl_divergence(logp, q), {0.25f * l2, l2}, Shape{2}, 1e-6f);
+  // A zero target contributes 0 even against a log-prediction of -inf (optax: NaN).
+  const float inf = std::numeric_limits<float>::infinity();
+  check_close(losses::kl_divergence(Tensor({0.f, -inf}, Shape{2}), Tensor({1.f, 0.f}, Shape{2})), {0.f}, Shape{}, 0.0f,
+              0.0f);
+  // KL(y || softmax(x)) = cross entropy - entropy of y.
+  const Tensor logits = pattern(Shape{4, 6}, -2.0f, 2.0f, 3);
+  const Tensor y = softmax(pattern(Shape{4, 6}, -1.0f, 1.0f, 4));
+  check_close(losses::kl_divergence(log_softmax(logits), y),
+              losses::softmax_cross_entropy(logits, y) + sum(y * log(y), -1), 1e-5f);
+  // Gradients: -targets for the log-predictions, exactly; log t - log p + 1, or -log p where t = 0.
+  CHECK(grad([&](const Tensor& v) { return sum(losses::kl_divergence(v, q)); })(logp).to_vector() ==
+        (-q).to_vector());
+  const Tensor dq = grad([&](const Tensor& v) { return sum(losses::kl_divergence(logp, v)); })(q);
+  check_close(dq, {std::log(0.5f) + 1.f, 1.f, std::log(2.f) + 1.f, std::log(2.f) + 1.f, std::log(4.f), std::log(4.f)},
+              Shape{2, 3});
+  check_gradient([&](const Tensor& v) { return readout(losses::kl_divergence(v, y)); }, log_softmax(logits));
+  check_gradient([&](const Tensor& v) { return readout(losses::kl_divergence(log_softmax(logits), v)); }, y, 1e-3f);
+}
+
+TEST_CASE("cosine_similarity and cosine_distance over the last axis, with optax's epsilon") {
+  const Tensor p({1.f, 0.f, 3.f, 4.f, 1.f, 1.f}, Shape{3, 2});
+  const Tensor t({0.f, 1.f, 4.f, 3.f, -1.f, -1.f}, Shape{3, 2});
+  // Orthogonal, (3, 4)·(4, 3) / 25 = 0.96, opposite.
+  check_close(losses::cosine_similarity(p, t), {0.f, 0.96f, -1.f}, Shape{3}, 1e-6f);
+  check_close(losses::cosine_distance(p, t), {1.f, 0.04f, 2.f}, Shape{3}, 1e-6f);
+  check_close(losses::cosine_distance(Tensor({1.f, 2.f, 2.f}, Shape{3}), Tensor({2.f, 4.f, 4.f}, Shape{3})), {0.f},
+              Shape{}, 1e-6f);
+  // A zero vector: NaN with epsilon 0 (optax's default), and 0 similarity with a positive epsilon,
+  // whose norm is then the constant epsilon: d distance / dp = -t / (epsilon |t|).
+  const Tensor zero = zeros(Shape{2}), v({3.f, 4.f}, Shape{2});
+  CHECK(std::isnan(losses::cosine_distance(zero, v).item()));
+  check_close(losses::cosine_distance(zero, v, 0.5f), {1.f}, Shape{}, 0.0f, 0.0f);
+  check_close(grad([&](const Tensor& x) { return losses::cosine_distance(x, v, 0.5f); })(zero), {-1.2f, -1.6f},
+              Shape{2}, 1e-6f);
+  // Scale invariance: the gradient is orthogonal to the predictions.
+  const Tensor x = pattern(Shape{3, 5}, -1.0f, 1.0f, 5), y = pattern(Shape{3, 5}, -1.0f, 1.0f, 6);
+  const Tensor gx = grad([&](const Tensor& a) { return sum(losses::cosine_distance(a, y)); })(x);
+  check_close(sum(gx * x, -1), {0.f, 0.f, 0.f}, Shape{3}, 1e-6f);
+  check_gradient([&](const Tensor& a) { return readout(losses::cosine_distance(a, y)); }, x, 1e-3f);
+  check_gradient([&](const Tensor& a) { return readout(losses::cosine_similarity(x, a, 0.1f)); }, y, 1e-3f);
+  check_gradient([&](const Tensor& a) { return readout(losses::cosine_distance(a, y, 10.0f)); }, x, 1e-3f);
+}
+
+TEST_CASE("hinge_loss: max(0, 1 - outputs * targets), with jax's half gradient at the tie") {
+  const Tensor out({2.f, 0.5f, -1.f, 1.f, 0.f}, Shape{5});
+  const Tensor t({1.f, 1.f, 1.f, 1.f, -1.f}, Shape{5});
+  check_close(losses::hinge_loss(out, t), {0.f, 0.5f, 2.f, 0.f, 1.f}, Shape{5}, 0.0f, 0.0f);
+  CHECK(grad([&](const Tensor& v) { return sum(losses::hinge_loss(v, t)); })(out).to_vector() ==
+        std::vector<float>{0.f, -1.f, -1.f, -0.5f, 1.f});
+  CHECK(grad([&](const Tensor& v) { return sum(losses::hinge_loss(out, v)); })(t).to_vector() ==
+        std::vector<float>{0.f, -0.5f, 1.f, -0.5f, 0.f});
+  const Tensor x = pattern(Shape{2, 4}, -2.0f, 2.0f, 7);
+  const Tensor signs({1.f, -1.f, 1.f, 1.f, -1.f, -1.f, 1.f, -1.f}, Shape{2, 4});
+  check_gradient([&](const Tensor& v) { return readout(losses::hinge_loss(v, signs)); }, x, 1e-3f);
+}
+
+TEST_CASE("smooth_labels: (1 - alpha) * labels + alpha / categories") {
+  const Tensor labels = one_hot(Tensor({1, 0}, Shape{2}), 4);
+  check_close(losses::smooth_labels(labels, 0.1f), {0.025f, 0.925f, 0.025f, 0.025f, 0.925f, 0.025f, 0.025f, 0.025f},
+              Shape{2, 4}, 1e-7f);
+  check_close(sum(losses::smooth_labels(labels, 0.3f), -1), {1.f, 1.f}, Shape{2}, 1e-6f);
+  check_close(losses::smooth_labels(labels, 0.0f), labels, 0.0f, 0.0f);
+  check_close(losses::smooth_labels(labels, 1.0f), std::vector<float>(8, 0.25f), Shape{2, 4}, 0.0f, 0.0f);
+  check_close(grad([](const Tensor& l) { return sum(losses::smooth_labels(l, 0.2f)); })(labels),
+              std::vector<float>(8, 0.8f), Shape{2, 4}, 1e-7f);
+}
+
+TEST_CASE("kl_divergence and cosine_distance are bit-identical on 1 and 2 threads") {
+  const int saved = omp_get_max_threads();
+  const Tensor a = pattern(Shape{512, 1000}, -1.0f, 1.0f, 1);
+  const Tensor b = softmax(pattern(Shape{512, 1000}, -3.0f, 3.0f, 2));
+  auto run = [&] {
+    return std::vector<Tensor>{
+        losses::kl_divergence(log_softmax(a), b), losses::cosine_distance(a, b),
+        grad([&](const Tensor& v) { return readout(losses::kl_divergence(v, b)); })(a),
+        grad([&](const Tensor& v) { return readout(losses::cosine_distance(v, b)); })(a),
+        grad([&](const Tensor& v) { return readout(losses::cosine_distance(a, v)); })(b)};
+  };
+  omp_set_num_threads(1);
+  const auto one = run();
+  omp_set_num_threads(2);
+  const auto two = run();
+  omp_set_num_threads(saved);
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    CHECK(one[i].to_vector() == two[i].to_vector());
+  }
+}
+
+TEST_CASE("huber, kl, cosine, hinge and smooth_labels: bad inputs are clear errors") {
+  const Tensor f = zeros(Shape{2, 3});
+  const Tensor i = Tensor({0, 1, 0, 1, 0, 1}, Shape{2, 3});
+  check_throws_with<DTypeError>([&] { (void)losses::huber_loss(i); }, {"weft::losses::huber_loss", "predictions", "int32"});
+  check_throws_with<DTypeError>([&] { (void)losses::kl_divergence(f, i); },
+                                {"weft::losses::kl_divergence", "targets must be float32", "int32"});
+  check_throws_with<DTypeError>([&] { (void)losses::cosine_distance(i, f); }, {"weft::losses::cosine_distance", "int32"});
+  check_throws_with<DTypeError>([&] { (void)losses::hinge_loss(f, i); }, {"weft::losses::hinge_loss", "targets", "int32"});
+  check_throws_with<DTypeError>([&] { (void)losses::smooth_labels(i, 0.1f); }, {"weft::losses::smooth_labels", "int32"});
+  check_throws_with<ShapeError>([&] { (void)losses::kl_divergence(f, zeros(Shape{3, 2})); },
+                                {"weft::losses::kl_divergence", "log_predictions (2, 3)", "targets (3, 2)"});
+  check_throws_with<ShapeError>([&] { (void)losses::cosine_distance(f, zeros(Shape{2, 1})); },
+                                {"weft::losses::cosine_distance", "(2, 3)", "(2, 1)"});
+  check_throws_with<ShapeError>([&] { (void)losses::cosine_similarity(Tensor(1.0f), Tensor(1.0f)); },
+                                {"cosine_similarity", "last axis"});
+  check_throws_with<ShapeError>([&] { (void)losses::huber_loss(f, zeros(Shape{3})); }, {"huber_loss", "(2, 3)", "(3,)"});
+  check_throws_with<ShapeError>([&] { (void)losses::hinge_loss(zeros(Shape{4, 1}), zeros(Shape{4})); },
+                                {"hinge_loss", "(4, 1)", "(4,)"});
+  check_throws_with<ShapeError>([&] { (void)losses::smooth_labels(Tensor(1.0f), 0.1f); }, {"smooth_labels", "categories"});
+  check_throws_with<ValueError>([&] { (void)losses::huber_loss(f, {}, 0.0f); }, {"huber_loss", "delta", "positive"});
+  check_throws_with<ValueError>([&] { (void)losses::cosine_distance(f, f, -1.0f); }, {"cosine_distance", "epsilon"});
+  check_throws_with<ValueError>([&] { (void)losses::smooth_labels(f, 1.5f); }, {"smooth_labels", "alpha", "[0, 1]"});
 }

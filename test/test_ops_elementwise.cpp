@@ -1,5 +1,8 @@
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <vector>
 
 #include "testing.hpp"
 
@@ -186,4 +189,128 @@ TEST_CASE("a non-differentiable op under grad is an error naming it") {
   // Through stop_gradient the same computation is allowed and contributes nothing.
   const Tensor g = grad([](const Tensor& t) { return sum(astype(astype(stop_gradient(t), DType::int32), DType::float32)) + sum(t); })(x);
   check_close(g, {1, 1, 1}, Shape{3});
+}
+
+// ---------------------------------------------------------------- jax.nn activations
+
+namespace {
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+
+/// f applied to every element of x in double, rounded to float32: the reference of an elementwise op.
+template <class F>
+std::vector<float> reference(const Tensor& x, F f) {
+  std::vector<float> out;
+  for (float v : x.to_vector()) out.push_back(static_cast<float>(f(double{v})));
+  return out;
+}
+
+/// The gradient of sum(f(x)) at x: f' elementwise.
+std::vector<float> derivative(const std::function<Tensor(const Tensor&)>& f, const Tensor& x) {
+  return grad([&](const Tensor& t) { return sum(f(t)); })(x).to_vector();
+}
+}  // namespace
+
+TEST_CASE("jax.nn activations match their closed forms") {
+  const Tensor x({-2.f, -0.5f, 0.f, 0.5f, 2.f}, Shape{5});
+  const Shape s{5};
+  check_close(leaky_relu(x), reference(x, [](double v) { return v >= 0 ? v : 0.01 * v; }), s);
+  check_close(leaky_relu(x, 0.2f), {-0.4f, -0.1f, 0.f, 0.5f, 2.f}, s);
+  check_close(elu(x), reference(x, [](double v) { return v > 0 ? v : std::expm1(v); }), s);
+  check_close(elu(x, 0.5f), reference(x, [](double v) { return v > 0 ? v : 0.5 * std::expm1(v); }), s);
+  check_close(selu(x), reference(x, [](double v) { return kSeluScale * (v > 0 ? v : kSeluAlpha * std::expm1(v)); }), s);
+  check_close(celu(x), reference(x, [](double v) { return std::max(v, 0.0) + std::expm1(std::min(v, 0.0)); }), s);
+  check_close(celu(x, 2.0f),
+              reference(x, [](double v) { return std::max(v, 0.0) + 2.0 * std::expm1(std::min(v, 0.0) / 2.0); }), s);
+  check_close(softplus(x), reference(x, [](double v) { return std::log(1.0 + std::exp(v)); }), s);
+  check_close(log_sigmoid(x), reference(x, [](double v) { return -std::log(1.0 + std::exp(-v)); }), s);
+  check_close(swish(x), silu(x), 0.0f, 0.0f);
+  const Tensor wide({-3.f, -1.f, -0.5f, 0.5f, 1.f, 3.f}, Shape{6});
+  check_close(hard_tanh(wide), {-1.f, -1.f, -0.5f, 0.5f, 1.f, 1.f}, Shape{6}, 0.0f, 0.0f);
+  // Values derived by hand: expm1(-1) = -0.63212056, 2 expm1(-1/2) = -0.78693868, sigmoid(3) = 0.95257413,
+  // sigmoid(4) = 0.98201379.
+  check_close(elu(Tensor(-1.0f)), {-0.63212056f}, Shape{}, 1e-7f);
+  check_close(celu(Tensor(-1.0f), 2.0f), {-0.78693868f}, Shape{}, 1e-7f);
+  check_close(selu(Tensor(1.0f)), {1.05070099f}, Shape{}, 1e-7f);
+  check_close(glu(Tensor({1.f, 2.f, 3.f, 4.f}, Shape{4})), {0.95257413f, 2.0f * 0.98201379f}, Shape{2}, 1e-6f);
+}
+
+TEST_CASE("jax.nn activations: special values and large inputs") {
+  const float inf = std::numeric_limits<float>::infinity();
+  // softplus(0) = log 2, log_sigmoid(0) = -log 2, exactly as jax.
+  check_close(softplus(Tensor(0.0f)), {0.69314718f}, Shape{}, 1e-7f, 0.0f);
+  check_close(log_sigmoid(Tensor(0.0f)), {-0.69314718f}, Shape{}, 1e-7f, 0.0f);
+  // |x| = 100 would overflow exp(100) in a naive log(1 + exp(x)); the stable forms stay finite.
+  const Tensor big({-100.f, 100.f}, Shape{2});
+  check_close(softplus(big), {0.0f, 100.0f}, Shape{2}, 1e-30f, 0.0f);
+  check_close(log_sigmoid(big), {-100.0f, 0.0f}, Shape{2}, 1e-30f, 0.0f);
+  check_close(Tensor(derivative(softplus, big), Shape{2}), {0.0f, 1.0f}, Shape{2}, 1e-30f, 0.0f);
+  check_close(Tensor(derivative(log_sigmoid, big), Shape{2}), {1.0f, 0.0f}, Shape{2}, 1e-30f, 0.0f);
+  // The limits at -inf: elu -> -alpha, selu -> -scale * alpha, celu -> -alpha, softplus -> 0.
+  const Tensor ninf(-inf);
+  check_close(elu(ninf, 0.5f), {-0.5f}, Shape{}, 0.0f, 0.0f);
+  check_close(selu(ninf), {static_cast<float>(-kSeluScale * kSeluAlpha)}, Shape{}, 1e-6f, 0.0f);
+  check_close(selu(ninf), {-1.75809934f}, Shape{}, 1e-6f, 0.0f);
+  check_close(celu(ninf, 2.0f), {-2.0f}, Shape{}, 0.0f, 0.0f);
+  check_close(softplus(Tensor({-inf, inf}, Shape{2})), {0.0f, inf}, Shape{2}, 0.0f, 0.0f);
+  check_close(log_sigmoid(Tensor({-inf, inf}, Shape{2})), {-inf, 0.0f}, Shape{2}, 0.0f, 0.0f);
+  check_close(hard_tanh(Tensor({-inf, inf}, Shape{2})), {-1.0f, 1.0f}, Shape{2}, 0.0f, 0.0f);
+}
+
+TEST_CASE("jax.nn activations: gradients at the kinks follow jax's definitions") {
+  const Tensor zero(0.0f);
+  // leaky_relu is where(x >= 0, x, slope * x): the x branch at 0.
+  CHECK(derivative([](const Tensor& t) { return leaky_relu(t); }, zero) == std::vector<float>{1.0f});
+  CHECK(derivative([](const Tensor& t) { return leaky_relu(t, 0.2f); }, Tensor(-1.0f)) == std::vector<float>{0.2f});
+  // elu is where(x > 0, x, alpha * expm1(x)): the expm1 branch at 0, slope alpha; selu scales it.
+  CHECK(derivative([](const Tensor& t) { return elu(t, 0.5f); }, zero) == std::vector<float>{0.5f});
+  check_close(Tensor(derivative(selu, zero), Shape{}), {static_cast<float>(kSeluScale * kSeluAlpha)}, Shape{}, 1e-6f, 0.0f);
+  // celu is smooth at 0.
+  CHECK(derivative([](const Tensor& t) { return celu(t, 2.0f); }, zero) == std::vector<float>{1.0f});
+  // hard_tanh is where(x > 1, 1, where(x < -1, -1, x)): slope 1 on the closed interval, 0 outside.
+  const Tensor edges({-1.5f, -1.0f, 0.0f, 1.0f, 1.5f}, Shape{5});
+  CHECK(derivative(hard_tanh, edges) == std::vector<float>{0.0f, 1.0f, 1.0f, 1.0f, 0.0f});
+  CHECK(derivative(softplus, zero) == std::vector<float>{0.5f});
+  CHECK(derivative(log_sigmoid, zero) == std::vector<float>{0.5f});
+}
+
+TEST_CASE("jax.nn activations: gradients match finite differences") {
+  const Tensor x = pattern(Shape{2, 3}, -1.5f, 1.5f);  // no element within the step of a kink
+  auto wsum = [](const Tensor& t) { return sum(t * pattern(t.shape(), -1.0f, 1.0f, 9)); };
+  check_gradient([&](const Tensor& t) { return wsum(leaky_relu(t, 0.1f)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(elu(t, 0.7f)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(selu(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(celu(t, 0.5f)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(softplus(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(log_sigmoid(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(swish(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(hard_tanh(t)); }, x);
+  check_gradient([&](const Tensor& t) { return wsum(glu(t)); }, pattern(Shape{3, 4}, -2.0f, 2.0f, 1));
+  check_gradient([&](const Tensor& t) { return wsum(glu(t, 0)); }, pattern(Shape{4, 3}, -2.0f, 2.0f, 2));
+}
+
+TEST_CASE("glu halves the chosen axis") {
+  const Tensor x({1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f}, Shape{2, 4});
+  const auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  check_close(glu(x), {float(1 * sig(3)), float(2 * sig(4)), float(5 * sig(7)), float(6 * sig(8))}, Shape{2, 2});
+  check_close(glu(x, 0), {float(1 * sig(5)), float(2 * sig(6)), float(3 * sig(7)), float(4 * sig(8))}, Shape{1, 4});
+  check_close(glu(x, -2), glu(x, 0), 0.0f, 0.0f);
+}
+
+TEST_CASE("jax.nn activations: bad inputs name the op") {
+  const Tensor i = arange(4, DType::int32);
+  check_throws_with<DTypeError>([&] { (void)leaky_relu(i); }, {"weft::leaky_relu", "float32", "int32", "astype"});
+  check_throws_with<DTypeError>([&] { (void)elu(i); }, {"weft::elu", "int32"});
+  check_throws_with<DTypeError>([&] { (void)selu(i); }, {"weft::selu", "int32"});
+  check_throws_with<DTypeError>([&] { (void)celu(i); }, {"weft::celu", "int32"});
+  check_throws_with<DTypeError>([&] { (void)softplus(i); }, {"weft::softplus", "int32"});
+  check_throws_with<DTypeError>([&] { (void)log_sigmoid(i); }, {"weft::log_sigmoid", "int32"});
+  check_throws_with<DTypeError>([&] { (void)hard_tanh(i); }, {"weft::hard_tanh", "int32"});
+  check_throws_with<DTypeError>([&] { (void)swish(i); }, {"weft::swish", "int32"});
+  check_throws_with<DTypeError>([&] { (void)glu(i); }, {"weft::glu", "int32"});
+  check_throws_with<ShapeError>([&] { (void)glu(ones(Shape{2, 3})); },
+                                {"weft::glu", "axis -1", "(2, 3)", "odd extent 3", "even extent"});
+  check_throws_with<ShapeError>([&] { (void)glu(ones(Shape{3, 2}), 0); }, {"weft::glu", "axis 0", "(3, 2)", "odd extent 3"});
+  check_throws_with<ShapeError>([&] { (void)glu(ones(Shape{2, 2}), 2); }, {"weft::glu", "axis 2", "out of range"});
+  check_throws_with<ValueError>([&] { (void)celu(ones(Shape{2}), 0.0f); }, {"weft::celu", "alpha", "nonzero"});
 }

@@ -211,6 +211,39 @@ TEST_CASE("var gradient matches finite differences") {
               {-1.0f, -0.5f, 0.0f, 1.5f}, Shape{4});
 }
 
+// ---------------------------------------------------------------- standardize
+
+TEST_CASE("standardize: (x - mean) / sqrt(var + epsilon), as jax.nn.standardize") {
+  const float d = std::sqrt(1.25f + 1e-5f);  // var of 1, 2, 3, 4 is 1.25
+  check_close(standardize(Tensor({1.f, 2.f, 3.f, 4.f}, Shape{4})), {-1.5f / d, -0.5f / d, 0.5f / d, 1.5f / d},
+              Shape{4});
+  // A mean large against the spread: subtracting it first keeps every digit (E[x^2] - E[x]^2 in
+  // float32 would lose them all).
+  check_close(standardize(Tensor({10001.f, 10002.f, 10003.f, 10004.f}, Shape{4})),
+              standardize(Tensor({1.f, 2.f, 3.f, 4.f}, Shape{4})), 1e-6f, 0.0f);
+  // Over axis 0 with epsilon 0: columns with means 2, 4, 6 and deviations 1, 2, 3.
+  const Tensor x({1.f, 2.f, 3.f, 3.f, 6.f, 9.f}, Shape{2, 3});
+  check_close(standardize(x, 0, 0.0f), {-1, -1, -1, 1, 1, 1}, Shape{2, 3});
+  // Rows by default; every axis at once; a constant row gives 0, kept finite by epsilon.
+  check_close(standardize(x), {-1.2247357f, 0.0f, 1.2247357f, -1.2247439f, 0.0f, 1.2247439f}, Shape{2, 3});
+  check_close(standardize(x, {0, 1}), reshape(standardize(reshape(x, Shape{6})), Shape{2, 3}));
+  check_close(standardize(full(Shape{2, 3}, 7.0f)), std::vector<float>(6, 0.0f), Shape{2, 3}, 0.0f, 0.0f);
+}
+
+TEST_CASE("standardize gradient matches finite differences; bad inputs name it") {
+  const Tensor y = pattern(Shape{2, 3, 4}, -2.0f, 2.0f, 4);
+  check_gradient([](const Tensor& t) { return readout(standardize(t)); }, y);
+  check_gradient([](const Tensor& t) { return readout(standardize(t, 0)); }, y);
+  check_gradient([](const Tensor& t) { return readout(standardize(t, {0, 2}, 1e-3f)); }, y);
+  // The standardized values sum to 0 whatever x is: that sum has no gradient.
+  check_close(grad([](const Tensor& t) { return sum(standardize(t)); })(y), std::vector<float>(24, 0.0f), y.shape(),
+              1e-5f, 0.0f);
+  check_throws_with<DTypeError>([] { (void)standardize(arange(4, DType::int32)); },
+                                {"weft::standardize", "float32", "int32"});
+  check_throws_with<ShapeError>([] { (void)standardize(ones(Shape{2, 3}), 2); }, {"weft::standardize", "axis 2"});
+  check_throws_with<ValueError>([] { (void)standardize(zeros(Shape{2, 0})); }, {"standardize"});
+}
+
 // ---------------------------------------------------------------- argmax
 
 TEST_CASE("argmax: first index on ties, NaN counts as the maximum, any axis") {

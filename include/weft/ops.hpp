@@ -72,6 +72,37 @@ Tensor relu(const Tensor& x);
 Tensor gelu(const Tensor& x, bool approximate = true);
 /// x * sigmoid(x).
 Tensor silu(const Tensor& x);
+/// jax.nn.swish: the same function as silu (an alias there too); errors name weft::swish.
+Tensor swish(const Tensor& x);
+/// jax.nn.leaky_relu: x where x >= 0, else negative_slope * x. The gradient at 0 is 1 (jax's
+/// where(x >= 0, ...)).
+Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);
+/// jax.nn.elu: x where x > 0, else alpha * expm1(x). The gradient at 0 is alpha (jax takes the
+/// expm1 branch there); elu(-inf) = -alpha.
+Tensor elu(const Tensor& x, float alpha = 1.0f);
+/// jax.nn.selu: scale * elu(x, alpha) with jax's constants scale = 1.0507009873554804934193349852946
+/// and alpha = 1.6732632423543772848170429916717. The gradient at 0 is scale * alpha, as jax's.
+Tensor selu(const Tensor& x);
+/// jax.nn.celu: max(x, 0) + alpha * expm1(min(x, 0) / alpha). Continuously differentiable: the
+/// gradient at 0 is 1. alpha must be nonzero (a ValueError otherwise; jax would return NaN).
+Tensor celu(const Tensor& x, float alpha = 1.0f);
+/// jax.nn.softplus, log(1 + exp(x)), computed as log1p(exp(-|x|)) + max(x, 0): finite for any finite
+/// x, softplus(0) = log 2. Gradient sigmoid(x).
+Tensor softplus(const Tensor& x);
+/// jax.nn.log_sigmoid, log(sigmoid(x)) = -softplus(-x), computed without overflow for any x.
+/// Gradient sigmoid(-x).
+Tensor log_sigmoid(const Tensor& x);
+/// jax.nn.hard_tanh: x clipped to [-1, 1]. The gradient is 1 on [-1, 1] (at exactly +-1 too, as jax's
+/// where(x > 1, 1, where(x < -1, -1, x))) and 0 outside.
+Tensor hard_tanh(const Tensor& x);
+/// jax.nn.glu: splits `x` into halves a, b along `axis` and returns a * sigmoid(b), whose extent
+/// along `axis` is half of x's. An odd extent is a ShapeError naming the axis (jax asserts).
+Tensor glu(const Tensor& x, int axis = -1);
+/// jax.nn.standardize: (x - mean) / sqrt(var + epsilon) over `axes` (keeping x's shape), with var the
+/// mean of squared deviations. jax computes var as E[x^2] - E[x]^2; weft subtracts the mean first,
+/// which agrees up to rounding and does not cancel when the mean is large against the spread.
+/// Differentiable through the mean and the variance.
+Tensor standardize(const Tensor& x, const Axes& axes = -1, float epsilon = 1e-5f);
 /// Elementwise power with a scalar exponent.
 Tensor pow(const Tensor& x, float exponent);
 /// Clamp into [lo, hi].

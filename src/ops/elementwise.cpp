@@ -275,12 +275,65 @@ Tensor relu(const Tensor& x) {
   return unary_op(x, "relu", [](float v) { return v > 0.0f ? v : 0.0f; },
                   [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; });
 }
-Tensor silu(const Tensor& x) {
-  return unary_op(x, "silu", [](float v) { return v / (1.0f + std::exp(-v)); },
-                  [](float v, float) {
-                    const float s = 1.0f / (1.0f + std::exp(-v));
-                    return s * (1.0f + v * (1.0f - s));
-                  });
+namespace {
+inline float sigmoid_of(float v) noexcept { return 1.0f / (1.0f + std::exp(-v)); }
+constexpr auto silu_f = [](float v) { return v / (1.0f + std::exp(-v)); };
+constexpr auto silu_dfdx = [](float v, float) {
+  const float s = sigmoid_of(v);
+  return s * (1.0f + v * (1.0f - s));
+};
+// jax.nn.selu's constants, rounded to float32.
+constexpr float kSeluScale = 1.0507009873554804934193349852946f;
+constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
+}  // namespace
+
+Tensor silu(const Tensor& x) { return unary_op(x, "silu", silu_f, silu_dfdx); }
+Tensor swish(const Tensor& x) { return unary_op(x, "swish", silu_f, silu_dfdx); }
+Tensor leaky_relu(const Tensor& x, float negative_slope) {
+  return unary_op(x, "leaky_relu", [negative_slope](float v) { return v >= 0.0f ? v : negative_slope * v; },
+                  [negative_slope](float v, float) { return v >= 0.0f ? 1.0f : negative_slope; });
+}
+Tensor elu(const Tensor& x, float alpha) {
+  // expm1 keeps the small negative values accurate, where exp(v) - 1 would cancel.
+  return unary_op(x, "elu", [alpha](float v) { return v > 0.0f ? v : alpha * std::expm1(v); },
+                  [alpha](float v, float) { return v > 0.0f ? 1.0f : alpha * std::exp(v); });
+}
+Tensor selu(const Tensor& x) {
+  return unary_op(x, "selu", [](float v) { return kSeluScale * (v > 0.0f ? v : kSeluAlpha * std::expm1(v)); },
+                  [](float v, float) { return kSeluScale * (v > 0.0f ? 1.0f : kSeluAlpha * std::exp(v)); });
+}
+Tensor celu(const Tensor& x, float alpha) {
+  if (alpha == 0.0f)
+    throw ValueError("weft::celu: alpha is 0, which divides by zero in expm1(min(x, 0) / alpha); pass a nonzero "
+                     "alpha (jax's default is 1)");
+  return unary_op(x, "celu",
+                  [alpha](float v) { return (v > 0.0f ? v : 0.0f) + alpha * std::expm1((v < 0.0f ? v : 0.0f) / alpha); },
+                  [alpha](float v, float) { return v > 0.0f ? 1.0f : std::exp(v / alpha); });
+}
+Tensor softplus(const Tensor& x) {
+  // log1p(exp(-|x|)) + max(x, 0) never overflows: exp's argument is at most 0.
+  return unary_op(x, "softplus", [](float v) { return std::log1p(std::exp(-std::fabs(v))) + (v > 0.0f ? v : 0.0f); },
+                  [](float v, float) { return sigmoid_of(v); });
+}
+Tensor log_sigmoid(const Tensor& x) {
+  // -softplus(-x) = min(x, 0) - log1p(exp(-|x|)).
+  return unary_op(x, "log_sigmoid", [](float v) { return (v < 0.0f ? v : 0.0f) - std::log1p(std::exp(-std::fabs(v))); },
+                  [](float v, float) { return sigmoid_of(-v); });
+}
+Tensor hard_tanh(const Tensor& x) {
+  return unary_op(x, "hard_tanh", [](float v) { return v > 1.0f ? 1.0f : (v < -1.0f ? -1.0f : v); },
+                  [](float v, float) { return (v > 1.0f || v < -1.0f) ? 0.0f : 1.0f; });
+}
+Tensor glu(const Tensor& x, int axis) {
+  detail::require_float(x, "glu");
+  const int a = normalize_axis(axis, x.rank(), "glu");
+  const std::int64_t n = x.shape()[a];
+  if (n % 2 != 0)
+    throw ShapeError(fmt::format("weft::glu: axis {} of x {} has odd extent {}; glu splits that axis into two equal "
+                                 "halves, so it needs an even extent (pad it or pick another axis)",
+                                 axis, x.shape().str(), n));
+  // Composed from ops: the gradient of both halves comes from slice_axis, sigmoid and multiply.
+  return slice_axis(x, a, 0, n / 2) * sigmoid(slice_axis(x, a, n / 2, n));
 }
 Tensor gelu(const Tensor& x, bool approximate) {
   if (approximate) {

@@ -85,7 +85,7 @@ void check_label_range(const Tensor& labels, const Rows& rows, const Shape& logi
 /// Calls row(r) for every row, in parallel chunks of rows that depend only on the shape.
 template <class F>
 void for_rows(const Rows& rows, F row) {
-  detail::parallel_for(rows.count, std::max<std::int64_t>(1, detail::kParallelGrain / rows.classes),
+  detail::parallel_for(rows.count, std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(1, rows.classes)),
                        [&](std::int64_t r0, std::int64_t r1) {
                          for (std::int64_t r = r0; r < r1; ++r) row(r);
                        });
@@ -215,6 +215,96 @@ void check_same_shape(const Tensor& a, const char* a_name, const Tensor& b, cons
                                  op, a_name, a.shape().str(), b_name, b.shape().str()));
 }
 
+/// Rows along the last axis of two float32 operands of the same shape, for the losses that reduce
+/// over it (kl_divergence, cosine_similarity).
+Rows check_row_pair(const Tensor& a, const char* a_name, const Tensor& b, const char* b_name, const char* op) {
+  check_float(a, a_name, op);
+  check_float(b, b_name, op);
+  check_same_shape(a, a_name, b, b_name, op);
+  if (a.rank() == 0)
+    throw ShapeError(fmt::format("weft::losses::{}: {} and {} are scalars, with no last axis to reduce over; pass "
+                                 "them with the values on their last axis, e.g. (batch, features)",
+                                 op, a_name, b_name));
+  const std::vector<std::int64_t> dims = a.shape().to_vector();
+  Rows rows;
+  rows.batch = Shape(std::vector<std::int64_t>(dims.begin(), dims.end() - 1));
+  rows.classes = dims.back();
+  rows.count = rows.batch.numel();
+  return rows;
+}
+
+/// A new tensor of `like`'s shape holding f(i) at each flat index i, filled by a parallel loop.
+template <class F>
+Tensor flat_map(const Tensor& like, F f) {
+  Tensor out = detail::empty(like.shape(), DType::float32);
+  float* po = detail::mutable_data<float>(out);
+  detail::parallel_for(like.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) po[i] = f(i);
+  });
+  return out;
+}
+
+/// Per row of cosine_similarity: sum(p t), and each norm as optax's safe norm (at most epsilon
+/// counts as epsilon) with whether it passes a gradient.
+struct CosineRow {
+  float dot, norm_p, norm_t;
+  bool grad_p, grad_t;
+};
+CosineRow cosine_row(const float* p, const float* t, std::int64_t n, float epsilon) {
+  const float dot = lanes_accumulate(n, [=](std::int64_t i) { return p[i] * t[i]; });
+  const float np = std::sqrt(lanes_accumulate(n, [=](std::int64_t i) { return p[i] * p[i]; }));
+  const float nt = std::sqrt(lanes_accumulate(n, [=](std::int64_t i) { return t[i] * t[i]; }));
+  return {dot, np <= epsilon ? epsilon : np, nt <= epsilon ? epsilon : nt, np > epsilon, nt > epsilon};
+}
+
+/// cosine_similarity, or 1 minus it when `distance`: one fused node either way.
+Tensor cosine(const Tensor& predictions, const Tensor& targets, float epsilon, bool distance, const char* op) {
+  const Rows rows = check_row_pair(predictions, "predictions", targets, "targets", op);
+  if (!(epsilon >= 0.0f))
+    throw ValueError(fmt::format("weft::losses::{}: epsilon is {}; it is the smallest norm used, so it must be 0 "
+                                 "(optax's default) or positive",
+                                 op, epsilon));
+  Tensor out = detail::empty(rows.batch, DType::float32);
+  const float *pp = data<float>(predictions), *pt = data<float>(targets);
+  float* po = detail::mutable_data<float>(out);
+  const std::int64_t n = rows.classes;
+  for_rows(rows, [&](std::int64_t r) {
+    const CosineRow c = cosine_row(pp + r * n, pt + r * n, n, epsilon);
+    const float s = c.dot / (c.norm_p * c.norm_t);
+    po[r] = distance ? 1.0f - s : s;
+  });
+  if (autodiff::any_tracked(predictions, targets)) {
+    const bool need_p = detail::node_of(predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
+    autodiff::record(
+        out, op, {&predictions, &targets},
+        [p = detail::detach(predictions), t = detail::detach(targets), rows, epsilon, distance, need_p, need_t](
+            const Tensor& g, std::span<Tensor> grads) {
+          // ds/dp = t / (|p| |t|) - s p / |p|^2, the second term only where |p| passes a gradient.
+          const float *pp = data<float>(p), *pt = data<float>(t), *pg = data<float>(g);
+          Tensor dp = need_p ? detail::empty(p.shape(), DType::float32) : Tensor();
+          Tensor dt = need_t ? detail::empty(t.shape(), DType::float32) : Tensor();
+          float* pdp = need_p ? detail::mutable_data<float>(dp) : nullptr;
+          float* pdt = need_t ? detail::mutable_data<float>(dt) : nullptr;
+          const std::int64_t n = rows.classes;
+          for_rows(rows, [&](std::int64_t r) {
+            const float *pr = pp + r * n, *tr = pt + r * n;
+            const CosineRow c = cosine_row(pr, tr, n, epsilon);
+            const float inv = 1.0f / (c.norm_p * c.norm_t), s = c.dot * inv;
+            const float gr = distance ? -pg[r] : pg[r];
+            const float sp = c.grad_p ? s / (c.norm_p * c.norm_p) : 0.0f;
+            const float st = c.grad_t ? s / (c.norm_t * c.norm_t) : 0.0f;
+            if (pdp != nullptr)
+              for (std::int64_t i = 0; i < n; ++i) pdp[r * n + i] = gr * (tr[i] * inv - sp * pr[i]);
+            if (pdt != nullptr)
+              for (std::int64_t i = 0; i < n; ++i) pdt[r * n + i] = gr * (pr[i] * inv - st * tr[i]);
+          });
+          if (need_p) grads[0] = dp;
+          if (need_t) grads[1] = dt;
+        });
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
@@ -287,6 +377,124 @@ Tensor l2_loss(const Tensor& predictions, const Tensor& targets) {
     check_same_shape(predictions, "predictions", targets, "targets", op);
   }
   return 0.5f * squared_error(predictions, targets);
+}
+
+Tensor huber_loss(const Tensor& predictions, const Tensor& targets, float delta) {
+  constexpr const char* op = "huber_loss";
+  check_float(predictions, "predictions", op);
+  if (targets.defined()) {
+    check_float(targets, "targets", op);
+    check_same_shape(predictions, "predictions", targets, "targets", op);
+  }
+  if (!(delta > 0.0f) || std::isinf(delta))
+    throw ValueError(fmt::format("weft::losses::{}: delta is {}; it is where the loss turns from quadratic to linear, "
+                                 "so it must be positive and finite (optax's default is 1)",
+                                 op, delta));
+  const Tensor errors = targets.defined() ? detail::map_binary<float, float>(predictions, targets, op,
+                                                                             [](float p, float t) { return p - t; })
+                                          : detail::detach(predictions);
+  // optax's 0.5 q^2 + delta (|e| - q) with q = min(|e|, delta), as one branch per element.
+  Tensor out = detail::map_unary<float, float>(errors, [delta](float e) {
+    const float a = std::fabs(e);
+    return a <= delta ? 0.5f * e * e : delta * (a - 0.5f * delta);
+  });
+  if (autodiff::any_tracked(predictions, targets)) {
+    const bool need_p = detail::node_of(predictions) != nullptr;
+    const bool need_t = targets.defined() && detail::node_of(targets) != nullptr;
+    autodiff::record(out, op, {&predictions, &targets},
+                     [errors, delta, need_p, need_t](const Tensor& g, std::span<Tensor> grads) {
+                       // The derivative in e is clip(e, -delta, delta), continuous at |e| = delta.
+                       const float *pe = data<float>(errors), *pg = data<float>(g);
+                       const Tensor de = flat_map(errors, [=](std::int64_t i) {
+                         const float e = pe[i];
+                         return pg[i] * (e > delta ? delta : (e < -delta ? -delta : e));
+                       });
+                       if (need_p) grads[0] = de;
+                       if (need_t) grads[1] = -de;
+                     });
+  }
+  return out;
+}
+
+Tensor kl_divergence(const Tensor& log_predictions, const Tensor& targets) {
+  constexpr const char* op = "kl_divergence";
+  const Rows rows = check_row_pair(log_predictions, "log_predictions", targets, "targets", op);
+  Tensor out = detail::empty(rows.batch, DType::float32);
+  const float *pl = data<float>(log_predictions), *pt = data<float>(targets);
+  float* po = detail::mutable_data<float>(out);
+  const std::int64_t n = rows.classes;
+  for_rows(rows, [&](std::int64_t r) {
+    const float *lr = pl + r * n, *tr = pt + r * n;
+    // 0 log 0 = 0, and a zero target ignores its log-prediction altogether.
+    po[r] = lanes_accumulate(n, [=](std::int64_t i) {
+      return tr[i] == 0.0f ? 0.0f : tr[i] * (std::log(tr[i]) - lr[i]);
+    });
+  });
+  if (autodiff::any_tracked(log_predictions, targets)) {
+    const bool need_l = detail::node_of(log_predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
+    autodiff::record(out, op, {&log_predictions, &targets},
+                     [l = detail::detach(log_predictions), t = detail::detach(targets), n, need_l, need_t](
+                         const Tensor& g, std::span<Tensor> grads) {
+                       const float *pl = data<float>(l), *pt = data<float>(t), *pg = data<float>(g);
+                       // g has one value per row of n elements.
+                       if (need_l) grads[0] = flat_map(l, [=](std::int64_t i) { return -pg[i / n] * pt[i]; });
+                       if (need_t)
+                         grads[1] = flat_map(t, [=](std::int64_t i) {
+                           return pg[i / n] * (pt[i] == 0.0f ? -pl[i] : std::log(pt[i]) - pl[i] + 1.0f);
+                         });
+                     });
+  }
+  return out;
+}
+
+Tensor cosine_similarity(const Tensor& predictions, const Tensor& targets, float epsilon) {
+  return cosine(predictions, targets, epsilon, false, "cosine_similarity");
+}
+
+Tensor cosine_distance(const Tensor& predictions, const Tensor& targets, float epsilon) {
+  return cosine(predictions, targets, epsilon, true, "cosine_distance");
+}
+
+Tensor hinge_loss(const Tensor& predictor_outputs, const Tensor& targets) {
+  constexpr const char* op = "hinge_loss";
+  check_float(predictor_outputs, "predictor_outputs", op);
+  check_float(targets, "targets", op);
+  check_same_shape(predictor_outputs, "predictor_outputs", targets, "targets", op);
+  Tensor out = detail::map_binary<float, float>(predictor_outputs, targets, op, [](float y, float t) {
+    const float z = 1.0f - y * t;
+    return z > 0.0f ? z : 0.0f;
+  });
+  if (autodiff::any_tracked(predictor_outputs, targets)) {
+    const bool need_y = detail::node_of(predictor_outputs) != nullptr, need_t = detail::node_of(targets) != nullptr;
+    autodiff::record(out, op, {&predictor_outputs, &targets},
+                     [y = detail::detach(predictor_outputs), t = detail::detach(targets), need_y, need_t](
+                         const Tensor& g, std::span<Tensor> grads) {
+                       const float *py = data<float>(y), *pt = data<float>(t), *pg = data<float>(g);
+                       // The share of the gradient through max(0, z): jax's maximum splits a tie evenly.
+                       const auto share = [=](std::int64_t i) {
+                         const float z = 1.0f - py[i] * pt[i];
+                         return pg[i] * (z > 0.0f ? 1.0f : (z == 0.0f ? 0.5f : 0.0f));
+                       };
+                       if (need_y) grads[0] = flat_map(y, [=](std::int64_t i) { return -share(i) * pt[i]; });
+                       if (need_t) grads[1] = flat_map(t, [=](std::int64_t i) { return -share(i) * py[i]; });
+                     });
+  }
+  return out;
+}
+
+Tensor smooth_labels(const Tensor& labels, float alpha) {
+  constexpr const char* op = "smooth_labels";
+  check_float(labels, "labels", op);
+  if (labels.rank() == 0 || labels.shape()[labels.rank() - 1] == 0)
+    throw ShapeError(fmt::format("weft::losses::{}: labels {} have no categories; one-hot labels hold the categories "
+                                 "on their last axis, e.g. (batch, categories)",
+                                 op, labels.shape().str()));
+  if (!(alpha >= 0.0f && alpha <= 1.0f))
+    throw ValueError(fmt::format("weft::losses::{}: alpha is {}; it is the share of the probability spread over all "
+                                 "categories, so it must lie in [0, 1]",
+                                 op, alpha));
+  const auto categories = static_cast<float>(labels.shape()[labels.rank() - 1]);
+  return (1.0f - alpha) * labels + alpha / categories;
 }
 
 }  // namespace weft::losses

@@ -251,4 +251,13 @@ Tensor var(const Tensor& x, const Axes& axes, bool keepdims) {
   return out;
 }
 
+Tensor standardize(const Tensor& x, const Axes& axes, float epsilon) {
+  // Checked here, so that errors name standardize rather than the mean or var it is built from.
+  detail::require_float(x, "standardize");
+  const auto ax = detail::normalize_axes(axes, x.rank(), "standardize");
+  (void)detail::averaged_count(x.shape(), ax, "standardize");
+  const Axes over(ax);
+  return (x - mean(x, over, true)) * rsqrt(var(x, over, true) + epsilon);
+}
+
 }  // namespace weft

@@ -5,12 +5,22 @@
 
 namespace weft::core {
 
+using weft::celu;
+using weft::elu;
 using weft::gelu;
+using weft::glu;
+using weft::hard_tanh;
+using weft::leaky_relu;
+using weft::log_sigmoid;
 using weft::log_softmax;
 using weft::relu;
+using weft::selu;
 using weft::sigmoid;
 using weft::silu;
 using weft::softmax;
+using weft::softplus;
+using weft::standardize;
+using weft::swish;
 using weft::tanh;
 
 }  // namespace weft::core
