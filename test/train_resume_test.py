@@ -9,31 +9,15 @@ The data is a small synthetic Fashion-MNIST (IDX files written here), so that an
 fraction of a second. Needs only Python's standard library.
 """
 import os
-import random
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
+from synthetic_fashion_mnist import write_data
+
 TRAIN, TEST, EPOCHS, BATCH = 512, 200, 3, 32
-
-
-def write_idx(path, dims, body):
-    with open(path, "wb") as f:
-        f.write(struct.pack(">I", 0x800 + len(dims)) + b"".join(struct.pack(">I", d) for d in dims) + body)
-
-
-def write_data(d):
-    rng = random.Random(7)
-    for prefix, n in (("train", TRAIN), ("t10k", TEST)):
-        labels = bytes(rng.randrange(10) for _ in range(n))
-        # Images that depend on their label, so that the model has something to learn.
-        images = bytes(min(255, rng.randrange(64) + (24 if p % 10 == labels[i] else 0))
-                       for i in range(n) for p in range(28 * 28))
-        write_idx(os.path.join(d, f"{prefix}-images-idx3-ubyte"), [n, 28, 28], images)
-        write_idx(os.path.join(d, f"{prefix}-labels-idx1-ubyte"), [n], labels)
 
 
 def final_fields(output):
@@ -47,7 +31,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
         os.mkdir(data)
-        write_data(data)
+        write_data(data, TRAIN, TEST)
         args = [exe, "--data-dir", data, "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--threads", "2"]
         steps = TRAIN // BATCH * EPOCHS
         final_name = f"step_{steps:06d}"

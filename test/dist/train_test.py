@@ -22,9 +22,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import train_resume_test  # noqa: E402  (its synthetic data)
+import train_resume_test  # noqa: E402  (its final_fields)
+from synthetic_fashion_mnist import write_data  # noqa: E402
 
-train_resume_test.TRAIN, train_resume_test.TEST = 1600, 200
+TRAIN, TEST = 1600, 200
 BATCH = 32  # 50 steps an epoch
 
 
@@ -72,7 +73,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
         os.mkdir(data)
-        train_resume_test.write_data(data)
+        write_data(data, TRAIN, TEST)
         common = ["--data-dir", data, "--batch-size", str(BATCH), "--threads", "1"]
 
         def run(ranks, name, *extra):
