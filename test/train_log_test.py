@@ -6,7 +6,7 @@ when protoc and python3-protobuf are there, its records' checksums verified alwa
 
   train_log_test.py WEFT_TRAIN
 
-On the small synthetic Fashion-MNIST of train_resume_test.py: two epochs take a second.
+On a small synthetic Fashion-MNIST (synthetic_fashion_mnist.py): two epochs take a second.
 """
 import glob
 import json
@@ -21,10 +21,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "tensorboard"))
 import tensorboard_events_test as events  # noqa: E402
-import train_resume_test  # noqa: E402  (its synthetic data)
+from synthetic_fashion_mnist import write_data  # noqa: E402
 
 EPOCHS, BATCH = 2, 32
-STEPS = train_resume_test.TRAIN // BATCH  # an epoch
+TRAIN, TEST = 512, 200  # as train_resume_test.py's data
+STEPS = TRAIN // BATCH  # an epoch
 
 
 def read_jsonl(path):
@@ -60,7 +61,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
         os.mkdir(data)
-        train_resume_test.write_data(data)
+        write_data(data, TRAIN, TEST)
         args = [exe, "--data-dir", data, "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--threads", "2"]
 
         every_step = os.path.join(tmp, "every_step")
