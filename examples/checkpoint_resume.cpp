@@ -22,14 +22,13 @@
 // step repeats the uninterrupted run exactly. The last line reads
 // `final step=N test_accuracy=X params_crc32=C`, C the CRC-32 of the parameters as weft-train
 // computes it (each leaf's path and float32 bytes, in path order).
-#include <zlib.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <string>
 
 #include "example_cli.hpp"
+#include "params_crc32.hpp"
 #include "weft/autodiff.hpp"
 #include "weft/io/batches.hpp"
 #include "weft/io/checkpoint_manager.hpp"
@@ -118,18 +117,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-/// CRC-32 of the parameters: each leaf's path and its float32 bytes, in path order (weft-train's
-/// params_crc32).
-std::uint32_t params_crc32(const Variables& variables) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (const auto& [path, t] : variables.collection("params").leaves()) {
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(path.data()), static_cast<uInt>(path.size()));
-    const std::vector<float> v = t.to_vector();
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(v.data()), static_cast<uInt>(v.size() * sizeof(float)));
-  }
-  return static_cast<std::uint32_t>(crc);
-}
-
 double test_accuracy(const MLP& model, const Variables& variables, const io::FashionMnist& ds) {
   double correct = 0;
   for (const io::Batch& b : io::batches(ds.test_images, ds.test_labels, 1000, std::nullopt, /*drop_last=*/false))
@@ -211,7 +198,7 @@ int train(const Options& o, const io::FashionMnist& ds) {
     }
   }
   std::printf("final step=%lld test_accuracy=%.4f params_crc32=%08x\n", static_cast<long long>(state.step),
-              test_accuracy(model, state.variables, ds), params_crc32(state.variables));
+              test_accuracy(model, state.variables, ds), examples::params_crc32(state.variables));
   return 0;
 }
 

@@ -9,8 +9,6 @@
 // `final model=residual test_accuracy=0.8931 wall_s=123.4 examples_per_s=5012 params_crc32=1a2b3c4d`.
 #include <omp.h>
 
-#include <zlib.h>
-
 #include <array>
 #include <cctype>
 #include <chrono>
@@ -22,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "params_crc32.hpp"
 #include "weft/autodiff.hpp"
 #include "weft/io/batches.hpp"
 #include "weft/io/fashion_mnist.hpp"
@@ -382,17 +381,6 @@ double evaluate(const Model& model, const Variables& variables, const Tensor& im
   return static_cast<double>(total.at("eval/correct").to_int_vector()[0]) / static_cast<double>(n);
 }
 
-/// CRC-32 of the parameters: each leaf's path and its float32 bytes, in path order.
-std::uint32_t params_crc32(const Variables& variables) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (const auto& [path, t] : variables.collection("params").leaves()) {
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(path.data()), static_cast<uInt>(path.size()));
-    const std::vector<float> v = t.to_vector();
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(v.data()), static_cast<uInt>(v.size() * sizeof(float)));
-  }
-  return static_cast<std::uint32_t>(crc);
-}
-
 /// Checks that every rank holds the same parameters (the point of a deterministic reduction), so
 /// that the checksum on the final line stands for all of them.
 void check_ranks_agree(std::uint32_t crc, const Ranks& ranks) {
@@ -504,7 +492,7 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
     accuracy = evaluate(model, variables, data.test_images, data.test_labels, ranks);
     const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::uint32_t crc = params_crc32(variables);
+    const std::uint32_t crc = examples::params_crc32(variables);
     check_ranks_agree(crc, ranks);
     if (ranks.leader())
       std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f params_crc32=%08x\n",
@@ -574,7 +562,7 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double examples_per_s = trained > 0 ? static_cast<double>(trained) / std::max(train_seconds, 1e-9) : 0.0;
-  const std::uint32_t crc = params_crc32(variables);
+  const std::uint32_t crc = examples::params_crc32(variables);
   check_ranks_agree(crc, ranks);
   if (ranks.leader())
     std::printf("final model=%s test_accuracy=%.4f wall_s=%.1f examples_per_s=%.0f params_crc32=%08x\n",
