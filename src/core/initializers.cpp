@@ -11,23 +11,34 @@ namespace weft::core {
 
 Tensor Initializer::operator()(Key key, const Shape& shape) const {
   if (!fn_)
-    throw ValueError("weft::core::Initializer: an empty initializer was called for a parameter of shape " +
-                     shape.str() + "; give the layer an initializer such as core::initializers::zeros()");
+    throw ValueError(fmt::format("weft::core::Initializer: an empty initializer was called for a parameter of shape "
+                                 "{}; give the layer an initializer such as core::initializers::zeros()",
+                                 shape.str()));
   return (*fn_)(key, shape);
+}
+
+Initializer detail::program_lifetime(const Initializer& owner) {
+  Initializer handle;
+  // The aliasing constructor with an empty owner: a pointer without a control block to count.
+  handle.fn_ = std::shared_ptr<const std::function<Tensor(Key, const Shape&)>>(
+      std::shared_ptr<const std::function<Tensor(Key, const Shape&)>>(), owner.fn_.get());
+  return handle;
 }
 
 }  // namespace weft::core
 
 namespace weft::core::initializers {
 
-// The defaults every module value holds are made once and shared: copying an Initializer then costs
-// a reference count instead of an allocation (immutable, so sharing them is safe).
+// The defaults every module value holds are made once and live until the program ends: copying one
+// then costs neither an allocation nor a reference count (immutable, so sharing them is safe).
 Initializer zeros() {
-  static const Initializer init = [](Key, const Shape& shape) { return weft::zeros(shape); };
+  static const Initializer owner = [](Key, const Shape& shape) { return weft::zeros(shape); };
+  static const Initializer init = detail::program_lifetime(owner);
   return init;
 }
 Initializer ones() {
-  static const Initializer init = [](Key, const Shape& shape) { return weft::ones(shape); };
+  static const Initializer owner = [](Key, const Shape& shape) { return weft::ones(shape); };
+  static const Initializer init = detail::program_lifetime(owner);
   return init;
 }
 Initializer constant(float value) {
@@ -81,7 +92,8 @@ Initializer variance_scaling(float scale, FanMode mode, Distribution distributio
 }
 
 Initializer lecun_normal(int in_axis, int out_axis) {
-  static const Initializer default_axes = variance_scaling(1.0f, FanMode::fan_in, Distribution::truncated_normal);
+  static const Initializer owner = variance_scaling(1.0f, FanMode::fan_in, Distribution::truncated_normal);
+  static const Initializer default_axes = detail::program_lifetime(owner);
   if (in_axis == -2 && out_axis == -1) return default_axes;
   return variance_scaling(1.0f, FanMode::fan_in, Distribution::truncated_normal, in_axis, out_axis);
 }

@@ -121,22 +121,30 @@ std::string Scope::variable_path(std::string_view collection, std::string_view n
 
 void Scope::reserve(std::string_view name, std::string_view collection) {
   if (name.empty() || name.find('/') != std::string_view::npos)
-    throw ValueError("weft::core::Scope: invalid name " + quoted(name) + " in scope " + quoted(path_str()) +
-                     "; names are non-empty and contain no '/'");
-  for (const auto& [used_name, used_collection] : reserved_) {
-    if (used_name != name) continue;
-    // Variables of different collections may share a name; a child scope shares it with nothing.
-    if (collection == kChildCollection || used_collection == kChildCollection || used_collection == collection)
-      throw ValueError("weft::core::Scope: Duplicate use of scope name: " + quoted(name) + " in scope " +
-                       quoted(path_str()) + "; give each child and each variable of a collection its own name");
+    throw ValueError(fmt::format("weft::core::Scope: invalid name {} in scope {}; names are non-empty and contain no '/'",
+                                 quoted(name), quoted(path_str())));
+  // Variables of different collections may share a name; a child scope shares it with nothing.
+  const bool taken = any_reserved([&](const Reservation& r) {
+    return r.name == name &&
+           (collection == kChildCollection || r.collection == kChildCollection || r.collection == collection);
+  });
+  if (taken)
+    throw ValueError(fmt::format("weft::core::Scope: Duplicate use of scope name: {} in scope {}; give each child and "
+                                 "each variable of a collection its own name",
+                                 quoted(name), quoted(path_str())));
+  if (reserved_count_ < reserved_inline_.size()) {
+    reserved_inline_[reserved_count_].name = name;
+    reserved_inline_[reserved_count_].collection = collection;
+  } else {
+    reserved_overflow_.push_back({std::string(name), std::string(collection)});
   }
-  reserved_.emplace_back(name, collection);
+  ++reserved_count_;
 }
 
 std::string Scope::default_name(std::string_view prefix) const {
   for (int i = 0;; ++i) {
-    std::string n = std::string(prefix) + std::to_string(i);
-    if (std::none_of(reserved_.begin(), reserved_.end(), [&](const auto& r) { return r.first == n; })) return n;
+    std::string n = fmt::format("{}{}", prefix, i);
+    if (!any_reserved([&](const Reservation& r) { return r.name == n; })) return n;
   }
 }
 

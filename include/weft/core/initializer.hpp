@@ -12,8 +12,17 @@
 
 namespace weft::core {
 
+class Initializer;
+namespace detail {
+/// A copy of `owner` that holds no reference count, so that copying it costs no atomic operation.
+/// Only for initializers that live until the program ends (function-local statics): the built-in
+/// defaults, which every module value copies.
+[[nodiscard]] Initializer program_lifetime(const Initializer& owner);
+}  // namespace detail
+
 /// An initializer: (key, shape) -> a new tensor of that shape. Holds any such callable, shared and
-/// immutable, so that copying an initializer (every module value holds some) costs a reference count.
+/// immutable, so that copying an initializer (every module value holds some) costs a reference count;
+/// copying a built-in default (zeros, lecun_normal, ...) costs none, as those live as long as the program.
 class Initializer {
  public:
   Initializer() = default;  // empty: "no initializer"; calling it is an error
@@ -26,6 +35,7 @@ class Initializer {
   explicit operator bool() const noexcept { return fn_ != nullptr; }
 
  private:
+  friend Initializer detail::program_lifetime(const Initializer& owner);
   std::shared_ptr<const std::function<Tensor(Key, const Shape&)>> fn_;
 };
 

@@ -54,8 +54,9 @@ inline constexpr dense_general_fn dense_general{};
 /// Flax's default embedding initializer: variance 1 / features (fan_in of (num_embeddings, features)
 /// with out_axis 0), normal.
 [[nodiscard]] inline Initializer default_embed_init() {
-  static const Initializer init =
+  static const Initializer owner =
       initializers::variance_scaling(1.0f, initializers::FanMode::fan_in, initializers::Distribution::normal, -2, 0);
+  static const Initializer init = detail::program_lifetime(owner);
   return init;
 }
 

@@ -7,6 +7,8 @@
 //   Tensor mlp(int hidden, int out, core::Scope& s, const Tensor& x);
 // `init` runs it with every collection mutable and creates the parameters;
 // `apply` runs the same code and reads them.
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -158,10 +160,28 @@ class Scope {
   void check_collection(std::string_view collection, const char* op) const;
   [[nodiscard]] std::string variable_path(std::string_view collection, std::string_view name) const;
 
+  struct Reservation {
+    std::string name;
+    std::string collection;
+  };
+  /// Calls f(reservation) for each (name, collection) pair claimed in this scope until f returns true.
+  template <class F>
+  bool any_reserved(F f) const {
+    const std::size_t inline_count = reserved_count_ < reserved_inline_.size() ? reserved_count_ : reserved_inline_.size();
+    for (std::size_t i = 0; i < inline_count; ++i)
+      if (f(reserved_inline_[i])) return true;
+    for (const Reservation& r : reserved_overflow_)
+      if (f(r)) return true;
+    return false;
+  }
+
   detail::ScopeRoot* root_;
   std::string joined_;  // the module names from the root, joined with '/': "Dense_0/inner" ("" for the root)
-  // (name, collection) pairs claimed in this scope; a handful per scope, so a flat list.
-  std::vector<std::pair<std::string, std::string>> reserved_;
+  // The (name, collection) pairs claimed in this scope. A layer claims its few params and a model its
+  // children, so the first four stay inline and a call allocates nothing for them; more spill over.
+  std::array<Reservation, 4> reserved_inline_;
+  std::size_t reserved_count_ = 0;
+  std::vector<Reservation> reserved_overflow_;
 };
 
 namespace detail {
