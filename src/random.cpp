@@ -161,8 +161,8 @@ std::vector<std::uint32_t> random_bits(Key key, std::int64_t n) {
 Tensor uniform(Key key, const Shape& shape, float lo, float hi) {
   const float scale = hi - lo;
   if (!(lo < hi) || !std::isfinite(scale))
-    throw ValueError("weft::uniform: the interval [lo, hi) = [" + num(lo) + ", " + num(hi) +
-                     ") is empty or not finite; give finite bounds with lo < hi");
+    throw ValueError(fmt::format("weft::uniform: the interval [lo, hi) = [{}, {}) is empty or not "
+                                 "finite; give finite bounds with lo < hi", num(lo), num(hi)));
   return map_bits(key, shape, [lo, scale](std::uint32_t b) { return detail::uniform_float(b, lo, scale); });
 }
 
@@ -176,8 +176,8 @@ Tensor normal(Key key, const Shape& shape) {
 
 Tensor truncated_normal(Key key, float lower, float upper, const Shape& shape) {
   if (!(lower < upper))
-    throw ValueError("weft::truncated_normal: lower (" + num(lower) + ") must be below upper (" + num(upper) +
-                     "); give a non-empty window, for example lower = -2, upper = 2");
+    throw ValueError(fmt::format("weft::truncated_normal: lower ({}) must be below upper ({}); give a "
+                                 "non-empty window, for example lower = -2, upper = 2", num(lower), num(upper)));
   // Inverse-CDF sampling of a uniform between the normal CDFs of the bounds, as
   // jax.random.truncated_normal; the clip keeps rounding from reaching the bounds.
   const float a = std::erf(lower / kSqrt2), b = std::erf(upper / kSqrt2);
@@ -192,7 +192,7 @@ Tensor truncated_normal(Key key, float lower, float upper, const Shape& shape) {
 
 Tensor bernoulli(Key key, float p, const Shape& shape) {
   if (!(p >= 0.0f && p <= 1.0f))
-    throw ValueError("weft::bernoulli: p = " + num(p) + " is not a probability; give p in [0, 1]");
+    throw ValueError(fmt::format("weft::bernoulli: p = {} is not a probability; give p in [0, 1]", num(p)));
   Tensor out = detail::empty(shape, DType::int32);
   std::int32_t* po = detail::mutable_data<std::int32_t>(out);
   detail::for_each_bits(key, shape.numel(), [&](std::int64_t offset, const std::uint32_t* bits, std::int64_t count) {

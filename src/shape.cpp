@@ -34,8 +34,8 @@ Shape::Shape(std::span<const std::int64_t> dims) {
   }
   // numel() and every stride of the shape are then exact: kernels multiply extents unchecked.
   if (!detail::checked_product(dims))
-    throw ShapeError("weft::Shape: the extents " + detail::extents_str(dims) +
-                     " hold more than 2^63 - 1 elements (their product overflows int64); no tensor can have this shape");
+    throw ShapeError(fmt::format("weft::Shape: the extents {} hold more than 2^63 - 1 elements (their "
+                                 "product overflows int64); no tensor can have this shape", detail::extents_str(dims)));
   rank_ = static_cast<std::uint8_t>(dims.size());
 }
 

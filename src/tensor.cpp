@@ -99,16 +99,16 @@ Tensor view(const Tensor& t, std::size_t byte_offset, const Shape& shape) {
 
 void require_defined(const Tensor& t, const char* op) {
   if (!t.defined())
-    throw Error(std::string("weft::") + op +
-                ": got an empty Tensor (default-constructed); give it a value before using it");
+    throw Error(fmt::format("weft::{}: got an empty Tensor (default-constructed); give it a value before using it",
+                            op));
 }
 
 void require_float(const Tensor& t, const char* op) {
   require_defined(t, op);
   if (t.dtype() != DType::float32)
-    throw DTypeError(std::string("weft::") + op + ": expects a float32 tensor but got " +
-                     std::string(name(t.dtype())) + " with shape " + t.shape().str() +
-                     "; convert it with weft::astype(x, DType::float32)");
+    throw DTypeError(fmt::format("weft::{}: expects a float32 tensor but got {} with shape {}; "
+                                 "convert it with weft::astype(x, DType::float32)",
+                                 op, name(t.dtype()), t.shape().str()));
 }
 
 }  // namespace detail
@@ -149,8 +149,8 @@ template <class T>
 std::span<const T> Tensor::values() const {
   detail::require_defined(*this, "Tensor::values");
   if (impl_->dtype != dtype_of<T>())
-    throw DTypeError("weft::Tensor::values: the tensor is " + std::string(name(impl_->dtype)) +
-                     " but its values were asked for as " + std::string(name(dtype_of<T>())));
+    throw DTypeError(fmt::format("weft::Tensor::values: the tensor is {} but its values were asked for as {}",
+                                 name(impl_->dtype), name(dtype_of<T>())));
   return {static_cast<const T*>(impl_->data), static_cast<std::size_t>(impl_->shape.numel())};
 }
 template std::span<const float> Tensor::values<float>() const;
@@ -175,8 +175,8 @@ std::vector<std::int32_t> Tensor::to_int_vector() const {
 float Tensor::item() const {
   detail::require_defined(*this, "Tensor::item");
   if (impl_->shape.numel() != 1)
-    throw ShapeError("weft::Tensor::item: needs a tensor of exactly one element, got shape " +
-                     impl_->shape.str() + "; reduce it (weft::sum, weft::mean) or index it first");
+    throw ShapeError(fmt::format("weft::Tensor::item: needs a tensor of exactly one element, got shape {}; "
+                                 "reduce it (weft::sum, weft::mean) or index it first", impl_->shape.str()));
   return impl_->dtype == DType::float32 ? *static_cast<const float*>(impl_->data)
                                         : static_cast<float>(*static_cast<const std::int32_t*>(impl_->data));
 }

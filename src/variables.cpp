@@ -168,22 +168,22 @@ void check_path(std::string_view path, const Tensor& value, const char* where) {
   for (std::string_view rest = path;; ++segments) {
     const auto [head, tail, last] = split_first(rest);
     if (head.empty())
-      throw ValueError(std::string("weft::Variables::") + where + ": invalid path " + quoted(path) +
-                       ": it has an empty segment; " + std::string(kPathHelp));
+      throw ValueError(fmt::format("weft::Variables::{}: invalid path {}: it has an empty segment; {}",
+                                   where, quoted(path), kPathHelp));
     if (last) break;
     rest = tail;
   }
   if (segments == 0)
-    throw ValueError(std::string("weft::Variables::") + where + ": invalid path " + quoted(path) +
-                     ": it needs a collection and a name; " + std::string(kPathHelp));
+    throw ValueError(fmt::format("weft::Variables::{}: invalid path {}: it needs a collection and a name; {}",
+                                 where, quoted(path), kPathHelp));
   if (!value.defined())
-    throw ValueError(std::string("weft::Variables::") + where + ": the tensor for " + quoted(path) +
-                     " is empty (default-constructed); give every leaf a value");
+    throw ValueError(fmt::format("weft::Variables::{}: the tensor for {} is empty "
+                                 "(default-constructed); give every leaf a value", where, quoted(path)));
 }
 
 [[noreturn]] void throw_leaf_and_prefix(const char* where, std::string_view leaf, std::string_view other) {
-  throw ValueError(std::string("weft::Variables::") + where + ": " + quoted(leaf) + " would be both a leaf and " +
-                   "a prefix of " + quoted(other) + "; a path names either a tensor or a module, not both");
+  throw ValueError(fmt::format("weft::Variables::{}: {} would be both a leaf and a prefix of {}; a "
+                               "path names either a tensor or a module, not both", where, quoted(leaf), quoted(other)));
 }
 
 // The tree of `entries` (sorted by path, validated, without duplicates), which all start with the same
@@ -314,8 +314,8 @@ std::string_view collection_of(std::string_view path) noexcept { return split_fi
 
 void check_collection_name(std::string_view name, const char* where) {
   if (name.find('/') != std::string_view::npos)
-    throw ValueError(std::string("weft::Variables::") + where + ": " + quoted(name) +
-                     " is not a collection name (it has a '/'); use Variables::subtree for a module path");
+    throw ValueError(fmt::format("weft::Variables::{}: {} is not a collection name (it has a '/'); "
+                                 "use Variables::subtree for a module path", where, quoted(name)));
 }
 
 // `node` with its leaves replaced, in path order, by replace(path, leaf); same structure.
@@ -349,8 +349,8 @@ Variables Variables::from_leaves(std::vector<std::pair<std::string, Tensor>> lea
   for (const auto& [path, value] : leaves) check_path(path, value, "from_leaves");
   const auto dup = ranges::adjacent_find(leaves, std::equal_to<>{}, &std::pair<std::string, Tensor>::first);
   if (dup != leaves.end())
-    throw ValueError("weft::Variables::from_leaves: duplicate path " + quoted(dup->first) +
-                     "; every leaf needs its own path");
+    throw ValueError(fmt::format("weft::Variables::from_leaves: duplicate path {}; every leaf needs its own path",
+                                 quoted(dup->first)));
   return Variables(build(leaves, 0));
 }
 
@@ -382,8 +382,8 @@ Variables Variables::prefixed(std::string_view prefix) const {
   for (std::string_view rest = prefix;;) {
     const auto [head, tail, last] = split_first(rest);
     if (head.empty())
-      throw ValueError("weft::Variables::prefixed: invalid prefix " + quoted(prefix) +
-                       ": it is empty or has an empty segment; give '/'-joined names such as \"mu\" or \"0/mu\"");
+      throw ValueError(fmt::format("weft::Variables::prefixed: invalid prefix {}: it is empty or has an empty "
+                                   "segment; give '/'-joined names such as \"mu\" or \"0/mu\"", quoted(prefix)));
     if (last) break;
     rest = tail;
   }
@@ -412,9 +412,8 @@ Variables Variables::unprefixed(std::string_view prefix) const {
     const Child* child = find_child(**node, head, /*inner=*/true);
     if (child == nullptr) {
       if (last && find_child(**node, head, /*inner=*/false) != nullptr)
-        throw ValueError("weft::Variables::unprefixed: " + quoted(prefix) +
-                         " is a leaf, not a prefix of leaves; only the paths under a module or collection can be "
-                         "unprefixed");
+        throw ValueError(fmt::format("weft::Variables::unprefixed: {} is a leaf, not a prefix of leaves; only the "
+                                     "paths under a module or collection can be unprefixed", quoted(prefix)));
       return {};
     }
     node = &child->node;
@@ -424,9 +423,9 @@ Variables Variables::unprefixed(std::string_view prefix) const {
   // Every path keeps at least two segments only when no leaf sits directly under the prefix.
   for (const Child& c : (*node)->children)
     if (c.node->is_leaf())
-      throw ValueError("weft::Variables::unprefixed: the leaf " + quoted(std::string(prefix) + "/" + c.name) +
-                       " would be left with the one-segment path " + quoted(c.name) + "; " +
-                       std::string(kPathHelp));
+      throw ValueError(fmt::format("weft::Variables::unprefixed: the leaf {} would be left "
+                                   "with the one-segment path {}; {}",
+                                   quoted(std::string(prefix) + "/" + c.name), quoted(c.name), kPathHelp));
   return Variables(*node);
 }
 
@@ -471,10 +470,10 @@ bool Variables::contains_collection(std::string_view name) const noexcept {
 const Tensor& Variables::at(std::string_view path) const {
   if (const Tensor* t = find(path)) return *t;
   std::string msg = "weft::Variables::at: no variable at " + quoted(path);
-  if (root_ == nullptr) throw KeyError(msg + "; the Variables is empty");
+  if (root_ == nullptr) throw KeyError(fmt::format("{}; the Variables is empty", msg));
   if (const Node* node = find_node(root_.get(), path))
     msg += " (it is a module holding " + count_leaves(node->leaf_count) + ", not a leaf)";
-  throw KeyError(msg + "; nearest existing paths: " + quoted_list(nearest_paths(path)));
+  throw KeyError(fmt::format("{}; nearest existing paths: {}", msg, quoted_list(nearest_paths(path))));
 }
 
 std::vector<std::string> Variables::nearest_paths(std::string_view path, std::size_t max_count) const {
@@ -620,8 +619,8 @@ Variables detail::map_leaves(std::span<const Variables* const> trees, const Leaf
     ++index;
     Tensor result = f(path, args);
     if (!result.defined())
-      throw ValueError("weft::tree_map: the function returned an empty Tensor for " + quoted(path) +
-                       "; return a value for every leaf");
+      throw ValueError(fmt::format("weft::tree_map: the function returned an empty Tensor for "
+                                   "{}; return a value for every leaf", quoted(path)));
     return result;
   };
   std::string path;
@@ -636,9 +635,10 @@ const NodePtr& params_of(const Variables& x) {
   const NodePtr& root = VariablesAccess::root(x);
   const Child* params = root == nullptr ? nullptr : find_child(*root, kParams, /*inner=*/true);
   if (params == nullptr)
-    throw ValueError("weft::value_and_grad: the Variables has no 'params' collection (" +
-                     (x.empty() ? std::string("it is empty") : "its collections: " + quoted_list(x.collections())) +
-                     "); gradients are taken with respect to 'params' only, other collections are constants");
+    throw ValueError(fmt::format("weft::value_and_grad: the Variables has no 'params' collection ({}); gradients are "
+                                 "taken with respect to 'params' only, other collections are constants",
+                                 x.empty() ? std::string("it is empty")
+                                           : fmt::format("its collections: {}", quoted_list(x.collections()))));
   return params->node;
 }
 
@@ -673,8 +673,9 @@ std::vector<Tensor> autodiff::Differentiable<Variables>::leaves(const Variables&
   std::string path(kParams);
   for_each_leaf(*params, path, [&](std::string_view p, const Tensor& t) {
     if (t.dtype() != DType::float32)
-      throw DTypeError("weft::value_and_grad: 'params' leaf " + quoted(p) + " is " + std::string(name(t.dtype())) +
-                       "; only float32 leaves can be differentiated (keep integer state in another collection)");
+      throw DTypeError(fmt::format("weft::value_and_grad: 'params' leaf {} is {}; only float32 leaves can be "
+                                   "differentiated (keep integer state in another collection)",
+                                   quoted(p), name(t.dtype())));
     out.push_back(t);
   });
   return out;

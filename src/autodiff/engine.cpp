@@ -2,6 +2,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include "../tensor_impl.hpp"
 #include "node.hpp"
 #include "weft/autodiff.hpp"
@@ -20,18 +22,20 @@ Tensor track_leaf(const Tensor& value, std::size_t index) {
 
 void require_untracked(const Tensor& t, const char* op) {
   if (t.is_tracked())
-    throw Error(std::string("weft::grad: '") + op +
-                "' is not differentiable, and its input depends on what is being differentiated; "
-                "apply weft::stop_gradient to its input if no gradient should flow through it");
+    throw Error(fmt::format("weft::grad: '{}' is not differentiable, and its input depends on what is being "
+                            "differentiated; apply weft::stop_gradient to its input if no gradient should flow "
+                            "through it",
+                            op));
 }
 
 void check_scalar_output(const Tensor& value, const char* where) {
   if (!value.defined() || value.dtype() != DType::float32 || value.rank() != 0)
-    throw ShapeError(std::string("weft::") + where +
-                     ": the function must return a scalar (rank 0) float32 tensor, got " +
-                     (value.defined() ? std::string(name(value.dtype())) + " of shape " + value.shape().str()
-                                      : std::string("an empty tensor")) +
-                     "; reduce it first, e.g. with weft::mean");
+    throw ShapeError(fmt::format("weft::{}: the function must return a scalar (rank 0) float32 tensor, "
+                                 "got {}; reduce it first, e.g. with weft::mean",
+                                 where,
+                                 value.defined()
+                                     ? fmt::format("{} of shape {}", name(value.dtype()), value.shape().str())
+                                     : std::string("an empty tensor")));
 }
 
 std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leaves) {

@@ -43,22 +43,22 @@ AttentionDims check_attention(const Tensor& query, const Tensor& key, const Tens
   if (value) weft::detail::require_float(*value, op);
   const int r = query.rank();
   if (r < 3 || key.rank() != r || (value && value->rank() != r))
-    throw ShapeError(where +
-                     "query, key and value must have the same rank, at least 3 ((batch..., length, heads, "
-                     "depth)), got " +
-                     qkv_str(query, key, value));
+    throw ShapeError(fmt::format("{}query, key and value must have the same rank, at least 3 "
+                                 "((batch..., length, heads, depth)), got {}", where, qkv_str(query, key, value)));
   const Shape &qs = query.shape(), &ks = key.shape();
   for (int i = 0; i < r - 3; ++i)
     if (ks[i] != qs[i] || (value && value->shape()[i] != qs[i]))
-      throw ShapeError(where + "the batch axes (all but the last three) of query, key and value must match, got " +
-                       qkv_str(query, key, value));
+      throw ShapeError(fmt::format("{}the batch axes (all but the last three) of query, "
+                                   "key and value must match, got {}", where, qkv_str(query, key, value)));
   if (ks[r - 2] != qs[r - 2] || (value && value->shape()[r - 2] != qs[r - 2]))
-    throw ShapeError(where + "query, key and value must have the same number of heads (axis -2), got " +
-                     qkv_str(query, key, value));
+    throw ShapeError(fmt::format("{}query, key and value must have the same number of heads (axis -2), got {}",
+                                 where, qkv_str(query, key, value)));
   if (ks[r - 1] != qs[r - 1])
-    throw ShapeError(where + "query and key must have the same depth (axis -1), got " + qkv_str(query, key, value));
+    throw ShapeError(fmt::format("{}query and key must have the same depth (axis -1), got {}",
+                                 where, qkv_str(query, key, value)));
   if (value && value->shape()[r - 3] != ks[r - 3])
-    throw ShapeError(where + "key and value must have the same length (axis -3), got " + qkv_str(query, key, value));
+    throw ShapeError(fmt::format("{}key and value must have the same length (axis -3), got {}",
+                                 where, qkv_str(query, key, value)));
   AttentionDims d;
   d.batch.assign(qs.begin(), qs.begin() + (r - 3));
   d.batch_size = std::accumulate(d.batch.begin(), d.batch.end(), std::int64_t{1}, std::multiplies<>());
@@ -79,14 +79,15 @@ void check_options(const DotProductAttentionOptions& o, const AttentionDims& d, 
       fits = e == 1 || e == weights[weights.rank() - i];
     }
     if (!fits)
-      throw ShapeError(
-          where + "the " + what + " " + t.shape().str() +
-          " does not broadcast to the attention weights' shape (batch..., heads, q_len, kv_len) = " + weights.str());
+      throw ShapeError(fmt::format("{}the {} {} does not broadcast to the attention weights' "
+                                   "shape (batch..., heads, q_len, kv_len) = {}",
+                                   where, what, t.shape().str(), weights.str()));
   };
   if (o.mask.defined()) {
     if (o.mask.dtype() != DType::int32)
-      throw DTypeError(where + "the mask must be int32 (nonzero = attend), got float32 " + o.mask.shape().str() +
-                       "; make it with make_attention_mask / make_causal_mask or a comparison");
+      throw DTypeError(fmt::format("{}the mask must be int32 (nonzero = attend), got float32 {}; make it with "
+                                   "make_attention_mask / make_causal_mask or a comparison",
+                                   where, o.mask.shape().str()));
     check_broadcast(o.mask, "mask");
   }
   if (o.bias.defined()) {
@@ -238,13 +239,11 @@ Tensor make_attention_mask(const Tensor& query_mask, const Tensor& key_mask) {
     const std::string got = std::string(name(query_mask.dtype())) + " " + query_mask.shape().str() + " and " +
                             std::string(name(key_mask.dtype())) + " " + key_mask.shape().str();
     if (m->dtype() != DType::int32)
-      throw DTypeError("weft::core::make_attention_mask: the padding masks must be int32 (nonzero = a token), got " +
-                       got);
+      throw DTypeError(fmt::format("weft::core::make_attention_mask: the padding masks must "
+                                   "be int32 (nonzero = a token), got {}", got));
     if (m->rank() == 0)
-      throw ShapeError(
-          "weft::core::make_attention_mask: the padding masks must have a length axis "
-          "((batch..., length)), got " +
-          got);
+      throw ShapeError(fmt::format("weft::core::make_attention_mask: the padding masks must have a "
+                                   "length axis ((batch..., length)), got {}", got));
   }
   std::vector<std::int64_t> qd = query_mask.shape().to_vector(), kd = key_mask.shape().to_vector();
   qd.push_back(1);             // (..., q, 1)

@@ -37,8 +37,8 @@ Tensor dense_fn::operator()(const DenseOptions& options, Scope& scope, const Ten
     throw ValueError(fmt::format("weft::core::dense: features must be positive, got {}{}", features, in_scope(scope)));
   weft::detail::require_defined(x, "core::dense");
   if (x.rank() == 0)
-    throw ShapeError("weft::core::dense: the input is a scalar (shape ()); dense contracts the last axis, so give "
-                     "it at least one axis" + in_scope(scope));
+    throw ShapeError(fmt::format("weft::core::dense: the input is a scalar (shape ()); dense contracts "
+                                 "the last axis, so give it at least one axis{}", in_scope(scope)));
   const Tensor kernel = scope.param("kernel", options.kernel_init, Shape{x.shape()[x.rank() - 1], features});
   Tensor y = matmul(x, kernel);
   if (options.use_bias) y = y + scope.param("bias", options.bias_init, Shape{features});
@@ -52,8 +52,8 @@ Tensor dense_general_fn::operator()(const DenseGeneralOptions& options, Scope& s
                                  extents_str(features), in_scope(scope)));
   weft::detail::require_defined(x, "core::dense_general");
   if (options.axis.empty())
-    throw ValueError("weft::core::dense_general: axis is empty; name at least one input axis to contract" +
-                     in_scope(scope));
+    throw ValueError(fmt::format("weft::core::dense_general: axis is empty; name at least one input axis to contract{}",
+                                 in_scope(scope)));
   const int rank = x.rank();
   std::vector<int> axes;  // normalised, in the given (kernel) order
   for (int a : options.axis) {

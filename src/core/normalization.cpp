@@ -33,8 +33,8 @@ Tensor layer_norm_fn::operator()(const LayerNormOptions& options, Scope& scope, 
 Tensor batch_norm_fn::operator()(const BatchNormOptions& options, Scope& scope, const Tensor& x) const {
   weft::detail::require_float(x, "core::batch_norm");
   if (x.rank() < 2)
-    throw ShapeError("weft::core::batch_norm: needs at least a batch axis and a feature axis, got shape " +
-                     x.shape().str());
+    throw ShapeError(fmt::format("weft::core::batch_norm: needs at least a batch axis and a feature axis, got shape {}",
+                                 x.shape().str()));
   const int feature_axis = normalize_axis(options.axis, x.rank(), "core::batch_norm");
   const std::int64_t c = x.shape()[feature_axis];
   std::vector<int> reduce;

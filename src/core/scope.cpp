@@ -80,10 +80,10 @@ bool Variable::is_mutable() const { return live_root("is_mutable").mutable_colle
 void Variable::set(Tensor value) const {
   detail::ScopeRoot& root = live_root("set");
   if (!root.mutable_collections.contains(collection_))
-    throw Error("weft::core::Variable::set: Cannot update variable " + quoted(name_) + " in " + quoted(scope_path_) +
-                " because collection " + quoted(collection_) + " is immutable; pass it as mutable to apply, e.g. "
-                "nn::apply(model, variables, nn::Mutable{\"" + collection_ + "\"}, x) or core::apply(f, {\"" +
-                collection_ + "\"})(variables, x)");
+    throw Error(fmt::format("weft::core::Variable::set: Cannot update variable {} in {} because collection {} is "
+                            "immutable; pass it as mutable to apply, e.g. nn::apply(model, variables, "
+                            "nn::Mutable{{\"{}\"}}, x) or core::apply(f, {{\"{}\"}})(variables, x)",
+                            quoted(name_), quoted(scope_path_), quoted(collection_), collection_, collection_));
   const Tensor& old = root.variables.at(path_);
   if (!(old.shape() == value.shape()) || old.dtype() != value.dtype())
     throw ShapeError(fmt::format("weft::core::Variable::set: variable {} has shape {} {} but the new value has shape "
@@ -173,10 +173,10 @@ Key Scope::make_rng(std::string_view stream) {
       used = "params";
     } else {
       const std::string who = joined_.empty() ? "None" : std::string(name());
-      throw Error("weft::core::Scope::make_rng: " + who + " needs PRNG for " + quoted(stream) + " (scope " +
-                  quoted(path_str()) + "); pass a key for the stream, e.g. nn::apply(model, variables, Rngs{{\"" +
-                  std::string(stream) + "\", key}}, x) or core::apply(f)(variables, Rngs{{\"" + std::string(stream) +
-                  "\", key}}, x) (a \"params\" key also serves as fallback)");
+      throw Error(fmt::format("weft::core::Scope::make_rng: {} needs PRNG for {} (scope {}); pass a key for the "
+                              "stream, e.g. nn::apply(model, variables, Rngs{{{{\"{}\", key}}}}, x) or "
+                              "core::apply(f)(variables, Rngs{{{{\"{}\", key}}}}, x) (a \"params\" key also serves as "
+                              "fallback)", who, quoted(stream), quoted(path_str()), stream, stream));
     }
   }
   std::uint32_t& counter = root_->rng_counters[{joined_, used}];
@@ -189,25 +189,28 @@ Tensor Scope::param(std::string_view name, const Initializer& init_fn, const Sha
   if (const Tensor* existing = root_->variables.find("params", joined_, name)) {
     const Tensor& value = *existing;
     if (!(value.shape() == shape))
-      throw ShapeError("weft::core::Scope::param: For parameter " + quoted(name) + " in " + quoted(path_str()) +
-                       ", the given initializer is expected to generate shape " + shape.str() +
-                       ", but the existing parameter it received has shape " + value.shape().str() +
-                       "; the input shape probably differs from the one used at init: re-run init with the new "
-                       "shapes, or fix the input");
+      throw ShapeError(fmt::format("weft::core::Scope::param: For parameter {} in {}, the given initializer is "
+                                   "expected to generate shape {}, but the existing parameter it received has "
+                                   "shape {}; the input shape probably differs from the one used at init: re-run "
+                                   "init with the new shapes, or fix the input",
+                                   quoted(name), quoted(path_str()), shape.str(), value.shape().str()));
     return value;
   }
   if (!is_mutable("params")) {
     if (!root_->variables.contains_collection("params"))
-      throw KeyError("weft::core::Scope::param: Tried to access " + quoted(name) + " from collection \"params\" in " +
-                     quoted(path_str()) + " but the collection is empty; pass the variables returned by init to apply");
-    throw KeyError("weft::core::Scope::param: Could not find parameter named " + quoted(name) + " in scope " +
-                   quoted(path_str()) + "; the variables given to apply were made for another model or path");
+      throw KeyError(fmt::format("weft::core::Scope::param: Tried to access {} from collection \"params\" in {} but "
+                                 "the collection is empty; pass the variables returned by init to apply",
+                                 quoted(name), quoted(path_str())));
+    throw KeyError(fmt::format("weft::core::Scope::param: Could not find parameter named {} in scope {}; the "
+                               "variables given to apply were made for another model or path",
+                               quoted(name), quoted(path_str())));
   }
   Tensor value = init_fn(make_rng("params"), shape);
   const std::string path = variable_path("params", name);
   if (!(value.shape() == shape))
-    throw ShapeError("weft::core::Scope::param: the initializer of " + quoted(path) + " returned shape " +
-                     value.shape().str() + " but shape " + shape.str() + " was asked for");
+    throw ShapeError(fmt::format("weft::core::Scope::param: the initializer of {} returned "
+                                 "shape {} but shape {} was asked for",
+                                 quoted(path), value.shape().str(), shape.str()));
   root_->variables = root_->variables.set(path, value);
   return value;
 }
@@ -223,19 +226,19 @@ void Scope::check_collection(std::string_view collection, const char* op) const 
 Variable Scope::variable(std::string_view collection, std::string_view name, const std::function<Tensor()>& init_fn) {
   check_collection(collection, "variable");
   if (collection == "params")
-    throw ValueError("weft::core::Scope::variable: use param() for the \"params\" collection (variable " +
-                     quoted(name) + " in " + quoted(path_str()) + ")");
+    throw ValueError(fmt::format("weft::core::Scope::variable: use param() for the "
+                                 "\"params\" collection (variable {} in {})", quoted(name), quoted(path_str())));
   reserve(name, collection);
   const std::string path = variable_path(collection, name);
   if (!root_->variables.contains(path)) {
     if (!is_mutable(collection) || !init_fn) {
       if (!root_->variables.contains_collection(collection))
-        throw KeyError("weft::core::Scope::variable: Tried to access " + quoted(name) + " from collection " +
-                       quoted(collection) + " in " + quoted(path_str()) +
-                       " but the collection is empty; pass the variables returned by init (all collections, not "
-                       "only \"params\") to apply");
-      throw KeyError("weft::core::Scope::variable: No variable named " + quoted(name) + " in collection " +
-                     quoted(collection) + " in scope " + quoted(path_str()));
+        throw KeyError(fmt::format("weft::core::Scope::variable: Tried to access {} from collection {} in {} "
+                                   "but the collection is empty; pass the variables returned by init (all "
+                                   "collections, not only \"params\") to apply",
+                                   quoted(name), quoted(collection), quoted(path_str())));
+      throw KeyError(fmt::format("weft::core::Scope::variable: No variable named {} in collection {} in scope {}",
+                                 quoted(name), quoted(collection), quoted(path_str())));
     }
     root_->variables = root_->variables.set(path, init_fn());
   }
@@ -244,8 +247,9 @@ Variable Scope::variable(std::string_view collection, std::string_view name, con
 
 bool Scope::sow(std::string_view collection, std::string_view name, const Tensor& value) {
   if (collection == "params")
-    throw ValueError("weft::core::Scope::sow: cannot sow into the \"params\" collection (value " + quoted(name) +
-                     " in " + quoted(path_str()) + "); sow into \"intermediates\" or another collection");
+    throw ValueError(fmt::format("weft::core::Scope::sow: cannot sow into the \"params\" collection (value {} "
+                                 "in {}); sow into \"intermediates\" or another collection",
+                                 quoted(name), quoted(path_str())));
   if (!is_mutable(collection)) return false;
   const std::string tuple = variable_path(collection, name);
   if (root_->variables.node_identity(tuple) == nullptr) reserve(name, collection);  // the first value

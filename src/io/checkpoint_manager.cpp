@@ -58,7 +58,7 @@ std::string hidden_name(std::string_view name, std::string_view kind) {
 void remove_or_fail(const fs::path& path, const char* op) {
   std::error_code ec;
   fs::remove_all(path, ec);
-  if (ec) detail::fail(op, path, "cannot be removed (" + ec.message() + ")");
+  if (ec) detail::fail(op, path, fmt::format("cannot be removed ({})", ec.message()));
 }
 
 }  // namespace
@@ -82,9 +82,11 @@ std::optional<std::int64_t> CheckpointManager::latest_step() const {
   file.read(0, std::as_writable_bytes(std::span(text)));
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   const auto step = parse_step(text);
-  if (!step) file.fail("holds " + weft::detail::quoted(text) + " instead of a step directory name such as step_000100");
+  if (!step) file.fail(fmt::format("holds {} instead of a step directory name such as step_000100",
+                                   weft::detail::quoted(text)));
   if (!fs::is_directory(step_directory(*step), ec))
-    file.fail("names " + text + ", which is not in " + directory_.string() + "; the directory was changed by hand");
+    file.fail(fmt::format("names {}, which is not in {}; the directory was changed by hand",
+                          text, directory_.string()));
   return step;
 }
 
@@ -98,7 +100,7 @@ std::vector<std::int64_t> CheckpointManager::all_steps() const {
     // Steps above `latest` are saves that were interrupted before they were published.
     if (step && *step <= *latest && entry.is_directory(ec)) steps.push_back(*step);
   }
-  if (ec) detail::fail("CheckpointManager::all_steps", directory_, "cannot be listed (" + ec.message() + ")");
+  if (ec) detail::fail("CheckpointManager::all_steps", directory_, fmt::format("cannot be listed ({})", ec.message()));
   std::ranges::sort(steps);
   return steps;
 }
@@ -113,7 +115,7 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
                                  step, *latest, directory_.string()));
   std::error_code ec;
   fs::create_directories(directory_, ec);
-  if (ec) detail::fail(op, directory_, "cannot be created (" + ec.message() + ")");
+  if (ec) detail::fail(op, directory_, fmt::format("cannot be created ({})", ec.message()));
   // Leftovers of interrupted saves and deletions: temporary entries, and this very step renamed but
   // not yet published (complete steps of other numbers stay: they are whole, only unpublished).
   const std::string name = step_name(step);
@@ -122,14 +124,14 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
     if (entry_name.starts_with(kLeftoverPrefix) || entry_name.starts_with(kLatestLeftoverPrefix) || entry_name == name)
       remove_or_fail(entry.path(), op);
   }
-  if (ec) detail::fail(op, directory_, "cannot be listed (" + ec.message() + ")");
+  if (ec) detail::fail(op, directory_, fmt::format("cannot be listed ({})", ec.message()));
 
   const fs::path temp = directory_ / hidden_name(name, "tmp");
   fs::create_directory(temp, ec);
-  if (ec) detail::fail(op, temp, "cannot be created (" + ec.message() + ")");
+  if (ec) detail::fail(op, temp, fmt::format("cannot be created ({})", ec.message()));
   save_safetensors(temp / kFile, checkpoint.variables, checkpoint.metadata);  // flushes the file and `temp`
   fs::rename(temp, directory_ / name, ec);
-  if (ec) detail::fail(op, directory_ / name, "cannot be put in place (" + ec.message() + ")");
+  if (ec) detail::fail(op, directory_ / name, fmt::format("cannot be put in place ({})", ec.message()));
   detail::sync_directory(directory_, op);
   detail::AtomicFile pointer(directory_ / kLatest, op);
   pointer.write(name + "\n");
@@ -142,7 +144,7 @@ void CheckpointManager::save(std::int64_t step, const Checkpoint& checkpoint) co
   for (const std::int64_t old : steps) {
     const fs::path doomed = directory_ / hidden_name(step_name(old), "deleting");
     fs::rename(step_directory(old), doomed, ec);
-    if (ec) detail::fail(op, step_directory(old), "cannot be removed (" + ec.message() + ")");
+    if (ec) detail::fail(op, step_directory(old), fmt::format("cannot be removed ({})", ec.message()));
     detail::sync_directory(directory_, op);
     remove_or_fail(doomed, op);
   }

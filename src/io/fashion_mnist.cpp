@@ -23,10 +23,10 @@ fs::path find_file(const fs::path& dir, const std::string& name) {
   if (fs::exists(gz)) return gz;
   if (fs::exists(raw)) return raw;
   if (!fs::is_directory(dir))
-    throw DataError("weft::io::load_fashion_mnist: the directory " + dir.string() + " does not exist, so " +
-                    gz.string() + " is missing" + kPackageHint);
-  throw DataError("weft::io::load_fashion_mnist: " + gz.string() + " is missing (and so is " + raw.string() + ")" +
-                  kPackageHint);
+    throw DataError(fmt::format("weft::io::load_fashion_mnist: the directory {} does not exist, so {} is missing{}",
+                                dir.string(), gz.string(), kPackageHint));
+  throw DataError(fmt::format("weft::io::load_fashion_mnist: {} is missing (and so is {}){}",
+                              gz.string(), raw.string(), kPackageHint));
 }
 
 /// A label outside [0, 10) would index past the class names and the one-hot encoding.

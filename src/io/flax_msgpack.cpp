@@ -184,14 +184,15 @@ class FlaxReader {
   Variables read() {
     const msgpack::object_handle root = unpack(bytes_, "the file");
     if (root.get().type != msgpack::type::MAP)
-      fail("holds " + type_name(root.get()) + ", not the dict of collections that flax.serialization.to_bytes writes");
+      fail(fmt::format("holds {}, not the dict of collections that flax.serialization.to_bytes writes",
+                       type_name(root.get())));
     std::string path;
     node(root.get(), path, 0);
     try {
       return Variables::from_leaves(std::move(leaves_));
     } catch (const ValueError& e) {
-      fail(std::string("holds a tree weft cannot represent (") + e.what() +
-           "); a weft tree has leaves at collection/.../name paths, two or more levels deep");
+      fail(fmt::format("holds a tree weft cannot represent ({}); a weft tree has leaves at "
+                       "collection/.../name paths, two or more levels deep", e.what()));
     }
   }
 

@@ -84,7 +84,8 @@ class ByteSource {
     file_.reset(std::fopen(path.c_str(), "rb"));
     if (!file_) {
       const int err = errno;
-      fail("cannot be opened (" + (err ? std::generic_category().message(err) : std::string("out of memory")) + ")");
+      fail(fmt::format("cannot be opened ({})",
+                       (err ? std::generic_category().message(err) : std::string("out of memory"))));
     }
     in_ = std::make_unique_for_overwrite<std::uint8_t[]>(kInputBytes);
     next_ = in_.get();
@@ -118,9 +119,9 @@ class ByteSource {
         fill(2);
         if (available_ == 0) break;
         if (available_ < 2 || next_[0] != 0x1f || next_[1] != 0x8b)
-          fail("has bytes after the end of its gzip data that do not start another gzip member (they begin " +
-                hex_bytes(std::span<const std::uint8_t>(next_, std::min<std::size_t>(available_, 4))) +
-                "); the file is damaged or was appended to, so download or copy it again");
+          fail(fmt::format("has bytes after the end of its gzip data that do not start another gzip member (they begin "
+                           "{}); the file is damaged or was appended to, so download or copy it again",
+                           hex_bytes(std::span<const std::uint8_t>(next_, std::min<std::size_t>(available_, 4)))));
         inflateReset(&z);
         member_ended_ = false;
       }
@@ -136,8 +137,8 @@ class ByteSource {
       if (code == Z_STREAM_END) {
         member_ended_ = true;  // the trailer's CRC-32 and length matched
       } else if (code != Z_OK) {
-        fail(std::string("is not a valid gzip stream: zlib reports \"") + (z.msg ? z.msg : zError(code)) +
-              "\" in the " + part + "; the file is corrupt, so download or copy it again");
+        fail(fmt::format("is not a valid gzip stream: zlib reports \"{}\" in the {}; the "
+                         "file is corrupt, so download or copy it again", (z.msg ? z.msg : zError(code)), part));
       }
     }
     return static_cast<std::int64_t>(out.size() - z.avail_out);
@@ -185,7 +186,7 @@ class ByteSource {
   }
 
   void check_read_error() {
-    if (std::ferror(file_.get())) fail(std::string("cannot be read (") + std::generic_category().message(errno) + ")");
+    if (std::ferror(file_.get())) fail(fmt::format("cannot be read ({})", std::generic_category().message(errno)));
   }
 
   std::function<void(const std::string&)> fail_;
@@ -210,7 +211,7 @@ class IdxReader {
       fail("no such file; check the path (and that the data set is installed)");
     if (fs::is_directory(status)) fail("is a directory, not an IDX file; pass the path of the file inside it");
     file_size_ = static_cast<std::int64_t>(fs::file_size(path, ec));
-    if (ec) fail("cannot read its size (" + ec.message() + ")");
+    if (ec) fail(fmt::format("cannot read its size ({})", ec.message()));
     source_.emplace(path, [this](const std::string& what) { fail(what); });
     compressed_ = source_->compressed();
   }
@@ -277,9 +278,9 @@ class IdxReader {
                        "file cannot be trusted",
                        dims_str(dims_), total_));
     if (cut_off_)
-      fail("is truncated: its data is complete but the gzip stream breaks off before its end (the 8-byte "
-           "trailer with the CRC-32 and length of the data is missing or cut), so the data cannot be verified" +
-           fix_truncated());
+      fail(fmt::format("is truncated: its data is complete but the gzip stream breaks off before "
+                       "its end (the 8-byte trailer with the CRC-32 and length of the data is "
+                       "missing or cut), so the data cannot be verified{}", fix_truncated()));
   }
 
   [[nodiscard]] std::int64_t total() const noexcept { return total_; }
@@ -302,7 +303,8 @@ class IdxReader {
     dims_ = dims;
     // The check a Shape makes: a zero extent does not excuse the others from fitting in int64.
     const auto product = weft::detail::checked_product(dims);
-    if (!product) fail("has a header whose extents " + dims_str(dims) + " overflow 64 bits; the header is corrupt");
+    if (!product) fail(fmt::format("has a header whose extents {} overflow 64 bits; the header is corrupt",
+                                   dims_str(dims)));
     const std::int64_t total = *product;
     total_ = total;
     const std::int64_t available = file_size_ - header_bytes_;
@@ -349,8 +351,8 @@ Tensor allocate(const IdxReader& reader, const Shape& shape, DType dtype) {
   try {
     return weft::detail::empty(shape, dtype);
   } catch (const std::bad_alloc&) {
-    reader.fail("has a header that asks for a tensor of shape " + shape.str() +
-                ", more memory than is available; the header is probably corrupt");
+    reader.fail(fmt::format("has a header that asks for a tensor of shape {}, more memory than "
+                            "is available; the header is probably corrupt", shape.str()));
   }
 }
 

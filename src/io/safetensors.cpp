@@ -61,23 +61,26 @@ std::string describe(const Json& j) {
 
 /// A non-negative integer of the header (a JSON number without fraction or sign).
 std::uint64_t unsigned_field(const Source& src, const Json& j, const std::string& what) {
-  if (!j.is_number_unsigned()) src.fail(what + " is " + describe(j) + "; it must be a non-negative integer");
+  if (!j.is_number_unsigned()) src.fail(fmt::format("{} is {}; it must be a non-negative integer", what, describe(j)));
   return j.get<std::uint64_t>();
 }
 
 Entry parse_entry(const Source& src, const std::string& name, const Json& info, std::uint64_t data_size) {
   const std::string where = "tensor " + weft::detail::quoted(name);
-  if (!info.is_object()) src.fail(where + " is described by " + describe(info) + "; expected an object {\"dtype\", \"shape\", \"data_offsets\"}");
+  if (!info.is_object()) src.fail(fmt::format("{} is described by {}; expected an object "
+                                              "{{\"dtype\", \"shape\", \"data_offsets\"}}", where, describe(info)));
   for (const char* field : {"dtype", "shape", "data_offsets"})
-    if (!info.contains(field)) src.fail(where + " has no \"" + std::string(field) + "\" in the header");
+    if (!info.contains(field)) src.fail(fmt::format("{} has no \"{}\" in the header", where, field));
   const Json& dtype = info["dtype"];
-  if (!dtype.is_string()) src.fail(where + " has dtype " + describe(dtype) + "; it must be a string such as \"F32\"");
+  if (!dtype.is_string()) src.fail(fmt::format("{} has dtype {}; it must be a string such as \"F32\"",
+                                               where, describe(dtype)));
   const auto* stored = detail::find_safetensors_dtype(dtype.get_ref<const std::string&>());
   if (stored == nullptr)
     src.fail(fmt::format("{} has dtype {}, which weft cannot load ({}); convert it before saving", where,
                          describe(dtype), detail::kLoadableSafetensors));
   const Json& shape = info["shape"];
-  if (!shape.is_array()) src.fail(where + " has shape " + describe(shape) + "; it must be an array of extents");
+  if (!shape.is_array()) src.fail(fmt::format("{} has shape {}; it must be an array of extents",
+                                              where, describe(shape)));
   if (shape.size() > static_cast<std::size_t>(Shape::kMaxRank))
     src.fail(fmt::format("{} has {} dimensions; weft tensors have at most {}", where, shape.size(), Shape::kMaxRank));
   std::vector<std::int64_t> dims;
@@ -91,10 +94,11 @@ Entry parse_entry(const Source& src, const std::string& name, const Json& info, 
     elements = overflow ? elements : elements * extent;
     dims.push_back(static_cast<std::int64_t>(extent));
   }
-  if (overflow) src.fail(where + " has shape " + describe(shape) + ", whose size overflows 64 bits; the header is corrupt");
+  if (overflow) src.fail(fmt::format("{} has shape {}, whose size overflows 64 bits; the header is corrupt",
+                                     where, describe(shape)));
   const Json& offsets = info["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2)
-    src.fail(where + " has data_offsets " + describe(offsets) + "; it must be [begin, end]");
+    src.fail(fmt::format("{} has data_offsets {}; it must be [begin, end]", where, describe(offsets)));
   const std::uint64_t begin = unsigned_field(src, offsets[0], where + ": data_offsets[0]");
   const std::uint64_t end = unsigned_field(src, offsets[1], where + ": data_offsets[1]");
   if (begin > end)
@@ -161,7 +165,8 @@ Header read_header(const Source& src) {
   try {
     json = Json::parse(text);
   } catch (const Json::exception& e) {
-    src.fail(std::string("has a header that is not valid JSON (") + e.what() + "); the file is corrupt or not a safetensors file");
+    src.fail(fmt::format("has a header that is not valid JSON ({}); the file is corrupt or not a safetensors file",
+                         e.what()));
   }
   if (!json.is_object()) src.fail("has a header that is not a JSON object");
   Header h{{}, {}, 8 + length};
@@ -173,7 +178,8 @@ Header read_header(const Source& src) {
     }
     if (!value.is_object()) src.fail("has a \"__metadata__\" that is not an object of string values");
     for (const auto& [k, v] : value.items()) {
-      if (!v.is_string()) src.fail("has \"__metadata__\" entry " + weft::detail::quoted(k) + " = " + describe(v) + "; metadata values must be strings");
+      if (!v.is_string()) src.fail(fmt::format("has \"__metadata__\" entry {} = {}; metadata values must be strings",
+                                               weft::detail::quoted(k), describe(v)));
       h.metadata.emplace(k, v.get<std::string>());
     }
   }
@@ -192,8 +198,8 @@ Variables read_tensors(const Source& src) {
   try {
     out = Variables::from_leaves(leaves);
   } catch (const ValueError& err) {
-    src.fail(std::string("holds a tensor name that is not a weft path (") + err.what() +
-             "); weft names tensors by '/'-joined paths such as \"params/Dense_0/kernel\"");
+    src.fail(fmt::format("holds a tensor name that is not a weft path ({}); weft names tensors by "
+                         "'/'-joined paths such as \"params/Dense_0/kernel\"", err.what()));
   }
   std::unique_ptr<std::byte[]> chunk;
   for (std::size_t i = 0; i < h.entries.size(); ++i) {

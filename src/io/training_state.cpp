@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 
 namespace weft::io {
@@ -24,8 +26,8 @@ std::string layout_name(ThreefryLayout layout) {
 }
 
 [[noreturn]] void malformed(const std::string& what) {
-  throw DataError("weft::io::from_checkpoint: " + what +
-                  "; the checkpoint was not written by io::to_checkpoint (or save_training_state)");
+  throw DataError(fmt::format("weft::io::from_checkpoint: {}; the checkpoint was not written by "
+                              "io::to_checkpoint (or save_training_state)", what));
 }
 
 template <class T>
@@ -49,8 +51,8 @@ Checkpoint to_checkpoint(const TrainingState& state) {
   Checkpoint out{state.variables.prefixed(kVariables).merge(state.opt_state.prefixed(kOptState)), {}};
   for (const auto& [key, value] : state.metadata) {
     if (key.starts_with(kReserved))
-      throw ValueError("weft::io::to_checkpoint: metadata key " + weft::detail::quoted(key) +
-                       " starts with \"weft.\", which weft keeps for its own fields; rename it");
+      throw ValueError(fmt::format("weft::io::to_checkpoint: metadata key {} starts with \"weft.\", "
+                                   "which weft keeps for its own fields; rename it", weft::detail::quoted(key)));
     out.metadata.emplace(key, value);
   }
   const auto words = state.rng.words();
@@ -95,7 +97,8 @@ TrainingState load_training_state(const fs::path& path) {
   } catch (const DataError& e) {
     const std::string what = e.what();
     if (!what.starts_with("weft::io::from_checkpoint")) throw;
-    throw DataError("weft::io::load_training_state: " + path.string() + ": " + what.substr(what.find(": ") + 2));
+    throw DataError(fmt::format("weft::io::load_training_state: {}: {}",
+                                path.string(), what.substr(what.find(": ") + 2)));
   }
 }
 

@@ -153,7 +153,8 @@ ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions
     throw ValueError(fmt::format("{}feature_group_count must be >= 1, got {}", where, o.feature_group_count));
   const std::int64_t groups = o.feature_group_count;
   if (k[0] == 0 || k[1] == 0)
-    throw ShapeError(where + "the kernel " + k.str() + " has an empty spatial extent; its height and width must be >= 1");
+    throw ShapeError(fmt::format("{}the kernel {} has an empty spatial extent; its height and width must be >= 1",
+                                 where, k.str()));
   if (x[3] % groups != 0)
     throw ShapeError(fmt::format("{}the input {} has C = {} channels, not a multiple of feature_group_count {}; every "
                                  "group takes C / feature_group_count channels",

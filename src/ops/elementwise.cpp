@@ -390,8 +390,9 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   detail::require_defined(condition, "where");
   check_same_dtype(a, b, "where");
   if (condition.dtype() != DType::int32)
-    throw DTypeError("weft::where: the condition must be an int32 mask (as comparisons return), got float32 " +
-                     condition.shape().str() + "; compare it first, e.g. weft::where(x > 0.0f, a, b)");
+    throw DTypeError(fmt::format("weft::where: the condition must be an int32 mask (as comparisons return), got "
+                                 "float32 {}; compare it first, e.g. weft::where(x > 0.0f, a, b)",
+                                 condition.shape().str()));
   const Shape out_shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
   const Tensor c = condition.shape() == out_shape ? condition : broadcast_to(condition, out_shape);
   // Select with a broadcast of the condition: f(c, a) keeps a where c, then f(that, b) fills the rest.

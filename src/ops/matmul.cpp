@@ -124,11 +124,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options) {
   detail::require_float(a, "matmul");
   detail::require_float(b, "matmul");
   if (a.rank() == 0 || b.rank() == 0)
-    throw ShapeError("weft::matmul: operands must have at least one axis, got shapes " +
-                     detail::shapes_str(a.shape(), b.shape()) + "; use * to scale by a scalar");
+    throw ShapeError(fmt::format("weft::matmul: operands must have at least one axis, got "
+                                 "shapes {}; use * to scale by a scalar", detail::shapes_str(a.shape(), b.shape())));
   if ((a.rank() == 1 && options.transpose_a) || (b.rank() == 1 && options.transpose_b))
-    throw ShapeError("weft::matmul: a 1-D operand cannot be transposed (shapes " +
-                     detail::shapes_str(a.shape(), b.shape()) + ")");
+    throw ShapeError(fmt::format("weft::matmul: a 1-D operand cannot be transposed (shapes {})",
+                                 detail::shapes_str(a.shape(), b.shape())));
   if (a.rank() >= 2 && b.rank() >= 2) return matmul_nd(a, b, options);
   // NumPy promotion of 1-D operands; the reshapes record their own gradients.
   const Tensor a2 = a.rank() == 1 ? reshape(a, Shape{1, a.shape()[0]}) : a;

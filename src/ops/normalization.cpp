@@ -5,6 +5,8 @@
 #include <memory>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "../row_math.hpp"
 #include "fused.hpp"
 #include "internal.hpp"
@@ -142,8 +144,8 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
   const std::int64_t c = x.shape()[x.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : x.size() / c;
   if (rows == 0)
-    throw ShapeError("weft::core::batch_norm: the input of shape " + x.shape().str() +
-                     " has no elements to take batch statistics over");
+    throw ShapeError(fmt::format("weft::core::batch_norm: the input of shape {} has no "
+                                 "elements to take batch statistics over", x.shape().str()));
   const float* px = data<float>(x);
   const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
   std::vector<float> pivot(static_cast<std::size_t>(c), 0.0f);

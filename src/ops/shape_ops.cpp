@@ -60,8 +60,8 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
     const std::string wanted = detail::extents_str(shape);
     const auto known = detail::checked_product(known_dims);
     if (!known)
-      throw ShapeError("weft::reshape: the new shape " + wanted +
-                       " has more than 2^63 - 1 elements (its extents overflow int64); no tensor can have it");
+      throw ShapeError(fmt::format("weft::reshape: the new shape {} has more than 2^63 - 1 elements (its "
+                                   "extents overflow int64); no tensor can have it", wanted));
     if (*known == 0 || x.size() % *known != 0)
       throw ShapeError(
           fmt::format("weft::reshape: cannot reshape {} ({} elements) into {}", x.shape().str(), x.size(), wanted));
@@ -144,8 +144,8 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     ok = d == t || d == 1;
   }
   if (!ok)
-    throw ShapeError("weft::broadcast_to: cannot broadcast shape " + s.str() + " to " + shape.str() +
-                     "; each extent must equal the target's or be 1, counting from the last axis");
+    throw ShapeError(fmt::format("weft::broadcast_to: cannot broadcast shape {} to {}; each extent must "
+                                 "equal the target's or be 1, counting from the last axis", s.str(), shape.str()));
   if (s == shape) return x;
   std::vector<std::int64_t> in_stride(static_cast<std::size_t>(shape.rank()), 0);
   std::int64_t c = 1;

@@ -41,9 +41,8 @@ Padding::Padding(std::string mode) {
   } else if (m == "VALID") {
     mode_ = Mode::valid;
   } else {
-    throw ValueError("weft::Padding: unknown padding \"" + mode +
-                     "\"; use \"SAME\", \"VALID\" or explicit (low, high) pairs, one per spatial axis, "
-                     "such as {{1, 1}, {1, 1}}");
+    throw ValueError(fmt::format("weft::Padding: unknown padding \"{}\"; use \"SAME\", \"VALID\" or explicit (low, "
+                                 "high) pairs, one per spatial axis, such as {{{{1, 1}}, {{1, 1}}}}", mode));
   }
 }
 

@@ -89,8 +89,8 @@ GradientTransformation make_adam(AdamConfig config) {
     const Variables nu = detail::state_part(state, "nu", grads, op);
     if (config.decoupled) {
       if (params.empty() && !grads.empty())
-        throw ValueError(detail::where(op) + ": update needs the params for the weight decay; call "
-                         "update(grads, state, params)");
+        throw ValueError(fmt::format("{}: update needs the params for the weight decay; "
+                                     "call update(grads, state, params)", detail::where(op)));
       detail::check_structure(grads, "the gradients", params, "the params", op);
     }
     const std::int32_t t = detail::next_count(count);

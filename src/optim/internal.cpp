@@ -31,9 +31,10 @@ void check_structure(const Variables& a, const char* a_name, const Variables& b,
 Variables state_part(const Variables& state, std::string_view name, const Variables& grads, const char* op) {
   Variables part = state.unprefixed(name);
   if (part.empty() && !grads.empty())
-    throw KeyError(where(op) + ": the state has no " + quoted(name) + " part (its paths: " +
-                   (state.empty() ? std::string("none") : quoted(state.paths().front()) + ", ...") + "); " +
-                   std::string(kStateHelp));
+    throw KeyError(fmt::format("{}: the state has no {} part (its paths: {}); {}",
+                               where(op), quoted(name),
+                               (state.empty() ? std::string("none") : quoted(state.paths().front()) + ", ..."),
+                               kStateHelp));
   const std::string what = "the state's " + quoted(name);
   check_structure(grads, "the gradients", part, what.c_str(), op);
   return part;
@@ -42,9 +43,11 @@ Variables state_part(const Variables& state, std::string_view name, const Variab
 std::int32_t read_count(const Variables& state, const char* op) {
   const Tensor* count = state.find("count/count");
   if (count == nullptr)
-    throw KeyError(where(op) + ": the state has no step count \"count/count\"" +
-                   (state.empty() ? std::string(" (it is empty)") : " (its first path: " + quoted(state.paths().front()) + ")") +
-                   "; " + std::string(kStateHelp));
+    throw KeyError(fmt::format("{}: the state has no step count \"count/count\"{}; {}",
+                               where(op),
+                               state.empty() ? std::string(" (it is empty)")
+                                             : fmt::format(" (its first path: {})", quoted(state.paths().front())),
+                               kStateHelp));
   if (count->dtype() != DType::int32 || count->size() != 1)
     throw ValueError(fmt::format("{}: the step count \"count/count\" must be an int32 scalar, got {} {}; {}", where(op),
                                  name(count->dtype()), count->shape().str(), kStateHelp));
@@ -67,17 +70,16 @@ Variables count_state(std::int32_t count) {
 
 void check_leaf(std::string_view path, const Tensor& g, const Tensor* other, const char* other_name, const char* op) {
   if (g.dtype() != DType::float32)
-    throw DTypeError(where(op) + ": the gradient at " + quoted(path) + " is int32 " + g.shape().str() +
-                     "; optimizers update float32 params only");
+    throw DTypeError(fmt::format("{}: the gradient at {} is int32 {}; optimizers update float32 params only",
+                                 where(op), quoted(path), g.shape().str()));
   if (other != nullptr && (other->shape() != g.shape() || other->dtype() != g.dtype()))
     throw ShapeError(fmt::format("{}: at {} the gradient is {} {} but {} is {} {}; they must match (was the state made "
                                  "for other params?)",
                                  where(op), quoted(path), name(g.dtype()), g.shape().str(), other_name,
                                  name(other->dtype()), other->shape().str()));
   if (autodiff::any_tracked(g) || (other != nullptr && autodiff::any_tracked(*other)))
-    throw Error(where(op) + ": the tensors at " + quoted(path) +
-                " are being recorded for a gradient; optimizer updates are not differentiable, run them outside "
-                "weft::grad");
+    throw Error(fmt::format("{}: the tensors at {} are being recorded for a gradient; optimizer updates "
+                            "are not differentiable, run them outside weft::grad", where(op), quoted(path)));
 }
 
 Variables rebuild(const Variables& like, std::vector<Tensor>& values) {

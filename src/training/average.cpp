@@ -2,21 +2,24 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "weft/error.hpp"
 
 namespace weft::training {
 
 Average Average::of_batch(double mean, std::int64_t count) {
   if (count < 1)
-    throw ValueError("weft::training::Average::of_batch: the count is " + std::to_string(count) +
-                     "; a batch holds at least one value (leave empty batches out, or merge Average{})");
+    throw ValueError(fmt::format("weft::training::Average::of_batch: the count is {}; a batch holds at least "
+                                 "one value (leave empty batches out, or merge Average{{}})", count));
   return {mean * static_cast<double>(count), count};
 }
 
 Average Average::of_values(const Tensor& values) {
   if (values.dtype() != DType::float32)
-    throw DTypeError("weft::training::Average::of_values: the values are " + std::string(name(values.dtype())) +
-                     " " + values.shape().str() + "; pass float32 values (astype them first)");
+    throw DTypeError(fmt::format("weft::training::Average::of_values: the values are {} {}; "
+                                 "pass float32 values (astype them first)",
+                                 name(values.dtype()), values.shape().str()));
   double total = 0;  // in double: a long epoch's sum of float32 losses keeps its digits
   for (const float v : values.values<float>()) total += v;
   return {total, values.size()};

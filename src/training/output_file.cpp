@@ -7,6 +7,8 @@
 #include <system_error>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 #include "weft/io/data_error.hpp"
 
@@ -22,22 +24,23 @@ void create_parent(const fs::path& path, const char* op) {
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec)
-    throw io::DataError(std::string(op) + ": " + path.string() + ": cannot create the directory " + parent.string() +
-                        " (" + ec.message() + "); give a directory this process may write");
+    throw io::DataError(fmt::format("{}: {}: cannot create the directory {} ({}); give a "
+                                    "directory this process may write",
+                                    op, path.string(), parent.string(), ec.message()));
 }
 
 }  // namespace
 
 void OutputFile::fail(const char* op, const fs::path& path, std::string_view what) {
-  throw io::DataError(std::string(op) + ": " + path.string() + ": " + std::string(what));
+  throw io::DataError(fmt::format("{}: {}: {}", op, path.string(), what));
 }
 
 OutputFile OutputFile::append(fs::path path, const char* op) {
   create_parent(path, op);
   std::FILE* file = std::fopen(path.c_str(), "ab");
   if (file == nullptr)
-    fail(op, path, std::string("cannot open it for writing (") + std::strerror(errno) +
-                       "); give a file in a directory this process may write");
+    fail(op, path, fmt::format("cannot open it for writing ({}); give a file in a directory this process may write",
+                               std::strerror(errno)));
   return {std::move(path), op, file};
 }
 
@@ -46,26 +49,25 @@ std::optional<OutputFile> OutputFile::create_new(fs::path path, const char* op) 
   std::FILE* file = std::fopen(path.c_str(), "wbx");  // x: fails with EEXIST instead of truncating
   if (file == nullptr) {
     if (errno == EEXIST) return std::nullopt;
-    fail(op, path, std::string("cannot create it (") + std::strerror(errno) +
-                       "); give a directory this process may write");
+    fail(op, path, fmt::format("cannot create it ({}); give a directory this process may write", std::strerror(errno)));
   }
   return OutputFile(std::move(path), op, file);
 }
 
 void OutputFile::write(std::string_view bytes) {
   if (std::fwrite(bytes.data(), 1, bytes.size(), file_.get()) != bytes.size() || std::fflush(file_.get()) != 0)
-    fail(op_, path_, std::string("the write failed (") + std::strerror(errno) + "); is the disk full?");
+    fail(op_, path_, fmt::format("the write failed ({}); is the disk full?", std::strerror(errno)));
 }
 
 void check_scalars(const char* op, const Scalars& scalars, bool step_is_reserved) {
   std::set<std::string_view> seen;
   for (const auto& [name, value] : scalars) {
-    if (name.empty()) throw ValueError(std::string(op) + ": a scalar has an empty name; name every value");
+    if (name.empty()) throw ValueError(fmt::format("{}: a scalar has an empty name; name every value", op));
     if (step_is_reserved && name == "step")
-      throw ValueError(std::string(op) + ": a scalar is named \"step\", the key of the step itself; rename it");
+      throw ValueError(fmt::format("{}: a scalar is named \"step\", the key of the step itself; rename it", op));
     if (!seen.insert(name).second)
-      throw ValueError(std::string(op) + ": the scalar " + weft::detail::quoted(name) +
-                       " is given twice in one step; give each name once");
+      throw ValueError(fmt::format("{}: the scalar {} is given twice in one step; give each name once",
+                                   op, weft::detail::quoted(name)));
   }
 }
 

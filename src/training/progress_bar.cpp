@@ -7,6 +7,8 @@
 #include <cmath>
 #include <ostream>
 
+#include <fmt/format.h>
+
 #include "weft/error.hpp"
 
 namespace weft::training {
@@ -50,8 +52,8 @@ ProgressBar::ProgressBar(std::string title, std::int64_t total_steps, std::int64
     : title_(std::move(title)), total_(total_steps), examples_per_step_(examples_per_step), write_(std::move(write)),
       terminal_(terminal), start_(std::chrono::steady_clock::now()) {
   if (total_steps < 1 || examples_per_step < 1)
-    throw ValueError("weft::training::ProgressBar: " + std::to_string(total_steps) + " steps of " +
-                     std::to_string(examples_per_step) + " examples; both must be at least 1");
+    throw ValueError(fmt::format("weft::training::ProgressBar: {} steps of {} examples; both must be at least 1",
+                                 total_steps, examples_per_step));
 }
 
 void ProgressBar::update(std::int64_t done, const Scalars& metrics) {
@@ -60,8 +62,8 @@ void ProgressBar::update(std::int64_t done, const Scalars& metrics) {
 
 void ProgressBar::update(std::int64_t done, const Scalars& metrics, double elapsed_seconds) {
   if (done < 1 || done > total_)
-    throw ValueError("weft::training::ProgressBar::update: step " + std::to_string(done) + " of " +
-                     std::to_string(total_) + "; pass the steps done so far, 1 to " + std::to_string(total_));
+    throw ValueError(fmt::format("weft::training::ProgressBar::update: step {} of {}; "
+                                 "pass the steps done so far, 1 to {}", done, total_, total_));
   const bool last = done == total_;
   // Off a terminal, only the step that completes a tenth (and the last) is written.
   if (!terminal_ && !last && done * 10 / total_ == (done - 1) * 10 / total_) return;

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "../format.hpp"
 #include "weft/error.hpp"
 
@@ -20,10 +22,10 @@ void check_same_paths(const Variables& given, const char* given_name, const Vari
   const auto path = structure_difference(given, expected);
   if (!path) return;
   const bool in_given = given.contains(*path);
-  throw KeyError(std::string(op) + ": " + given_name + " and " + expected_name + " differ in structure: " +
-                 weft::detail::quoted(*path) + " is in " + (in_given ? given_name : expected_name) + " but not in " +
-                 (in_given ? expected_name : given_name) + " (" + std::to_string(given.size()) + " vs " +
-                 std::to_string(expected.size()) + " leaves); " + fix);
+  throw KeyError(fmt::format("{}: {} and {} differ in structure: {} is in {} but not in {} ({} vs {} leaves); {}",
+                             op, given_name, expected_name, weft::detail::quoted(*path),
+                             (in_given ? given_name : expected_name), (in_given ? expected_name : given_name),
+                             given.size(), expected.size(), fix));
 }
 
 }  // namespace
@@ -31,16 +33,17 @@ void check_same_paths(const Variables& given, const char* given_name, const Vari
 void check_create(const Variables& params, const Variables& model_state, const optim::GradientTransformation& tx) {
   constexpr const char* op = "weft::training::TrainState::create";
   if (params.empty())
-    throw ValueError(std::string(op) + ": the params are empty; pass the trained collection of the model's "
-                     "variables (variables.collection(\"params\"))");
+    throw ValueError(fmt::format("{}: the params are empty; pass the trained collection of the model's "
+                                 "variables (variables.collection(\"params\"))", op));
   for (const std::string& collection : params.collections())
     if (model_state.contains_collection(collection))
-      throw ValueError(std::string(op) + ": the collection " + weft::detail::quoted(collection) +
-                       " is both in the params and in the model state; pass variables.collection(\"params\") as the "
-                       "params and variables.without(\"params\") as the model state");
+      throw ValueError(fmt::format("{}: the collection {} is both in the params and in the model state; "
+                                   "pass variables.collection(\"params\") as the params and "
+                                   "variables.without(\"params\") as the model state",
+                                   op, weft::detail::quoted(collection)));
   if (!tx.init || !tx.update)
-    throw ValueError(std::string(op) + ": the optimizer has no " + (tx.init ? "update" : "init") +
-                     " function; give a transformation made by weft::optim (adam, sgd, chain, ...)");
+    throw ValueError(fmt::format("{}: the optimizer has no {} function; give a transformation "
+                                 "made by weft::optim (adam, sgd, chain, ...)", op, (tx.init ? "update" : "init")));
 }
 
 UpdatedParams apply_gradients(const optim::GradientTransformation& tx, const Variables& params,
@@ -50,9 +53,9 @@ UpdatedParams apply_gradients(const optim::GradientTransformation& tx, const Var
   for (const auto& [path, g] : grads.leaves()) {
     const Tensor& p = params.at(path);
     if (g.shape() != p.shape())
-      throw ShapeError(std::string(kApplyGradients) + ": at " + weft::detail::quoted(path) + " the gradient is " +
-                       g.shape().str() + " but the param is " + p.shape().str() +
-                       "; gradients must have the params' shapes");
+      throw ShapeError(fmt::format("{}: at {} the gradient is {} but the param is {}; "
+                                   "gradients must have the params' shapes",
+                                   kApplyGradients, weft::detail::quoted(path), g.shape().str(), p.shape().str()));
   }
   auto [updates, next_opt_state] = tx.update(grads, opt_state, params);
   return {optim::apply_updates(params, updates), std::move(next_opt_state)};
@@ -62,8 +65,8 @@ void check_restored(std::int64_t step, const Variables& params, const Variables&
                     const Variables& model_state, const Variables& current_params,
                     const Variables& current_opt_state, const Variables& current_model_state) {
   if (step < 0)
-    throw ValueError(std::string(kRestored) + ": the step is " + std::to_string(step) +
-                     "; a step counts the updates made and is at least 0");
+    throw ValueError(fmt::format("{}: the step is {}; a step counts the updates made and is at least 0",
+                                 kRestored, step));
   const std::string fix = "restore a checkpoint written for this model and optimizer (io::restore fits a tree to another)";
   check_same_paths(params, "the restored params", current_params, "the state's params", kRestored, fix);
   check_same_paths(opt_state, "the restored opt_state", current_opt_state, "the state's opt_state", kRestored, fix);
