@@ -469,11 +469,13 @@ bool Variables::contains_collection(std::string_view name) const noexcept {
 
 const Tensor& Variables::at(std::string_view path) const {
   if (const Tensor* t = find(path)) return *t;
-  std::string msg = "weft::Variables::at: no variable at " + quoted(path);
-  if (root_ == nullptr) throw KeyError(fmt::format("{}; the Variables is empty", msg));
-  if (const Node* node = find_node(root_.get(), path))
-    msg += " (it is a module holding " + count_leaves(node->leaf_count) + ", not a leaf)";
-  throw KeyError(fmt::format("{}; nearest existing paths: {}", msg, quoted_list(nearest_paths(path))));
+  if (root_ == nullptr)
+    throw KeyError(fmt::format("weft::Variables::at: no variable at {}; the Variables is empty", quoted(path)));
+  const Node* node = find_node(root_.get(), path);
+  throw KeyError(fmt::format("weft::Variables::at: no variable at {}{}; nearest existing paths: {}", quoted(path),
+                             node ? fmt::format(" (it is a module holding {}, not a leaf)", count_leaves(node->leaf_count))
+                                  : std::string(),
+                             quoted_list(nearest_paths(path))));
 }
 
 std::vector<std::string> Variables::nearest_paths(std::string_view path, std::size_t max_count) const {

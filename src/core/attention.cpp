@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "../tensor_impl.hpp"
+#include "messages.hpp"
 #include "weft/core/linear.hpp"
 #include "weft/ops.hpp"
 #include "weft/partial.hpp"
@@ -32,8 +33,8 @@ struct AttentionDims {
 };
 
 std::string qkv_str(const Tensor& query, const Tensor& key, const Tensor* value) {
-  return "query " + query.shape().str() + ", key " + key.shape().str() +
-         (value ? ", value " + value->shape().str() : std::string());
+  return fmt::format("query {}, key {}{}", query.shape().str(), key.shape().str(),
+                     value ? fmt::format(", value {}", value->shape().str()) : std::string());
 }
 
 AttentionDims check_attention(const Tensor& query, const Tensor& key, const Tensor* value, const char* op) {
@@ -180,7 +181,7 @@ Tensor multi_head_dot_product_attention_fn::operator()(const MultiHeadDotProduct
                                                        const Tensor& inputs_q, const Tensor& inputs_kv,
                                                        const Tensor& mask, std::optional<Key> dropout_rng) const {
   const std::string where = "weft::core::multi_head_dot_product_attention: ";
-  const std::string in_scope = " (scope \"" + scope.path_str() + "\")";
+  const std::string in_scope = detail::in_scope(scope);
   const std::int64_t heads = options.num_heads;
   if (heads <= 0) throw ValueError(fmt::format("{}num_heads must be positive, got {}{}", where, heads, in_scope));
   weft::detail::require_float(inputs_q, "core::multi_head_dot_product_attention");
@@ -236,8 +237,8 @@ Tensor multi_head_dot_product_attention_fn::operator()(const MultiHeadDotProduct
 Tensor make_attention_mask(const Tensor& query_mask, const Tensor& key_mask) {
   for (const Tensor* m : {&query_mask, &key_mask}) {
     weft::detail::require_defined(*m, "core::make_attention_mask");
-    const std::string got = std::string(name(query_mask.dtype())) + " " + query_mask.shape().str() + " and " +
-                            std::string(name(key_mask.dtype())) + " " + key_mask.shape().str();
+    const std::string got = fmt::format("{} {} and {} {}", name(query_mask.dtype()), query_mask.shape().str(),
+                                        name(key_mask.dtype()), key_mask.shape().str());
     if (m->dtype() != DType::int32)
       throw DTypeError(fmt::format("weft::core::make_attention_mask: the padding masks must "
                                    "be int32 (nonzero = a token), got {}", got));

@@ -234,10 +234,11 @@ class FlaxReader {
         for (std::uint32_t i = 0; i < map.size; ++i) {
           const msgpack::object& key = map.ptr[i].key;
           if (key.type != msgpack::type::STR)
-            fail_at(path, "a dict key is " + type_name(key) + "; Flax state dicts have string keys");
+            fail_at(path, fmt::format("a dict key is {}; Flax state dicts have string keys", type_name(key)));
           const std::string_view k = key_of(key);
           if (k.empty() || k.find('/') != std::string_view::npos)
-            fail_at(path, "the key " + weft::detail::quoted(k) + " is empty or holds '/', which weft paths cannot represent");
+            fail_at(path, fmt::format("the key {} is empty or holds '/', which weft paths cannot represent",
+                                      weft::detail::quoted(k)));
           const std::size_t size = path.size();
           if (!path.empty()) path += '/';
           path += k;
@@ -277,7 +278,7 @@ class FlaxReader {
         return;
       }
       default:
-        fail_at(path, "holds " + type_name(o) + "; a Flax state dict holds dicts, arrays and numbers");
+        fail_at(path, fmt::format("holds {}; a Flax state dict holds dicts, arrays and numbers", type_name(o)));
     }
   }
 
@@ -294,11 +295,12 @@ class FlaxReader {
     const msgpack::object_handle handle = unpack(payload, "the array at " + weft::detail::quoted(path));
     const msgpack::object& o = handle.get();
     if (o.type != msgpack::type::ARRAY || o.via.array.size != 3)
-      fail_at(path, "the array holds " + type_name(o) + " instead of (shape, dtype, bytes)");
+      fail_at(path, fmt::format("the array holds {} instead of (shape, dtype, bytes)", type_name(o)));
     const msgpack::object& shape = o.via.array.ptr[0];
     const msgpack::object& dtype = o.via.array.ptr[1];
     const msgpack::object& data = o.via.array.ptr[2];
-    if (shape.type != msgpack::type::ARRAY) fail_at(path, "the array's shape is " + type_name(shape) + ", not a list");
+    if (shape.type != msgpack::type::ARRAY)
+      fail_at(path, fmt::format("the array's shape is {}, not a list", type_name(shape)));
     if (shape.via.array.size > static_cast<std::uint32_t>(Shape::kMaxRank))
       fail_at(path, fmt::format("the array has {} dimensions; weft tensors have at most {}", shape.via.array.size,
                                 Shape::kMaxRank));
@@ -306,14 +308,14 @@ class FlaxReader {
     for (std::uint32_t i = 0; i < shape.via.array.size; ++i) view.dims.push_back(extent(shape.via.array.ptr[i], path));
     view.elements = elements(view.dims, path);
     if (dtype.type != msgpack::type::STR && dtype.type != msgpack::type::BIN)
-      fail_at(path, "the array's dtype is " + type_name(dtype) + ", not a name such as \"float32\"");
+      fail_at(path, fmt::format("the array's dtype is {}, not a name such as \"float32\"", type_name(dtype)));
     const std::string_view dtype_name(dtype.via.str.ptr, dtype.via.str.size);
     view.dtype = detail::find_numpy_dtype(dtype_name);
     if (view.dtype == nullptr)
       fail_at(path, fmt::format("the array has dtype {}, which weft cannot load ({})", weft::detail::quoted(dtype_name),
                                 detail::kLoadableNumpy));
     if (data.type != msgpack::type::BIN && data.type != msgpack::type::STR)
-      fail_at(path, "the array's data is " + type_name(data) + ", not bytes");
+      fail_at(path, fmt::format("the array's data is {}, not bytes", type_name(data)));
     const std::uint64_t size = data.via.bin.size;
     if (view.elements > size / view.dtype->itemsize || view.elements * view.dtype->itemsize != size)
       fail_at(path, fmt::format("the array's shape {} of {} needs {} elements but its data holds {} bytes",
@@ -334,7 +336,7 @@ class FlaxReader {
     std::uint64_t n = 1;
     for (const std::int64_t d : dims) {
       if (d != 0 && n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / static_cast<std::uint64_t>(d))
-        fail_at(path, "the shape " + weft::detail::extents_str(dims) + " has a size that overflows 64 bits");
+        fail_at(path, fmt::format("the shape {} has a size that overflows 64 bits", weft::detail::extents_str(dims)));
       n *= static_cast<std::uint64_t>(d);
     }
     return n;

@@ -66,7 +66,7 @@ std::uint64_t unsigned_field(const Source& src, const Json& j, const std::string
 }
 
 Entry parse_entry(const Source& src, const std::string& name, const Json& info, std::uint64_t data_size) {
-  const std::string where = "tensor " + weft::detail::quoted(name);
+  const std::string where = fmt::format("tensor {}", weft::detail::quoted(name));
   if (!info.is_object()) src.fail(fmt::format("{} is described by {}; expected an object "
                                               "{{\"dtype\", \"shape\", \"data_offsets\"}}", where, describe(info)));
   for (const char* field : {"dtype", "shape", "data_offsets"})
@@ -87,7 +87,7 @@ Entry parse_entry(const Source& src, const std::string& name, const Json& info, 
   std::uint64_t elements = 1;
   bool overflow = false;
   for (const Json& d : shape) {
-    const std::uint64_t extent = unsigned_field(src, d, where + ": an extent of its shape");
+    const std::uint64_t extent = unsigned_field(src, d, fmt::format("{}: an extent of its shape", where));
     if (extent > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) overflow = true;
     if (extent != 0 && elements > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / extent)
       overflow = true;
@@ -99,8 +99,8 @@ Entry parse_entry(const Source& src, const std::string& name, const Json& info, 
   const Json& offsets = info["data_offsets"];
   if (!offsets.is_array() || offsets.size() != 2)
     src.fail(fmt::format("{} has data_offsets {}; it must be [begin, end]", where, describe(offsets)));
-  const std::uint64_t begin = unsigned_field(src, offsets[0], where + ": data_offsets[0]");
-  const std::uint64_t end = unsigned_field(src, offsets[1], where + ": data_offsets[1]");
+  const std::uint64_t begin = unsigned_field(src, offsets[0], fmt::format("{}: data_offsets[0]", where));
+  const std::uint64_t end = unsigned_field(src, offsets[1], fmt::format("{}: data_offsets[1]", where));
   if (begin > end)
     src.fail(fmt::format("{} has data_offsets [{}, {}], which end before they begin", where, begin, end));
   if (end > data_size)

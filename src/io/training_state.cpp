@@ -35,7 +35,7 @@ T parse_number(std::string_view text, const char* key) {
   T value{};
   const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (err != std::errc() || end != text.data() + text.size() || text.empty())
-    malformed(std::string("its metadata ") + key + " is " + weft::detail::quoted(text) + ", not a number");
+    malformed(fmt::format("its metadata {} is {}, not a number", key, weft::detail::quoted(text)));
   return value;
 }
 
@@ -66,17 +66,19 @@ TrainingState from_checkpoint(const Checkpoint& checkpoint) {
   TrainingState state;
   for (const std::string& collection : checkpoint.variables.collections())
     if (collection != kVariables && collection != kOptState)
-      malformed("it holds tensors under " + weft::detail::quoted(collection) + ", not only under \"variables\" and \"opt_state\"");
+      malformed(fmt::format("it holds tensors under {}, not only under \"variables\" and \"opt_state\"",
+                            weft::detail::quoted(collection)));
   state.variables = checkpoint.variables.unprefixed(kVariables);
   state.opt_state = checkpoint.variables.unprefixed(kOptState);
   state.step = parse_number<std::int64_t>(field(checkpoint.metadata, kStepKey), kStepKey);
   const std::string& key = field(checkpoint.metadata, kRngKey);
   const auto comma = key.find(',');
-  if (comma == std::string::npos) malformed(std::string("its metadata ") + kRngKey + " is " + weft::detail::quoted(key) + ", not two words");
+  if (comma == std::string::npos)
+    malformed(fmt::format("its metadata {} is {}, not two words", kRngKey, weft::detail::quoted(key)));
   const std::string& layout = field(checkpoint.metadata, kRngLayoutKey);
   if (layout != layout_name(ThreefryLayout::partitionable) && layout != layout_name(ThreefryLayout::classic))
-    malformed(std::string("its metadata ") + kRngLayoutKey + " is " + weft::detail::quoted(layout) +
-              ", not \"partitionable\" or \"classic\"");
+    malformed(fmt::format("its metadata {} is {}, not \"partitionable\" or \"classic\"",
+                          kRngLayoutKey, weft::detail::quoted(layout)));
   state.rng = Key::from_words({parse_number<std::uint32_t>(std::string_view(key).substr(0, comma), kRngKey),
                                parse_number<std::uint32_t>(std::string_view(key).substr(comma + 1), kRngKey)},
                               layout == layout_name(ThreefryLayout::classic) ? ThreefryLayout::classic
