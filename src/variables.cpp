@@ -473,7 +473,8 @@ const Tensor& Variables::at(std::string_view path) const {
     throw KeyError(fmt::format("weft::Variables::at: no variable at {}; the Variables is empty", quoted(path)));
   const Node* node = find_node(root_.get(), path);
   throw KeyError(fmt::format("weft::Variables::at: no variable at {}{}; nearest existing paths: {}", quoted(path),
-                             node ? fmt::format(" (it is a module holding {}, not a leaf)", count_leaves(node->leaf_count))
+                             node ? fmt::format(" (it is a module holding {}, not a leaf)",
+                                                count_leaves(node->leaf_count))
                                   : std::string(),
                              quoted_list(nearest_paths(path))));
 }

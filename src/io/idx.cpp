@@ -331,7 +331,8 @@ class IdxReader {
   /// When a file named *.gz turns out not to be gzip, say so: it explains the garbage.
   std::string not_gzip_hint(std::span<const std::uint8_t> first) const {
     if (compressed_ || path_.extension() != ".gz") return "";
-    return fmt::format(" (the file is named .gz but is not gzip-compressed: it starts with {}, not the gzip magic 1f 8b)",
+    return fmt::format(" (the file is named .gz but is not gzip-compressed: it starts with {}, not the gzip "
+                       "magic 1f 8b)",
                        hex_bytes(first.first(2)));
   }
 

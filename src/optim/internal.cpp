@@ -33,7 +33,8 @@ Variables state_part(const Variables& state, std::string_view name, const Variab
   if (part.empty() && !grads.empty())
     throw KeyError(fmt::format("{}: the state has no {} part (its paths: {}); {}",
                                where(op), quoted(name),
-                               state.empty() ? std::string("none") : fmt::format("{}, ...", quoted(state.paths().front())),
+                               state.empty() ? std::string("none")
+                                             : fmt::format("{}, ...", quoted(state.paths().front())),
                                kStateHelp));
   const std::string what = fmt::format("the state's {}", quoted(name));
   check_structure(grads, "the gradients", part, what.c_str(), op);
