@@ -1,7 +1,12 @@
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <numbers>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "testing.hpp"
@@ -561,4 +566,81 @@ TEST_CASE("the step count saturates instead of overflowing") {
   auto [u, next] = tx.update(small_grads(1), state, params);
   CHECK(count_of(next) == std::numeric_limits<std::int32_t>::max());
   for (const double x : flat(u)) CHECK(std::isfinite(x));
+}
+
+// ================================================================ Optax's breadth: schedules
+
+TEST_CASE("exponential_decay: continuous, staircase, delayed, and bounded by end_value") {
+  const auto s = optim::exponential_decay(1.0f, 10, 0.5f);
+  CHECK(s(0) == 1.0f);
+  CHECK(s(10) == doctest::Approx(0.5));
+  CHECK(s(5) == doctest::Approx(std::pow(0.5, 0.5)));
+  CHECK(s(25) == doctest::Approx(std::pow(0.5, 2.5)));
+  const auto stairs = optim::exponential_decay(2.0f, 10, 0.5f, 0, true);
+  CHECK(stairs(9) == 2.0f);
+  CHECK(stairs(10) == doctest::Approx(1.0));
+  CHECK(stairs(19) == doctest::Approx(1.0));
+  CHECK(stairs(20) == doctest::Approx(0.5));
+  const auto late = optim::exponential_decay(1.0f, 4, 0.1f, 6);
+  CHECK(late(0) == 1.0f);
+  CHECK(late(6) == 1.0f);
+  CHECK(late(8) == doctest::Approx(std::pow(0.1, 0.5)));
+  // end_value: a floor when decaying, a ceiling when growing.
+  const auto floor = optim::exponential_decay(1.0f, 1, 0.5f, 0, false, 0.2f);
+  CHECK(floor(2) == doctest::Approx(0.25));
+  CHECK(floor(3) == doctest::Approx(0.2));
+  CHECK(floor(100) == doctest::Approx(0.2));
+  const auto ceiling = optim::exponential_decay(1.0f, 1, 2.0f, 0, false, 5.0f);
+  CHECK(ceiling(2) == doctest::Approx(4.0));
+  CHECK(ceiling(3) == doctest::Approx(5.0));
+  // As Optax: no transition steps, or a zero rate, is the constant init value.
+  CHECK(optim::exponential_decay(3.0f, 0, 0.5f)(100) == 3.0f);
+  CHECK(optim::exponential_decay(3.0f, 10, 0.0f)(100) == 3.0f);
+}
+
+TEST_CASE("piecewise_constant_schedule and piecewise_interpolate_schedule: Optax's documented examples") {
+  const auto pc = optim::piecewise_constant_schedule(1.0f, {{100, 0.1f}, {200, 0.01f}});
+  CHECK(pc(50) == 1.0f);
+  CHECK(pc(99) == 1.0f);
+  CHECK(pc(100) == doctest::Approx(0.1));
+  CHECK(pc(150) == doctest::Approx(0.1));
+  CHECK(pc(250) == doctest::Approx(0.001));
+  CHECK(optim::piecewise_constant_schedule(0.5f)(7) == 0.5f);
+
+  const auto lin = optim::piecewise_interpolate_schedule("linear", 1.0f, {{4, 0.1f}, {8, 0.01f}});
+  const std::vector<double> expected{1.0, 0.55, 0.1, 0.0505, 0.001, 0.001};
+  for (int i = 0; i < 6; ++i) {
+    INFO("step " << 2 * i);
+    CHECK(lin(2 * i) == doctest::Approx(expected[static_cast<std::size_t>(i)]));
+  }
+  // Cosine: end + (start - end) / 2 * (cos(pi * pct) + 1) between the boundary values.
+  const auto cos = optim::piecewise_interpolate_schedule("cosine", 2.0f, {{10, 0.5f}});
+  CHECK(cos(0) == doctest::Approx(2.0));
+  CHECK(cos(5) == doctest::Approx(1.5));
+  CHECK(cos(3) == doctest::Approx(1.0 + 0.5 * (std::cos(std::numbers::pi * 0.3) + 1)));
+  CHECK(cos(10) == doctest::Approx(1.0));
+  CHECK(cos(1000) == doctest::Approx(1.0));
+}
+
+TEST_CASE("warmup_exponential_decay_schedule and sgdr_schedule join their parts") {
+  const auto w = optim::warmup_exponential_decay_schedule(0.0f, 1.0f, 10, 5, 0.5f, 0, false, 0.1f);
+  CHECK(w(0) == 0.0f);
+  CHECK(w(5) == doctest::Approx(0.5));
+  CHECK(w(10) == doctest::Approx(1.0));
+  CHECK(w(15) == doctest::Approx(0.5));
+  CHECK(w(20) == doctest::Approx(0.25));
+  CHECK(w(1000) == doctest::Approx(0.1));
+  // Two cycles: each a warm-up and a cosine, the second restarting at step 100.
+  const auto sgdr = optim::sgdr_schedule({{.init_value = 0.0f, .peak_value = 1.0f, .warmup_steps = 10, .decay_steps = 100},
+                                          {.init_value = 0.0f, .peak_value = 0.5f, .warmup_steps = 5, .decay_steps = 50}});
+  const auto first = optim::warmup_cosine_decay_schedule(0.0f, 1.0f, 10, 100);
+  const auto second = optim::warmup_cosine_decay_schedule(0.0f, 0.5f, 5, 50);
+  for (const std::int64_t step : {0, 5, 10, 50, 99}) CHECK(sgdr(step) == first(step));
+  for (const std::int64_t step : {100, 103, 105, 120, 149, 150, 500}) CHECK(sgdr(step) == second(step - 100));
+  CHECK(sgdr(105) == doctest::Approx(0.5));
+  check_throws_with<ValueError>([] { (void)optim::sgdr_schedule({}); }, {"sgdr_schedule", "no cycles"});
+  check_throws_with<ValueError>([] { (void)optim::piecewise_constant_schedule(1.0f, {{3, -0.5f}}); },
+                                {"piecewise_constant_schedule", "non-negative"});
+  check_throws_with<ValueError>([] { (void)optim::piecewise_interpolate_schedule("cubic", 1.0f); },
+                                {"\"cubic\"", "\"linear\" or \"cosine\""});
 }
