@@ -644,3 +644,153 @@ TEST_CASE("warmup_exponential_decay_schedule and sgdr_schedule join their parts"
   check_throws_with<ValueError>([] { (void)optim::piecewise_interpolate_schedule("cubic", 1.0f); },
                                 {"\"cubic\"", "\"linear\" or \"cosine\""});
 }
+
+// ================================================================ building blocks
+
+TEST_CASE("clip, clip_by_block_rms, scale, scale_by_schedule and add_decayed_weights by hand") {
+  const Variables g = Variables::from_leaves({{"params/a", Tensor({3.0f, -0.5f}, Shape{2})},
+                                              {"params/b", Tensor({0.1f, -0.2f, 0.0f, 0.3f}, Shape{4})}});
+  SUBCASE("clip: elementwise to [-max_delta, max_delta], no state") {
+    const auto tx = optim::clip(0.25f);
+    CHECK(tx.init(g).empty());
+    auto [u, s] = tx.update(g, {}, {});
+    check_values(u, {0.25, -0.25, 0.1, -0.2, 0.0, 0.25}, 1e-7, 0.0);
+    CHECK(u.at("params/b").to_vector() == std::vector<float>{0.1f, -0.2f, 0.0f, 0.25f});  // exactly
+    CHECK(s.empty());
+  }
+  SUBCASE("clip_by_block_rms: each leaf divided by max(1, rms / threshold)") {
+    auto [u, _] = optim::clip_by_block_rms(1.0f).update(g, {}, {});
+    const double rms_a = std::sqrt((9.0 + 0.25) / 2);  // 2.15: clipped; rms_b = 0.187: kept
+    check_values(u, {3.0 / rms_a, -0.5 / rms_a, 0.1, -0.2, 0.0, 0.3}, 1e-6);
+    CHECK(std::sqrt((std::pow(flat(u)[0], 2) + std::pow(flat(u)[1], 2)) / 2) == doctest::Approx(1.0));
+  }
+  SUBCASE("scale and scale_by_schedule (the schedule at the count before the update, not negated)") {
+    auto [u, _] = optim::scale(-2.0f).update(g, {}, {});
+    check_values(u, {-6.0, 1.0, -0.2, 0.4, 0.0, -0.6}, 1e-7);
+    const auto tx = optim::scale_by_schedule([](std::int64_t step) { return 0.5f * static_cast<float>(step + 1); });
+    Variables s = tx.init(g);
+    CHECK(s.paths() == Strings{"count/count"});
+    auto [u1, s1] = tx.update(g, s, {});
+    check_values(u1, {1.5, -0.25, 0.05, -0.1, 0.0, 0.15}, 1e-7);
+    auto [u2, s2] = tx.update(g, s1, {});
+    check_values(u2, {3.0, -0.5, 0.1, -0.2, 0.0, 0.3}, 1e-7);
+    CHECK(count_of(s2) == 2);
+  }
+  SUBCASE("add_decayed_weights: u + wd * p, with a schedule, and with a mask") {
+    const Variables p = Variables::from_leaves({{"params/a", Tensor({1.0f, 2.0f}, Shape{2})},
+                                                {"params/b", Tensor({-1.0f, 0.0f, 1.0f, 2.0f}, Shape{4})}});
+    const auto tx = optim::add_decayed_weights(0.5f);
+    CHECK(tx.init(p).empty());
+    auto [u, _] = tx.update(g, {}, p);
+    check_values(u, {3.5, 0.5, -0.4, -0.2, 0.5, 1.3}, 1e-7);
+    check_throws_with<ValueError>([&] { (void)tx.update(g, {}, {}); }, {"add_decayed_weights", "params"});
+    const auto sched = optim::add_decayed_weights(optim::linear_schedule(0.0f, 1.0f, 2));
+    Variables s = sched.init(p);
+    CHECK(s.paths() == Strings{"count/count"});
+    auto [u0, s1] = sched.update(g, s, p);  // weight decay 0
+    check_values(u0, flat(g), 0.0, 0.0);
+    auto [u1, __] = sched.update(g, s1, p);  // weight decay 0.5
+    check_values(u1, {3.5, 0.5, -0.4, -0.2, 0.5, 1.3}, 1e-7);
+    // Only "params/b" decays; the mask wraps the (empty) state as Optax's MaskedState.
+    const auto only_b = optim::add_decayed_weights(optim::linear_schedule(0.5f, 0.5f, 1),
+                                                   [](std::string_view path) { return path == "params/b"; });
+    CHECK(only_b.init(p).paths() == Strings{"inner_state/count/count"});
+    auto [ub, sb] = only_b.update(g, only_b.init(p), p);
+    check_values(ub, {3.0, -0.5, -0.4, -0.2, 0.5, 1.3}, 1e-7);
+    CHECK(count_of(sb, "inner_state/count/count") == 1);
+  }
+}
+
+// ================================================================ masks and partitions
+
+TEST_CASE("masked: the inner transformation on the selected leaves only, the others unchanged") {
+  const Variables params = small_params();
+  const auto kernels = [](std::string_view path) { return path.ends_with("/kernel"); };
+  const auto tx = optim::masked(optim::adam(0.1f), kernels);
+  Variables state = tx.init(params);
+  CHECK(state.paths() == Strings{"inner_state/count/count", "inner_state/mu/params/Dense_0/kernel",
+                                 "inner_state/nu/params/Dense_0/kernel"});
+  const auto adam = optim::adam(0.1f);
+  const Variables kernel_params = params.subtree("params/Dense_0/kernel");
+  Variables adam_state = adam.init(kernel_params);
+  for (int step = 1; step <= 2; ++step) {
+    const Variables g = small_grads(step);
+    auto [u, next] = tx.update(g, state, params);
+    auto [ua, na] = adam.update(g.subtree("params/Dense_0/kernel"), adam_state, kernel_params);
+    CHECK(u.paths() == params.paths());
+    check_values(u.subtree("params/Dense_0/kernel"), flat(ua), 0.0, 0.0);
+    CHECK(u.node_identity("params/scale") == g.node_identity("params/scale"));
+    CHECK(u.node_identity("params/Dense_0/bias") == g.node_identity("params/Dense_0/bias"));
+    check_values(next.unprefixed("inner_state"), flat(na), 0.0, 0.0);
+    state = next;
+    adam_state = na;
+  }
+  // A tree of flags, with a prefix: everything under "params/Dense_0" but not "params/scale".
+  const Variables flags = Variables::from_leaves({{"params/Dense_0", full(Shape{}, 1)}, {"params/scale", full(Shape{}, 0)}});
+  const auto by_tree = optim::masked(optim::sgd(1.0f, 0.5f), flags);
+  CHECK(by_tree.init(params).paths() ==
+        Strings{"inner_state/count/count", "inner_state/trace/params/Dense_0/bias", "inner_state/trace/params/Dense_0/kernel"});
+  auto [u, _] = by_tree.update(small_grads(1), by_tree.init(params), params);
+  const Doubles g = flat(small_grads(1));
+  check_values(u, {-g[0], -g[1], -g[2], -g[3], -g[4], -g[5], g[6], g[7], g[8]}, 0.0, 0.0);
+  // A tree that misses a leaf, or a flag that is not a scalar.
+  const auto partial = optim::masked(optim::sgd(1.0f), Variables::from_leaves({{"params/scale", full(Shape{}, 1)}}));
+  check_throws_with<KeyError>([&] { (void)partial.init(params); }, {"masked", "\"params/Dense_0/bias\"", "no flag"});
+  check_throws_with<ValueError>([] { (void)optim::Mask(Variables::from_leaves({{"params/a", zeros(Shape{2})}})); },
+                                {"Mask", "\"params/a\"", "one scalar"});
+}
+
+TEST_CASE("adamw's mask: no weight decay on biases and norm scales") {
+  const Variables params = small_params();
+  const optim::Mask decay_kernels = [](std::string_view path) {
+    return !path.ends_with("/bias") && !path.ends_with("/scale");
+  };
+  const float lr = 0.05f, wd = 0.1f;
+  const auto masked_w = optim::adamw(lr, 0.9f, 0.999f, 1e-8f, wd, decay_kernels);
+  const auto plain = optim::adam(lr);
+  const auto full_w = optim::adamw(lr, 0.9f, 0.999f, 1e-8f, wd);
+  CHECK(masked_w.init(params).paths() == plain.init(params).paths());
+  auto [um, _] = masked_w.update(small_grads(1), masked_w.init(params), params);
+  auto [ua, __] = plain.update(small_grads(1), plain.init(params), params);
+  auto [uw, ___] = full_w.update(small_grads(1), full_w.init(params), params);
+  check_values(um.subtree("params/Dense_0/bias"), flat(ua.subtree("params/Dense_0/bias")), 0.0, 0.0);
+  check_values(um.subtree("params/scale"), flat(ua.subtree("params/scale")), 0.0, 0.0);
+  check_values(um.subtree("params/Dense_0/kernel"), flat(uw.subtree("params/Dense_0/kernel")), 0.0, 0.0);
+}
+
+TEST_CASE("multi_transform: Adam on the kernels, SGD elsewhere, each with its own state") {
+  const Variables params = small_params();
+  const auto tx = optim::multi_transform(
+      {{"adam", optim::adam(0.1f)}, {"sgd", optim::sgd(0.5f, 0.9f)}},
+      [](std::string_view path) { return path.ends_with("/kernel") ? "adam" : "sgd"; });
+  Variables state = tx.init(params);
+  CHECK(state.paths() == Strings{"inner_states/adam/inner_state/count/count",
+                                 "inner_states/adam/inner_state/mu/params/Dense_0/kernel",
+                                 "inner_states/adam/inner_state/nu/params/Dense_0/kernel",
+                                 "inner_states/sgd/inner_state/count/count",
+                                 "inner_states/sgd/inner_state/trace/params/Dense_0/bias",
+                                 "inner_states/sgd/inner_state/trace/params/scale"});
+  const auto adam_part = optim::masked(optim::adam(0.1f), [](std::string_view p) { return p.ends_with("/kernel"); });
+  const auto sgd_part = optim::masked(optim::sgd(0.5f, 0.9f), [](std::string_view p) { return !p.ends_with("/kernel"); });
+  Variables sa = adam_part.init(params), ss = sgd_part.init(params);
+  for (int step = 1; step <= 3; ++step) {
+    auto [u, next] = tx.update(small_grads(step), state, params);
+    auto [u1, na] = adam_part.update(small_grads(step), sa, params);
+    auto [u2, ns] = sgd_part.update(u1, ss, params);
+    check_values(u, flat(u2), 0.0, 0.0);
+    state = next;
+    sa = na;
+    ss = ns;
+  }
+  check_values(state.unprefixed("inner_states/sgd"), flat(ss), 0.0, 0.0);
+  // Labels by prefix; a label without a transformation names the leaf.
+  const auto by_prefix = optim::multi_transform({{"frozen", optim::scale(0.0f)}, {"train", optim::sgd(1.0f)}},
+                                                std::map<std::string, std::string>{{"params", "train"},
+                                                                                   {"params/Dense_0", "frozen"}});
+  auto [u, _] = by_prefix.update(small_grads(1), by_prefix.init(params), params);
+  const Doubles g = flat(small_grads(1));
+  check_values(u, {0, 0, 0, 0, 0, 0, -g[6], -g[7], -g[8]}, 0.0, 0.0);
+  const auto missing = optim::multi_transform({{"adam", optim::adam(0.1f)}}, [](std::string_view) { return "sgd"; });
+  check_throws_with<ValueError>([&] { (void)missing.init(params); },
+                                {"multi_transform", "\"params/Dense_0/bias\"", "\"sgd\"", "\"adam\""});
+}

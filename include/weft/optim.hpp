@@ -1,8 +1,10 @@
 #pragma once
 // weft::optim: pure optimizers in the shape of Optax (GradientTransformation, chain, apply_updates),
-// learning-rate schedules, and gradient clipping.
+// learning-rate schedules, gradient clipping, and masks and partitions of the params tree.
 #include "weft/optim/adam.hpp"
 #include "weft/optim/clip.hpp"
+#include "weft/optim/mask.hpp"
 #include "weft/optim/schedule.hpp"
 #include "weft/optim/sgd.hpp"
 #include "weft/optim/transform.hpp"
+#include "weft/optim/transforms.hpp"
