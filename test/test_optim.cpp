@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "reference/optim_reference.inc"
 #include "testing.hpp"
 #include "weft/losses.hpp"
 #include "weft/optim.hpp"
@@ -699,6 +700,110 @@ TEST_CASE("clip, clip_by_block_rms, scale, scale_by_schedule and add_decayed_wei
     check_values(ub, {3.0, -0.5, -0.4, -0.2, 0.5, 1.3}, 1e-7);
     CHECK(count_of(sb, "inner_state/count/count") == 1);
   }
+}
+
+// ================================================================ optimizers against the NumPy reference
+
+namespace {
+
+namespace ref = weft_optim_reference;
+
+Variables factored_params() {
+  const auto t = [](std::span<const float> v, Shape shape) { return Tensor(std::vector<float>(v.begin(), v.end()), shape); };
+  return Variables::from_leaves({{"params/a", t(ref::factored_param_a, Shape{3, 2, 4})},
+                                 {"params/b", t(ref::factored_param_b, Shape{3, 2})},
+                                 {"params/c", t(ref::factored_param_c, Shape{3})}});
+}
+
+Variables factored_grads(int k) {
+  const auto t = [](std::span<const float> v, Shape shape) { return Tensor(std::vector<float>(v.begin(), v.end()), shape); };
+  const float* a[] = {ref::factored_grad1_a, ref::factored_grad2_a, ref::factored_grad3_a};
+  const float* b[] = {ref::factored_grad1_b, ref::factored_grad2_b, ref::factored_grad3_b};
+  const float* c[] = {ref::factored_grad1_c, ref::factored_grad2_c, ref::factored_grad3_c};
+  const auto i = static_cast<std::size_t>(k - 1);
+  return Variables::from_leaves({{"params/a", t({a[i], 24}, Shape{3, 2, 4})},
+                                 {"params/b", t({b[i], 6}, Shape{3, 2})},
+                                 {"params/c", t({c[i], 3}, Shape{3})}});
+}
+
+/// Three steps of tx from `params` with grads_of(1..3), the params moved by each step's updates, against
+/// the reference script's updates (steps 1, 2, 3 concatenated).
+template <std::size_t N>
+void check_reference(const optim::GradientTransformation& tx, Variables params, Variables (*grads_of)(int),
+                     const float (&expected)[N], double rtol = 2e-5, double atol = 1e-6) {
+  Variables state = tx.init(params);
+  Doubles got;
+  for (int k = 1; k <= 3; ++k) {
+    auto [updates, next] = tx.update(grads_of(k), state, params);
+    for (const double x : flat(updates)) got.push_back(x);
+    params = optim::apply_updates(params, updates);
+    state = next;
+  }
+  REQUIRE(got.size() == N);
+  for (std::size_t i = 0; i < N; ++i) {
+    INFO("element " << i << " (step " << 1 + i / (N / 3) << "): got " << got[i] << ", expected " << expected[i]);
+    CHECK(std::fabs(got[i] - expected[i]) <= atol + rtol * std::fabs(double(expected[i])));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("rmsprop against the reference (test/reference/optim_reference.py): plain, centred, momentum") {
+  check_reference(optim::rmsprop(0.01f), small_params(), small_grads, ref::rmsprop_default);
+  check_reference(optim::rmsprop(0.01f, 0.9f, 1e-8f, 0.0f, true, true, 0.9f, true), small_params(), small_grads,
+                  ref::rmsprop_centered_nesterov);
+  check_reference(optim::rmsprop(0.01f, 0.95f, 1e-6f, 0.1f, false, false, 0.5f, false, true), small_params(),
+                  small_grads, ref::rmsprop_bias_corrected);
+  const Variables params = small_params();
+  CHECK(optim::rmsprop(0.01f).init(params).paths() ==
+        Strings{"count/count", "nu/params/Dense_0/bias", "nu/params/Dense_0/kernel", "nu/params/scale"});
+  const Variables full = optim::rmsprop(0.01f, 0.9f, 1e-8f, 0.5f, true, true, 0.9f).init(params);
+  CHECK(full.contains("mu/params/scale"));
+  CHECK(full.contains("trace/params/scale"));
+  CHECK(full.at("nu/params/scale").to_vector() == std::vector<float>{0.5f, 0.5f, 0.5f});
+  // The first plain step by hand: -lr g / sqrt(0.1 g^2 + eps) = -lr sign(g) sqrt(10).
+  auto [u, _] = optim::rmsprop(0.01f).update(small_grads(0), optim::rmsprop(0.01f).init(params), params);
+  CHECK(flat(u)[0] == doctest::Approx(0.01 * std::sqrt(10.0)).epsilon(1e-4));
+}
+
+TEST_CASE("adagrad, lion and lamb against the reference") {
+  check_reference(optim::adagrad(0.1f), small_params(), small_grads, ref::adagrad_default);
+  check_reference(optim::lion(0.01f, 0.9f, 0.99f, 0.1f), small_params(), small_grads, ref::lion_decay);
+  check_reference(optim::lion(0.01f, 0.9f, 0.99f, 0.1f, [](std::string_view p) { return !p.ends_with("/bias"); }),
+                  small_params(), small_grads, ref::lion_masked);
+  check_reference(optim::lamb(0.01f, 0.9f, 0.999f, 1e-6f, 0.0f, 0.01f), small_params(), small_grads, ref::lamb_decay);
+  const Variables params = small_params();
+  CHECK(optim::adagrad(0.1f).init(params).at("sum_of_squares/params/scale").to_vector() ==
+        std::vector<float>{0.1f, 0.1f, 0.1f});
+  CHECK(optim::lion(0.1f).init(params).paths() ==
+        Strings{"count/count", "mu/params/Dense_0/bias", "mu/params/Dense_0/kernel", "mu/params/scale"});
+  CHECK(optim::lamb(0.1f).init(params).paths() == optim::adam(0.1f).init(params).paths());
+  // Lion's first step without decay: -lr * sign(g), zero where g is zero.
+  auto [u, _] = optim::lion(0.5f, 0.9f, 0.99f, 0.0f).update(small_grads(1), optim::lion(0.5f).init(params), params);
+  check_values(u, {0.5, -0.5, -0.5, 0.5, -0.5, 0.0, -0.5, 0.5, -0.5}, 0.0, 0.0);
+}
+
+TEST_CASE("adafactor against the reference: unfactored defaults, and factored leaves of rank 2 and 3") {
+  check_reference(optim::adafactor(), small_params(), small_grads, ref::adafactor_default);
+  optim::AdafactorOptions o;
+  o.learning_rate = 0.1f;
+  o.min_dim_size_to_factor = 2;
+  o.momentum = 0.9f;
+  o.weight_decay_rate = 0.01f;
+  check_reference(optim::adafactor(o), factored_params(), factored_grads, ref::adafactor_factored, 5e-5, 1e-6);
+  // The state: rows and columns for the factored leaves, a full moment for the vector, (1,) where unused.
+  const Variables s = optim::adafactor(o).init(factored_params());
+  CHECK(s.at("v_row/params/a").shape() == Shape{3, 2});  // (3, 2, 4): d1 = 0, d0 = 2
+  CHECK(s.at("v_col/params/a").shape() == Shape{2, 4});
+  CHECK(s.at("v/params/a").shape() == Shape{1});
+  CHECK(s.at("v_row/params/b").shape() == Shape{2});  // (3, 2): d1 = 1, d0 = 0
+  CHECK(s.at("v_col/params/b").shape() == Shape{3});
+  CHECK(s.at("v_row/params/c").shape() == Shape{1});
+  CHECK(s.at("v/params/c").shape() == Shape{3});
+  CHECK(s.contains("ema/params/b"));
+  CHECK(s.contains("count/count"));
+  CHECK(!optim::adafactor().init(factored_params()).contains("ema/params/b"));
+  CHECK(optim::adafactor().init(factored_params()).at("v/params/a").shape() == Shape{3, 2, 4});  // 128: unfactored
 }
 
 // ================================================================ masks and partitions
