@@ -899,3 +899,126 @@ TEST_CASE("multi_transform: Adam on the kernels, SGD elsewhere, each with its ow
   check_throws_with<ValueError>([&] { (void)missing.init(params); },
                                 {"multi_transform", "\"params/Dense_0/bias\"", "\"sgd\"", "\"adam\""});
 }
+
+// ================================================================ accumulation, averages, injected hyperparameters
+
+TEST_CASE("MultiSteps: zeros for k - 1 micro-batches, then the inner step on their mean") {
+  const Variables params = small_params();
+  const optim::MultiSteps multi(optim::adam(0.1f), 3);
+  const auto tx = multi.gradient_transformation();
+  Variables state = tx.init(params);
+  CHECK(state.paths() == Strings{"acc_grads/params/Dense_0/bias", "acc_grads/params/Dense_0/kernel",
+                                 "acc_grads/params/scale", "gradient_step/gradient_step",
+                                 "inner_opt_state/count/count", "inner_opt_state/mu/params/Dense_0/bias",
+                                 "inner_opt_state/mu/params/Dense_0/kernel", "inner_opt_state/mu/params/scale",
+                                 "inner_opt_state/nu/params/Dense_0/bias", "inner_opt_state/nu/params/Dense_0/kernel",
+                                 "inner_opt_state/nu/params/scale", "mini_step/mini_step"});
+  const auto adam = optim::adam(0.1f);
+  Variables adam_state = adam.init(params);
+  for (int outer = 0; outer < 2; ++outer) {
+    Doubles avg(9, 0.0);
+    for (int i = 0; i < 3; ++i) {
+      const Variables g = small_grads(3 * outer + i);
+      const Doubles gv = flat(g);
+      for (std::size_t j = 0; j < 9; ++j) avg[j] += gv[j] / 3;
+      auto [u, next] = tx.update(g, state, params);
+      state = next;
+      INFO("outer " << outer << ", micro-batch " << i);
+      CHECK(count_of(state, "mini_step/mini_step") == (i + 1) % 3);
+      CHECK(multi.has_updated(state) == (i == 2));
+      if (i < 2) {
+        check_values(u, Doubles(9, 0.0), 0.0, 0.0);
+        CHECK(count_of(state, "gradient_step/gradient_step") == outer);
+      } else {
+        // The accumulated mean (the Welford update, within float rounding of the plain mean).
+        std::vector<std::pair<std::string, Tensor>> leaves;
+        std::size_t j = 0;
+        for (const auto& [path, t] : small_grads(0).leaves()) {
+          std::vector<float> v;
+          for (std::int64_t e = 0; e < t.size(); ++e) v.push_back(static_cast<float>(avg[j++]));
+          leaves.emplace_back(path, Tensor(std::move(v), t.shape()));
+        }
+        auto [ua, na] = adam.update(Variables::from_leaves(std::move(leaves)), adam_state, params);
+        check_values(u, flat(ua), 1e-4, 1e-6);
+        adam_state = na;
+        CHECK(count_of(state, "gradient_step/gradient_step") == outer + 1);
+        CHECK(count_of(state, "inner_opt_state/count/count") == outer + 1);
+        check_values(state.unprefixed("acc_grads"), Doubles(9, 0.0), 0.0, 0.0);
+      }
+    }
+  }
+  // Summed instead of averaged, with k from a schedule of the inner steps (1, then 2, ...).
+  const optim::MultiSteps sum(optim::sgd(1.0f), [](std::int64_t step) { return step + 1; }, false);
+  Variables s = sum.init(params);
+  auto [u1, s1] = sum.update(small_grads(1), s, params);  // k = 1: an inner step at once
+  check_values(u1, [] { Doubles d = flat(small_grads(1)); for (double& x : d) x = -x; return d; }(), 0.0, 0.0);
+  auto [u2, s2] = sum.update(small_grads(1), s1, params);  // k = 2: accumulate
+  check_values(u2, Doubles(9, 0.0), 0.0, 0.0);
+  auto [u3, s3] = sum.update(small_grads(2), s2, params);
+  Doubles both = flat(small_grads(1));
+  const Doubles g2 = flat(small_grads(2));
+  for (std::size_t j = 0; j < 9; ++j) both[j] = -static_cast<double>(static_cast<float>(both[j]) + static_cast<float>(g2[j]));
+  check_values(u3, both, 1e-7, 0.0);
+  CHECK(sum.has_updated(s3));
+  check_throws_with<ValueError>([] { (void)optim::MultiSteps(optim::sgd(1.0f), 0); }, {"MultiSteps", "every_k", "1 or more"});
+}
+
+TEST_CASE("ema: the debiased moving average of the updates, and of the params") {
+  const Variables a = Variables::from_leaves({{"params/w", Tensor({1.0f, -2.0f}, Shape{2})}});
+  const Variables b = Variables::from_leaves({{"params/w", Tensor({3.0f, 0.0f}, Shape{2})}});
+  const auto tx = optim::ema(0.9f);
+  Variables s = tx.init(a);
+  CHECK(s.paths() == Strings{"count/count", "ema/params/w"});
+  auto [u1, s1] = tx.update(a, s, {});
+  check_values(u1, {1.0, -2.0}, 1e-6);  // (0.1 a) / (1 - 0.9)
+  check_values(s1.unprefixed("ema"), {0.1, -0.2}, 1e-6);
+  auto [u2, s2] = tx.update(b, s1, {});
+  // ema = 0.1 b + 0.9 * 0.1 a = (0.39, -0.18); debiased by 1 - 0.81.
+  check_values(s2.unprefixed("ema"), {0.39, -0.18}, 1e-6);
+  check_values(u2, {0.39 / 0.19, -0.18 / 0.19}, 1e-6);
+  CHECK(count_of(s2) == 2);
+  auto [raw, _] = optim::ema(0.9f, false).update(b, s1, {});
+  check_values(raw, {0.39, -0.18}, 1e-6);
+  // The average of the params along a training run: a constant param averages to itself.
+  const auto average = optim::ema(0.99f);
+  Variables es = average.init(a);
+  Variables averaged;
+  for (int i = 0; i < 50; ++i) std::tie(averaged, es) = average.update(a, es, {});
+  check_values(averaged, {1.0, -2.0}, 1e-5);
+}
+
+TEST_CASE("inject_hyperparams: a learning rate that the caller reads and changes between steps") {
+  const Variables params = small_params();
+  const auto tx = optim::inject_hyperparams(
+      [](const optim::Hyperparams& h) { return optim::adam(h.at("learning_rate"), h.at("b1")); },
+      {{"learning_rate", 0.1f}, {"b1", 0.9f}});
+  Variables state = tx.init(params);
+  CHECK(state.contains("count/count"));
+  CHECK(state.contains("hyperparams/learning_rate"));
+  CHECK(state.contains("inner_state/mu/params/scale"));
+  CHECK(optim::hyperparam(state, "learning_rate") == 0.1f);
+  const auto adam = optim::adam(0.1f);
+  auto [u1, s1] = tx.update(small_grads(1), state, params);
+  auto [ua, sa] = adam.update(small_grads(1), adam.init(params), params);
+  check_values(u1, flat(ua), 0.0, 0.0);
+  check_values(s1.unprefixed("inner_state"), flat(sa), 0.0, 0.0);
+  // A smaller learning rate from now on: the same Adam state, a tenth of the step.
+  const Variables slower = optim::set_hyperparam(s1, "learning_rate", 0.01f);
+  CHECK(optim::hyperparam(slower, "learning_rate") == 0.01f);
+  auto [u2, s2] = tx.update(small_grads(2), slower, params);
+  auto [ua2, sa2] = optim::adam(0.01f).update(small_grads(2), sa, params);
+  check_values(u2, flat(ua2), 0.0, 0.0);
+  CHECK(optim::hyperparam(s2, "learning_rate") == 0.01f);
+  CHECK(count_of(s2) == 2);
+  // A scheduled hyperparameter is the schedule's value at the count; the state shows it.
+  const auto sched = optim::inject_hyperparams([](const optim::Hyperparams& h) { return optim::sgd(h.at("learning_rate")); },
+                                               {{"learning_rate", optim::linear_schedule(1.0f, 0.0f, 4)}});
+  Variables ss = sched.init(params);
+  CHECK(optim::hyperparam(ss, "learning_rate") == 1.0f);
+  for (int k = 0; k < 3; ++k) ss = sched.update(small_grads(k), ss, params).second;
+  CHECK(optim::hyperparam(ss, "learning_rate") == doctest::Approx(0.5));  // the value of the third update
+  check_throws_with<KeyError>([&] { (void)optim::set_hyperparam(state, "momentum", 0.5f); },
+                              {"set_hyperparam", "\"hyperparams/momentum\""});
+  check_throws_with<ValueError>([&] { (void)optim::set_hyperparam(state, "learning_rate", std::nanf("")); },
+                                {"learning_rate", "finite"});
+}
