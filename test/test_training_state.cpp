@@ -2,6 +2,7 @@
 // metadata saved and restored as one unit; a run continued from a restored state takes the same
 // steps, bit for bit, as the run that never stopped.
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "checkpoint_testing.hpp"
@@ -57,6 +58,20 @@ TEST_CASE("training state: every optimizer's state round-trips, and a restored r
       {"adam with a cosine schedule", optim::adam(optim::cosine_decay_schedule(1e-2f, 10))},
       {"adamw", optim::adamw(1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f)},
       {"clip then adam", optim::chain(optim::clip_by_global_norm(0.5f), optim::adam(1e-2f))},
+      {"rmsprop centred, nesterov", optim::rmsprop(1e-2f, 0.9f, 1e-8f, 0.1f, true, true, 0.9f, true)},
+      {"adagrad", optim::adagrad(1e-2f)},
+      {"lion masked", optim::lion(1e-3f, 0.9f, 0.99f, 1e-2f, [](std::string_view p) { return !p.ends_with("/bias"); })},
+      {"lamb", optim::lamb(1e-2f, 0.9f, 0.999f, 1e-6f, 0.0f, 1e-2f)},
+      {"adafactor factored, momentum", optim::adafactor({.learning_rate = 1e-2f, .min_dim_size_to_factor = 2,
+                                                         .momentum = 0.9f})},
+      {"masked adam", optim::masked(optim::adam(1e-2f), [](std::string_view p) { return p.ends_with("/kernel"); })},
+      {"multi_transform", optim::multi_transform({{"a", optim::adam(1e-2f)}, {"s", optim::sgd(1e-2f, 0.9f)}},
+                                                 [](std::string_view p) { return p.ends_with("/bias") ? "s" : "a"; })},
+      {"MultiSteps", optim::MultiSteps(optim::adam(1e-2f), 2).gradient_transformation()},
+      {"ema after sgd", optim::chain(optim::sgd(1e-2f), optim::ema(0.9f))},
+      {"inject_hyperparams", optim::inject_hyperparams(
+                                 [](const optim::Hyperparams& h) { return optim::adam(h.at("learning_rate")); },
+                                 {{"learning_rate", optim::exponential_decay(1e-2f, 2, 0.5f)}})},
   };
   for (const auto& [name, tx] : optimizers) {
     INFO(name);

@@ -19,6 +19,7 @@ struct AdamConfig {
   LearningRate learning_rate;
   float b1, b2, eps, weight_decay;
   bool decoupled;  // AdamW
+  Mask mask;       // the leaves AdamW decays
   [[nodiscard]] const char* op() const noexcept { return decoupled ? "adamw" : "adam"; }
 };
 
@@ -115,7 +116,8 @@ GradientTransformation make_adam(AdamConfig config) {
       Tensor m2 = weft::detail::empty(g.shape(), DType::float32);
       Tensor v2 = weft::detail::empty(g.shape(), DType::float32);
       Tensor u = weft::detail::empty(g.shape(), DType::float32);
-      (p != nullptr ? adam_kernel<true> : adam_kernel<false>)(c, data<float>(g), data<float>(m), data<float>(v),
+      const bool decay = p != nullptr && config.mask.applies_to(path, op);
+      (decay ? adam_kernel<true> : adam_kernel<false>)(c, data<float>(g), data<float>(m), data<float>(v),
                                                               p != nullptr ? data<float>(*p) : nullptr,
                                                               mutable_data<float>(m2), mutable_data<float>(v2),
                                                               mutable_data<float>(u), g.size());
@@ -143,11 +145,11 @@ GradientTransformation make_adam(AdamConfig config) {
 }  // namespace
 
 GradientTransformation adam(LearningRate learning_rate, float b1, float b2, float eps) {
-  return make_adam({std::move(learning_rate), b1, b2, eps, 0.0f, false});
+  return make_adam({std::move(learning_rate), b1, b2, eps, 0.0f, false, {}});
 }
 
-GradientTransformation adamw(LearningRate learning_rate, float b1, float b2, float eps, float weight_decay) {
-  return make_adam({std::move(learning_rate), b1, b2, eps, weight_decay, true});
+GradientTransformation adamw(LearningRate learning_rate, float b1, float b2, float eps, float weight_decay, Mask mask) {
+  return make_adam({std::move(learning_rate), b1, b2, eps, weight_decay, true, std::move(mask)});
 }
 
 }  // namespace weft::optim

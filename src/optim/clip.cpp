@@ -1,6 +1,8 @@
-// clip_by_global_norm (optax.clip_by_global_norm) and the global norm it uses.
+// clip_by_global_norm (optax.clip_by_global_norm) and the global norm it uses; clip (by value) and
+// clip_by_block_rms.
 #include "weft/optim/clip.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -15,36 +17,12 @@ using weft::detail::data;
 
 constexpr const char* kOp = "clip_by_global_norm";
 
-double sum_squares(const float* x, std::int64_t begin, std::int64_t end) {
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t i = begin; i < end; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-  return s;
-}
-
-/// The sum of squares of a float32 tensor, in chunks of a size fixed by the length (summed in parallel,
-/// then combined in order: the same result on any thread count).
-double sum_squares(const Tensor& t) {
-  const float* x = data<float>(t);
-  const std::int64_t n = t.size(), chunk = weft::detail::kParallelGrain;
-  const std::int64_t chunks = (n + chunk - 1) / chunk;
-  if (chunks <= 1) return sum_squares(x, 0, n);
-  std::vector<double> partial(static_cast<std::size_t>(chunks));
-  weft::detail::parallel_for(chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c)
-      partial[static_cast<std::size_t>(c)] = sum_squares(x, c * chunk, std::min(n, (c + 1) * chunk));
-  });
-  double total = 0.0;
-  for (const double p : partial) total += p;
-  return total;
-}
-
 float norm_of(const Variables& tree, const char* op) {
   double total = 0.0;
   tree_map(
       [&](std::string_view path, const Tensor& t) {
         detail::check_leaf(path, t, nullptr, "", op);
-        total += sum_squares(t);
+        total += detail::sum_squares(t);
         return t;
       },
       tree);
@@ -73,6 +51,65 @@ GradientTransformation clip_by_global_norm(float max_norm) {
           detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
 #pragma omp simd
             for (std::int64_t i = b; i < e; ++i) pu[i] = (pg[i] / norm) * max_norm;
+          });
+          return u;
+        },
+        grads);
+    return std::pair{std::move(clipped), state};
+  };
+  return out;
+}
+
+GradientTransformation clip(float max_delta) {
+  if (!(max_delta >= 0.0f))
+    throw ValueError(fmt::format("weft::optim::clip: max_delta is {:.6f}; it must be 0 or positive (each update is "
+                                 "clipped to [-max_delta, max_delta])",
+                                 max_delta));
+  GradientTransformation out;
+  out.init = [](const Variables&) { return Variables(); };
+  out.update = [max_delta](const Variables& grads, const Variables& state, const Variables&) {
+    Variables clipped = tree_map(
+        [max_delta](std::string_view path, const Tensor& g) {
+          detail::check_leaf(path, g, nullptr, "", "clip");
+          Tensor u = detail::new_like(g);
+          const float* pg = data<float>(g);
+          float* pu = weft::detail::mutable_data<float>(u);
+          const float lo = -max_delta;
+          detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
+            // jnp.clip: min(max(x, lo), hi); NaN stays NaN.
+            for (std::int64_t i = b; i < e; ++i) {
+              const float x = pg[i];
+              pu[i] = x < lo ? lo : (x > max_delta ? max_delta : x);
+            }
+          });
+          return u;
+        },
+        grads);
+    return std::pair{std::move(clipped), state};
+  };
+  return out;
+}
+
+GradientTransformation clip_by_block_rms(float threshold) {
+  if (!(threshold > 0.0f))
+    throw ValueError(fmt::format("weft::optim::clip_by_block_rms: threshold is {:.6f}; it must be positive (the "
+                                 "largest root mean square each leaf keeps, e.g. 1.0)",
+                                 threshold));
+  GradientTransformation out;
+  out.init = [](const Variables&) { return Variables(); };
+  out.update = [threshold](const Variables& grads, const Variables& state, const Variables&) {
+    Variables clipped = tree_map(
+        [threshold](std::string_view path, const Tensor& g) {
+          detail::check_leaf(path, g, nullptr, "", "clip_by_block_rms");
+          if (g.size() == 0) return g;
+          const auto rms = static_cast<float>(std::sqrt(detail::sum_squares(g) / static_cast<double>(g.size())));
+          const float denom = std::max(1.0f, rms / threshold);
+          Tensor u = detail::new_like(g);
+          const float* pg = data<float>(g);
+          float* pu = weft::detail::mutable_data<float>(u);
+          detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
+#pragma omp simd
+            for (std::int64_t i = b; i < e; ++i) pu[i] = pg[i] / denom;
           });
           return u;
         },

@@ -4,6 +4,8 @@
 
 #include "../format.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace weft::optim::detail {
@@ -86,6 +88,84 @@ void check_leaf(std::string_view path, const Tensor& g, const Tensor* other, con
 Variables rebuild(const Variables& like, std::vector<Tensor>& values) {
   std::size_t i = 0;
   return tree_map([&](const Tensor&) { return std::move(values[i++]); }, like);
+}
+
+Tensor new_like(const Tensor& g) { return weft::detail::empty(g.shape(), DType::float32); }
+
+Variables zeros_like(const Variables& tree) {
+  return tree_map([](const Tensor& p) { return zeros(p.shape()); }, tree);
+}
+
+Variables full_like(const Variables& tree, float value) {
+  return tree_map([value](const Tensor& p) { return full(p.shape(), value); }, tree);
+}
+
+Variables filtered(const Variables& tree, const std::function<bool(std::string_view path)>& keep) {
+  std::vector<std::pair<std::string, Tensor>> kept;
+  for (auto& [path, t] : tree.leaves())
+    if (keep(path)) kept.emplace_back(path, t);
+  if (kept.size() == tree.size()) return tree;
+  return kept.empty() ? Variables() : Variables::from_leaves(std::move(kept));
+}
+
+namespace {
+double sum_squares_range(const float* x, std::int64_t begin, std::int64_t end) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (std::int64_t i = begin; i < end; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return s;
+}
+}  // namespace
+
+double sum_squares(const Tensor& t) {
+  const float* x = weft::detail::data<float>(t);
+  const std::int64_t n = t.size(), chunk = weft::detail::kParallelGrain;
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  if (chunks <= 1) return sum_squares_range(x, 0, n);
+  std::vector<double> partial(static_cast<std::size_t>(chunks));
+  weft::detail::parallel_for(chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c)
+      partial[static_cast<std::size_t>(c)] = sum_squares_range(x, c * chunk, std::min(n, (c + 1) * chunk));
+  });
+  double total = 0.0;
+  for (const double p : partial) total += p;
+  return total;
+}
+
+Tensor scalar(float value) {
+  Tensor t = weft::detail::empty(Shape{}, DType::float32);
+  weft::detail::mutable_data<float>(t)[0] = value;
+  return t;
+}
+
+float read_scalar(const Variables& state, std::string_view path, const char* op) {
+  const Tensor* t = state.find(path);
+  if (t == nullptr)
+    throw KeyError(fmt::format("{}: the state has no {} ({}); {}", where(op), quoted(path),
+                               state.empty() ? std::string("it is empty")
+                                             : fmt::format("its first path: {}", quoted(state.paths().front())),
+                               kStateHelp));
+  if (t->dtype() != DType::float32 || t->size() != 1)
+    throw ValueError(fmt::format("{}: {} must be a float32 scalar, got {} {}", where(op), quoted(path),
+                                 name(t->dtype()), t->shape().str()));
+  return t->values<float>()[0];
+}
+
+void require_params(const Variables& grads, const Variables& params, const char* why, const char* op) {
+  if (params.empty() && !grads.empty())
+    throw ValueError(fmt::format("{}: update needs the params {}; call update(grads, state, params)", where(op), why));
+}
+
+void check_non_negative(float value, const char* name, const char* op) {
+  if (!std::isfinite(value) || value < 0.0f)
+    throw ValueError(fmt::format("{}: {} is {:.6g}; it must be 0 or a positive finite number", where(op), name, value));
+}
+
+void check_decay(float value, const char* name, const char* op) {
+  if (!(value >= 0.0f && value < 1.0f))
+    throw ValueError(fmt::format("{}: {} is {:.6g}; it must be in [0, 1) (the decay rate of a moving average, e.g. "
+                                 "0.9)",
+                                 where(op), name, value));
 }
 
 }  // namespace weft::optim::detail

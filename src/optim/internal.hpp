@@ -2,6 +2,7 @@
 // Internal: what the optimizers share: checks with messages that name the optimizer and the path,
 // the step count of a state, and a tree rebuilt from per-leaf results.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,11 +39,41 @@ void check_leaf(std::string_view path, const Tensor& g, const Tensor* other, con
 /// The tree with the paths of `like` holding `values` (in sorted path order); `values` is consumed.
 Variables rebuild(const Variables& like, std::vector<Tensor>& values);
 
+/// An uninitialised float32 tensor of g's shape.
+Tensor new_like(const Tensor& g);
+/// A tree of zeros (or of `value`) in the shapes of `tree`'s leaves.
+Variables zeros_like(const Variables& tree);
+Variables full_like(const Variables& tree, float value);
+/// Only the leaves of `tree` whose path `keep` accepts (an empty Variables when none).
+Variables filtered(const Variables& tree, const std::function<bool(std::string_view path)>& keep);
+/// The sum of squares of a float32 tensor, in double, in chunks fixed by its length (the same result
+/// on any thread count).
+double sum_squares(const Tensor& t);
+/// A float32 scalar tensor.
+Tensor scalar(float value);
+/// The value of a float32 scalar leaf `path` of `state`; a weft::KeyError (missing) or
+/// weft::ValueError (not a float32 scalar) that names `op` otherwise.
+float read_scalar(const Variables& state, std::string_view path, const char* op);
+/// A weft::ValueError naming `op` when params are empty but the gradients are not.
+void require_params(const Variables& grads, const Variables& params, const char* why, const char* op);
+/// A weft::ValueError when `value` is not finite or is negative.
+void check_non_negative(float value, const char* name, const char* op);
+/// A weft::ValueError when `value` is not in [0, 1).
+void check_decay(float value, const char* name, const char* op);
+
 /// Runs f(begin, end) over [0, n) in parallel chunks that depend only on n (bit-identical results on
 /// any thread count); the optimizers' kernels are one pass over a few arrays.
 template <class F>
 void for_chunks(std::int64_t n, F&& f) {
   weft::detail::parallel_for(n, weft::detail::kParallelGrain, std::forward<F>(f));
+}
+
+/// f(i) for every i in [0, n), in the chunks of for_chunks.
+template <class F>
+void for_each_index(std::int64_t n, F&& f) {
+  for_chunks(n, [&f](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) f(i);
+  });
 }
 
 }  // namespace weft::optim::detail

@@ -108,4 +108,99 @@ Schedule warmup_cosine_decay_schedule(float init_value, float peak_value, std::i
                         {warmup_steps});
 }
 
+Schedule exponential_decay(float init_value, std::int64_t transition_steps, float decay_rate,
+                           std::int64_t transition_begin, bool staircase, std::optional<float> end_value) {
+  // As Optax: these give the constant init value (Optax logs it; weft says so here).
+  if (transition_steps <= 0 || decay_rate == 0.0f) return constant_schedule(init_value);
+  transition_begin = std::max<std::int64_t>(transition_begin, 0);
+  return [=](std::int64_t step) {
+    const double since = static_cast<double>(step) - static_cast<double>(transition_begin);
+    double value = init_value;
+    if (since > 0.0) {
+      double p = since / static_cast<double>(transition_steps);
+      if (staircase) p = std::floor(p);
+      value = static_cast<double>(init_value) * std::pow(static_cast<double>(decay_rate), p);
+    }
+    if (end_value) value = decay_rate < 1.0f ? std::max(value, static_cast<double>(*end_value))
+                                             : std::min(value, static_cast<double>(*end_value));
+    return static_cast<float>(value);
+  };
+}
+
+namespace {
+
+void check_scales(const std::map<std::int64_t, float>& boundaries_and_scales, const char* op) {
+  for (const auto& [boundary, scale] : boundaries_and_scales)
+    if (!(scale >= 0.0f))
+      throw ValueError(fmt::format("weft::optim::{}: the scale at boundary {} is {}; scales must be non-negative",
+                                   op, boundary, scale));
+}
+
+}  // namespace
+
+Schedule piecewise_constant_schedule(float init_value, std::map<std::int64_t, float> boundaries_and_scales) {
+  check_scales(boundaries_and_scales, "piecewise_constant_schedule");
+  return [init_value, b = std::move(boundaries_and_scales)](std::int64_t step) {
+    double value = init_value;
+    for (const auto& [boundary, scale] : b)  // in increasing order; each boundary reached scales the value
+      if (step >= boundary) value *= scale;
+    return static_cast<float>(value);
+  };
+}
+
+Schedule piecewise_interpolate_schedule(std::string_view interpolate_type, float init_value,
+                                        std::map<std::int64_t, float> boundaries_and_scales) {
+  const bool cosine = interpolate_type == "cosine";
+  if (!cosine && interpolate_type != "linear")
+    throw ValueError(fmt::format("weft::optim::piecewise_interpolate_schedule: interpolate_type is \"{}\"; it must "
+                                 "be \"linear\" or \"cosine\"",
+                                 interpolate_type));
+  check_scales(boundaries_and_scales, "piecewise_interpolate_schedule");
+  // Optax's arrays: bounds = (0, b0, b1, ...), values = cumprod(init, s0, s1, ...).
+  std::vector<std::int64_t> bounds{0};
+  std::vector<double> values{init_value};
+  for (const auto& [boundary, scale] : boundaries_and_scales) {
+    bounds.push_back(boundary);
+    values.push_back(values.back() * scale);
+  }
+  return [cosine, bounds = std::move(bounds), values = std::move(values)](std::int64_t step) {
+    double out = 0.0;
+    for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
+      if (!(bounds[i] <= step && step < bounds[i + 1])) continue;
+      const double size = static_cast<double>(std::max<std::int64_t>(bounds[i + 1] - bounds[i], 1));
+      const double pct = (static_cast<double>(step) - static_cast<double>(bounds[i])) / size;
+      const double start = values[i], end = values[i + 1];
+      out += cosine ? end + (start - end) / 2.0 * (std::cos(std::numbers::pi * pct) + 1.0) : (end - start) * pct + start;
+    }
+    if (bounds.back() <= step) out += values.back();
+    return static_cast<float>(out);
+  };
+}
+
+Schedule warmup_exponential_decay_schedule(float init_value, float peak_value, std::int64_t warmup_steps,
+                                           std::int64_t transition_steps, float decay_rate,
+                                           std::int64_t transition_begin, bool staircase,
+                                           std::optional<float> end_value) {
+  return join_schedules({linear_schedule(init_value, peak_value, warmup_steps),
+                         exponential_decay(peak_value, transition_steps, decay_rate, transition_begin, staircase,
+                                           end_value)},
+                        {warmup_steps});
+}
+
+Schedule sgdr_schedule(const std::vector<WarmupCosineDecayArgs>& cycles) {
+  if (cycles.empty())
+    throw ValueError("weft::optim::sgdr_schedule: no cycles; give one WarmupCosineDecayArgs per cycle");
+  std::vector<Schedule> schedules;
+  std::vector<std::int64_t> boundaries;
+  std::int64_t step = 0;
+  for (const WarmupCosineDecayArgs& c : cycles) {
+    schedules.push_back(warmup_cosine_decay_schedule(c.init_value, c.peak_value, c.warmup_steps, c.decay_steps,
+                                                     c.end_value, c.exponent));
+    step += c.decay_steps;
+    boundaries.push_back(step);
+  }
+  boundaries.pop_back();
+  return join_schedules(std::move(schedules), std::move(boundaries));
+}
+
 }  // namespace weft::optim

@@ -1,5 +1,6 @@
 #pragma once
 // Adam and AdamW: optax.adam and optax.adamw.
+#include "weft/optim/mask.hpp"
 #include "weft/optim/schedule.hpp"
 #include "weft/optim/transform.hpp"
 
@@ -18,10 +19,11 @@ namespace weft::optim {
 
 /// AdamW (optax.adamw): decoupled weight decay,
 ///   updates = -learning_rate * (adam_direction + weight_decay * params),
-/// with adam_direction the bracket of adam above. update needs the params. The same state as adam.
-/// A negative or non-finite weight_decay is a weft::ValueError. Optax's mask argument is not offered:
-/// chain a transformation of your own to exempt biases.
+/// with adam_direction the bracket of adam above, and the decay only on the leaves `mask` selects
+/// (Optax's mask argument; the usual use exempts biases and norm scales, see weft/optim/mask.hpp).
+/// update needs the params. The same state as adam, whatever the mask (Optax nests the decay's empty
+/// state in a MaskedState). A negative or non-finite weight_decay is a weft::ValueError.
 [[nodiscard]] GradientTransformation adamw(LearningRate learning_rate, float b1 = 0.9f, float b2 = 0.999f,
-                                           float eps = 1e-8f, float weight_decay = 1e-4f);
+                                           float eps = 1e-8f, float weight_decay = 1e-4f, Mask mask = {});
 
 }  // namespace weft::optim

@@ -7,6 +7,9 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -72,5 +75,53 @@ class LearningRate {
 [[nodiscard]] Schedule warmup_cosine_decay_schedule(float init_value, float peak_value, std::int64_t warmup_steps,
                                                     std::int64_t decay_steps, float end_value = 0.0f,
                                                     float exponent = 1.0f);
+
+/// optax.exponential_decay: init_value until transition_begin, then
+///   init_value * decay_rate^((step - transition_begin) / transition_steps),
+/// with the exponent rounded down when `staircase` (a drop every transition_steps). end_value bounds
+/// the decay: a lower bound when decay_rate < 1, an upper bound otherwise. As Optax,
+/// transition_steps <= 0 or decay_rate == 0 gives the constant init_value and a negative
+/// transition_begin counts as 0.
+[[nodiscard]] Schedule exponential_decay(float init_value, std::int64_t transition_steps, float decay_rate,
+                                         std::int64_t transition_begin = 0, bool staircase = false,
+                                         std::optional<float> end_value = std::nullopt);
+
+/// optax.piecewise_constant_schedule: init_value times the product of the scales of every boundary
+/// at or below the step ({100: 0.1, 200: 0.01}: 1 until 99, 0.1 from 100, 0.001 from 200). A
+/// negative scale is a weft::ValueError.
+[[nodiscard]] Schedule piecewise_constant_schedule(float init_value,
+                                                   std::map<std::int64_t, float> boundaries_and_scales = {});
+
+/// optax.piecewise_interpolate_schedule: the values init_value, init_value * s0, init_value * s0 * s1,
+/// ... at step 0 and at the boundaries, joined by straight lines (interpolate_type "linear") or half
+/// cosines ("cosine"); the last value from the last boundary on ({4: 0.1, 8: 0.01}, linear: 1 at 0,
+/// 0.55 at 2, 0.1 at 4, 0.0505 at 6, 0.001 from 8). Another interpolate_type or a negative scale is a
+/// weft::ValueError.
+[[nodiscard]] Schedule piecewise_interpolate_schedule(std::string_view interpolate_type, float init_value,
+                                                      std::map<std::int64_t, float> boundaries_and_scales = {});
+
+/// optax.warmup_exponential_decay_schedule: a linear warm-up from init_value to peak_value over
+/// warmup_steps, then exponential_decay(peak_value, transition_steps, decay_rate, transition_begin,
+/// staircase, end_value) counted from the end of the warm-up.
+[[nodiscard]] Schedule warmup_exponential_decay_schedule(float init_value, float peak_value, std::int64_t warmup_steps,
+                                                         std::int64_t transition_steps, float decay_rate,
+                                                         std::int64_t transition_begin = 0, bool staircase = false,
+                                                         std::optional<float> end_value = std::nullopt);
+
+/// The arguments of one warmup_cosine_decay_schedule, for sgdr_schedule (Optax's dicts of kwargs).
+struct WarmupCosineDecayArgs {
+  float init_value = 0.0f;
+  float peak_value = 0.0f;
+  std::int64_t warmup_steps = 0;
+  std::int64_t decay_steps = 0;
+  float end_value = 0.0f;
+  float exponent = 1.0f;
+};
+
+/// optax.sgdr_schedule, SGD with warm restarts (Loshchilov and Hutter): the cycles'
+/// warmup_cosine_decay_schedules one after the other, each restarting its count where the previous
+/// one's decay_steps end (join_schedules with boundaries at the running sums of decay_steps). No
+/// cycle is a weft::ValueError.
+[[nodiscard]] Schedule sgdr_schedule(const std::vector<WarmupCosineDecayArgs>& cycles);
 
 }  // namespace weft::optim
