@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 SKIP = 77
 LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -25,17 +26,24 @@ def registers(lib):
     return set(re.findall(r"%([xyz]mm)\d", text))
 
 
-def loaded_libweft(command, env=None):
-    """The path of the libweft that the dynamic loader initialises when running `command`."""
-    run_env = dict(os.environ, LD_DEBUG="libs", **(env or {}))
-    result = subprocess.run(command, capture_output=True, text=True, env=run_env)
-    if result.returncode != 0:
-        sys.exit(f"hwcaps_test: {' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}"
-                 f"{result.stderr[-3000:]}")
-    paths = re.findall(r"calling init: (\S*libweft\.so[.0-9]*)", result.stderr)
+def loaded_libweft(command):
+    """The path of the libweft that the dynamic loader initialises in the process running `command`
+    (its own debug log: the suite's child processes write theirs to other files)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "ld")
+        # Without the LD_LIBRARY_PATH that meson test sets to the folders of its arguments (the
+        # variants' own folders among them): the programs find the library through their RUNPATH.
+        env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=dict(env, LD_DEBUG="libs", LD_DEBUG_OUTPUT=prefix))
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            sys.exit(f"hwcaps_test: {' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
+        with open(f"{prefix}.{process.pid}") as log:
+            paths = re.findall(r"calling init: (\S*libweft\.so[.0-9]*)", log.read())
     if not paths:
         sys.exit(f"hwcaps_test: LD_DEBUG=libs shows no libweft for {' '.join(command)}")
-    return os.path.realpath(paths[0]), result
+    return os.path.realpath(paths[0]), output
 
 
 def supported_levels():
@@ -75,8 +83,8 @@ def main():
     for mask, lib in (("x86-64-v3", v3), ("x86-64-v2", baseline)):
         if mask == "x86-64-v3" and "x86-64-v3" not in levels:
             continue
-        loaded, result = loaded_libweft([LOADER, "--glibc-hwcaps-mask", mask, weft_tests])
-        print(f"the suite with --glibc-hwcaps-mask {mask}: {loaded}; {result.stdout.strip().splitlines()[-2:]}")
+        loaded, output = loaded_libweft([LOADER, "--glibc-hwcaps-mask", mask, weft_tests])
+        print(f"the suite with --glibc-hwcaps-mask {mask}: {loaded}; {output.strip().splitlines()[-2:]}")
         if loaded != lib:
             failures.append(f"with --glibc-hwcaps-mask {mask}, loaded {loaded}, expected {lib}")
 
