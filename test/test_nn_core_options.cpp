@@ -61,6 +61,7 @@ TEST_CASE("each module's default attributes are its core layer's default options
                      core::ConvOptions{.features = 4, .kernel_size = {3, 3}});
   check_fields_equal(nn::LayerNorm{}, core::LayerNormOptions{});
   check_fields_equal(nn::GroupNorm{}, core::GroupNormOptions{});
+  check_fields_equal(nn::RMSNorm{}, core::RMSNormOptions{});
   check_fields_equal<"use_running_average">(nn::BatchNorm{}, core::BatchNormOptions{.use_running_average = false});
   check_fields_equal<"deterministic">(nn::Dropout{.rate = 0.25f},
                                       core::DropoutOptions{.rate = 0.25f, .deterministic = false});

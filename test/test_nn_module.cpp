@@ -643,6 +643,7 @@ TEST_CASE("nn::tabulate: every variable is in exactly one row, and the rows add 
   check_rows_add_up(One<nn::LayerNorm>{}, x);
   check_rows_add_up(One<nn::BatchNorm>{{.use_running_average = false}}, x);
   check_rows_add_up(One<nn::GroupNorm>{{.num_groups = 3}}, x);
+  check_rows_add_up(One<nn::RMSNorm>{}, x);
   check_rows_add_up(One<nn::Dropout>{{.rate = 0.5f, .deterministic = true}}, x);
   check_rows_add_up(One<nn::MultiHeadDotProductAttention>{{.num_heads = 2}}, seq);
   check_rows_add_up(One<nn::SelfAttention>{{.num_heads = 2, .qkv_features = 8, .out_features = 4}}, seq);
@@ -655,6 +656,7 @@ TEST_CASE("nn modules delegate to the core function of their layer: same variabl
     Tensor operator()(nn::Scope& s, const Tensor& t) const {
       Tensor y = s(nn::Conv{.features = 4, .kernel_size = {3, 3}}, t);
       y = s(nn::GroupNorm{.num_groups = 2}, y);
+      y = s(nn::RMSNorm{.feature_axes = {1, 2}}, y);
       return s(nn::DenseGeneral{.features = {2, 3}}, y);
     }
   };
@@ -663,6 +665,7 @@ TEST_CASE("nn modules delegate to the core function of their layer: same variabl
     y = s.child("GroupNorm_0", [](core::Scope& c, const Tensor& u) {
       return core::group_norm(core::GroupNormOptions{.num_groups = 2}, c, u);
     })(y);
+    y = s.child("RMSNorm_0", partial(core::rms_norm, "feature_axes"_kw = std::vector<int>{1, 2}))(y);
     return s.child("DenseGeneral_0", partial(core::dense_general, std::vector<std::int64_t>{2, 3}))(y);
   };
   const auto [out_nn, vars_nn] = nn::init_with_output(ViaNn{}, Key(4), img);
