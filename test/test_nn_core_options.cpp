@@ -64,6 +64,8 @@ TEST_CASE("each module's default attributes are its core layer's default options
                      core::EmbedOptions{.num_embeddings = 5, .features = 3});
   check_fields_equal(nn::Conv{.features = 4, .kernel_size = {3, 3}},
                      core::ConvOptions{.features = 4, .kernel_size = {3, 3}});
+  check_fields_equal(nn::ConvTranspose{.features = 4, .kernel_size = {3}},
+                     core::ConvTransposeOptions{.features = 4, .kernel_size = {3}});
   check_fields_equal(nn::LayerNorm{}, core::LayerNormOptions{});
   check_fields_equal(nn::GroupNorm{}, core::GroupNormOptions{});
   check_fields_equal(nn::RMSNorm{}, core::RMSNormOptions{});
