@@ -66,6 +66,9 @@ TEST_CASE("each module's default attributes are its core layer's default options
                      core::ConvOptions{.features = 4, .kernel_size = {3, 3}});
   check_fields_equal(nn::ConvTranspose{.features = 4, .kernel_size = {3}},
                      core::ConvTransposeOptions{.features = 4, .kernel_size = {3}});
+  check_fields_equal<"einsum_str">(nn::Einsum{.shape = {2, 3}},
+                                   core::EinsumOptions{.shape = {2, 3}, .einsum_str = "ab,bc->ac"});
+  CHECK_FALSE(nn::Einsum{.shape = {2, 3}}.einsum_str.has_value());
   check_fields_equal(nn::LayerNorm{}, core::LayerNormOptions{});
   check_fields_equal(nn::GroupNorm{}, core::GroupNormOptions{});
   check_fields_equal(nn::RMSNorm{}, core::RMSNormOptions{});

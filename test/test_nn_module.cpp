@@ -839,3 +839,20 @@ TEST_CASE("nn::bind: a module bound to variables runs its call and its methods; 
   const Tensor e = tv.at("params/embed/embedding");
   check_close(nn::apply(seed::TiedEmbed{}, tv, ids), matmul(take(e, ids), transpose(e, {1, 0})));
 }
+
+TEST_CASE("nn::Einsum: einsum_str as attribute or call keyword, exactly once (Flax test_einsum_str_arg)") {
+  const Tensor x = pattern(Shape{3, 4, 5});
+  const nn::Einsum fixed{.shape = {5, 6, 7}, .einsum_str = "abc,cde->abde"};
+  const auto [y, v] = nn::init_with_output(fixed, Key(0), x);
+  CHECK(v.paths() == std::vector<std::string>{"params/bias", "params/kernel"});
+  const nn::Einsum deferred{.shape = {5, 6, 7}};
+  check_close(nn::apply(deferred, v, x, "einsum_str"_kw = std::string("abc,cde->abde")), y, 0.0f, 0.0f);
+  check_close(nn::apply(fixed, v, x), core::apply(partial(core::einsum, core::EinsumOptions{.shape = {5, 6, 7},
+                                                                                          .einsum_str = "abc,cde->abde"}))(v, x),
+              0.0f, 0.0f);
+  check_throws_with<nn::MergeParamError>(
+      [&] { (void)nn::apply(fixed, v, x, "einsum_str"_kw = std::string("abc,cde->abde")); },
+      {"Parameter \"einsum_str\" was passed to the constructor and at call time. Should be passed just once."});
+  check_throws_with<nn::MergeParamError>([&] { (void)nn::apply(deferred, v, x); },
+                                         {"Parameter \"einsum_str\" must be passed to the constructor or at call time."});
+}
