@@ -307,8 +307,8 @@ std::pair<Tensor, Tensor> bump_signals(Key key) {
 }  // namespace
 
 TEST_CASE("a 1-D convolutional model learns where a bump is, also under noise it never saw") {
-  const auto [x, y] = bump_signals(Key(21));
-  const auto [x_test, y_test] = bump_signals(Key(22));
+  const std::pair<Tensor, Tensor> train = bump_signals(Key(21)), test = bump_signals(Key(22));
+  const Tensor &x = train.first, &y = train.second, &x_test = test.first, &y_test = test.second;
   struct Model {
     Tensor operator()(nn::Scope& s, const Tensor& t) const {
       Tensor h = relu(s(nn::Conv{.features = 8, .kernel_size = {3}}, t));

@@ -101,7 +101,8 @@ std::pair<LSTMCarry, Tensor> lstm_cell_fn::operator()(const LSTMCellOptions& opt
                                                       const LSTMCarry& carry, const Tensor& inputs) const {
   const std::int64_t f = options.features;
   check_features(f, scope, "lstm_cell");
-  const auto& [c, h] = carry;
+  const Tensor& c = carry.first;  // not a structured binding: clang 14 cannot capture one in a lambda
+  const Tensor& h = carry.second;
   check_step(inputs, c, "c", f, scope, "core::lstm_cell");
   check_step(inputs, h, "h", f, scope, "core::lstm_cell");
   const Initializer& ki = options.kernel_init;
@@ -124,7 +125,8 @@ std::pair<LSTMCarry, Tensor> optimized_lstm_cell_fn::operator()(const OptimizedL
                                                                 const LSTMCarry& carry, const Tensor& inputs) const {
   const std::int64_t f = options.features;
   check_features(f, scope, "optimized_lstm_cell");
-  const auto& [c, h] = carry;
+  const Tensor& c = carry.first;
+  const Tensor& h = carry.second;
   check_step(inputs, c, "c", f, scope, "core::optimized_lstm_cell");
   check_step(inputs, h, "h", f, scope, "core::optimized_lstm_cell");
   const std::int64_t in = inputs.shape()[inputs.rank() - 1];
