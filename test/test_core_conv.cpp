@@ -233,6 +233,14 @@ TEST_CASE("max_pool and avg_pool over 1 and 3 spatial axes match lax.reduce_wind
   const Tensor w = pattern(s3, -1.0f, 1.0f, 9);
   check_gradient([&](const Tensor& t) { return sum(core::avg_pool(t, {2, 3, 2}, {2, 2, 1}, "SAME", false) * w); }, x3);
   check_gradient([&](const Tensor& t) { return sum(core::max_pool(t, {2, 3, 2}, {2, 2, 1}, "SAME") * w); }, x3);
+  // Ties: the gradient goes to the first maximum of each window in (depth, height, width) order,
+  // as XLA's select-and-scatter gives jax.grad of max_pool.
+  std::vector<float> first(8, 0.0f);
+  first[0] = 1.0f;
+  check_close(grad([](const Tensor& t) { return sum(core::max_pool(t, {2, 2, 2})); })(ones(Shape{1, 2, 2, 2, 1})), first,
+              Shape{1, 2, 2, 2, 1}, 0.0f, 0.0f);
+  check_close(grad([](const Tensor& t) { return sum(core::max_pool(t, {3})); })(ones(Shape{1, 3, 1})), {1, 0, 0},
+              Shape{1, 3, 1}, 0.0f, 0.0f);
   check_throws_with<ValueError>([&] { (void)core::max_pool(x3, {2, 2, 2, 2}); },
                                 {"core::max_pool", "window_shape (2, 2, 2, 2) must have 1, 2 or 3 entries"});
   check_throws_with<ShapeError>([&] { (void)core::avg_pool(ones(Shape{4, 3}), {2, 2}); },

@@ -206,7 +206,10 @@ Tensor pool_nd(const Tensor& x, const std::vector<std::int64_t>& window, const s
   const float pad_value = kind == PoolKind::max ? -std::numeric_limits<float>::infinity() : 0.0f;
   const std::vector<Tensor> taps = depth_taps(planes, pads[0], window[0], strides[0], 1, depth_out, pad_value);
   Tensor y = taps[0];
-  for (std::size_t k = 1; k < taps.size(); ++k) y = kind == PoolKind::max ? maximum(y, taps[k]) : y + taps[k];
+  // max: the earlier depth wins a tie (where, not maximum, which splits a tied gradient), so the
+  // gradient goes to the first maximum in (depth, height, width) order, as for 2-D.
+  for (std::size_t k = 1; k < taps.size(); ++k)
+    y = kind == PoolKind::max ? where(y >= taps[k], y, taps[k]) : y + taps[k];
   if (kind == PoolKind::max) return y;
   if (count_include_pad) return y / static_cast<float>(window[0]);
   // The depth positions of each output inside the input (the 2-D pool divided by its own count).

@@ -72,7 +72,8 @@ inline constexpr conv_transpose_fn conv_transpose{};
 
 /// Max pooling of (batch..., spatial..., channels) or (spatial..., channels), with as many spatial
 /// axes as window_shape has entries (1, 2 or 3); empty strides mean 1 along each axis. Padded
-/// positions are -inf (never the maximum unless a window holds nothing else).
+/// positions are -inf (never the maximum unless a window holds nothing else). The gradient goes
+/// to the first maximum of each window in row-major window order, as jax.grad of Flax's max_pool.
 [[nodiscard]] Tensor max_pool(const Tensor& x, std::vector<std::int64_t> window_shape,
                               std::vector<std::int64_t> strides = {}, Padding padding = "VALID");
 /// Average pooling of the same shapes; with count_include_pad (Flax's default) padded elements count
