@@ -529,6 +529,7 @@ TEST_CASE("nn::tabulate lists each module call with shapes and parameter counts"
 
 #include "weft/nn/attention.hpp"
 #include "weft/nn/conv.hpp"
+#include "weft/nn/recurrent.hpp"
 
 TEST_CASE("MultiHeadDotProductAttention merges deterministic only when dropout_rate > 0 (as Linen)") {
   const Tensor x = pattern(Shape{2, 3, 8});
@@ -644,6 +645,14 @@ TEST_CASE("nn::tabulate: every variable is in exactly one row, and the rows add 
   check_rows_add_up(One<nn::BatchNorm>{{.use_running_average = false}}, x);
   check_rows_add_up(One<nn::GroupNorm>{{.num_groups = 3}}, x);
   check_rows_add_up(One<nn::RMSNorm>{}, x);
+  check_rows_add_up(One<nn::Conv>{{.features = 4, .kernel_size = {3}}}, seq);
+  check_rows_add_up(One<nn::ConvTranspose>{{.features = 4, .kernel_size = {3}, .strides = {2}}}, seq);
+  check_rows_add_up(One<nn::Einsum>{{.shape = {6, 2, 3}, .einsum_str = "ab,bcd->acd"}}, x);
+  // A cell called at every step in the same scope: its parameters are counted once.
+  check_rows_add_up(One<nn::RNN<nn::LSTMCell>>{{.cell = {.features = 3}}}, seq);
+  check_rows_add_up(One<nn::Bidirectional<nn::RNN<nn::GRUCell>>>{{.forward_rnn = {.cell = {.features = 3}},
+                                                                   .backward_rnn = {.cell = {.features = 2}}}},
+                    seq);
   check_rows_add_up(One<nn::Dropout>{{.rate = 0.5f, .deterministic = true}}, x);
   check_rows_add_up(One<nn::MultiHeadDotProductAttention>{{.num_heads = 2}}, seq);
   check_rows_add_up(One<nn::SelfAttention>{{.num_heads = 2, .qkv_features = 8, .out_features = 4}}, seq);
