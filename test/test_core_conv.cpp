@@ -294,6 +294,12 @@ TEST_CASE("conv_transpose matches lax.conv_transpose (NumPy scatter form), with 
   check_throws_with<ShapeError>(
       [&] { (void)core::init(partial(core::conv_transpose, core::ConvTransposeOptions{.features = 2, .kernel_size = {3, 3}}))(Key(0), ones(Shape{4, 3})); },
       {"core::conv_transpose", "2 spatial axes", "(4, 3)"});
+  check_throws_with<ValueError>(
+      [&] { (void)core::init(partial(core::conv_transpose, core::ConvTransposeOptions{.features = 0, .kernel_size = {3}}))(Key(0), x1); },
+      {"core::conv_transpose", "features must be positive, got 0"});
+  check_throws_with<ValueError>(
+      [&] { (void)core::init(partial(core::conv_transpose, core::ConvTransposeOptions{.features = 2, .kernel_size = std::vector<std::int64_t>{}}))(Key(0), x1); },
+      {"core::conv_transpose", "kernel_size must be one, two or three positive extents", "()"});
 }
 
 namespace {

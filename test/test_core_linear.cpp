@@ -315,4 +315,7 @@ TEST_CASE("einsum: Flax's errors for the equation, and weft's for shapes") {
   check_throws_with<ValueError>([&] { run("ab,bb->ab", {4, 4}); }, {"'b' appears twice in the kernel term"});
   check_throws_with<ValueError>([&] { run("ab,bc->az", {4, 2}); }, {"output letter 'z'", "neither operand"});
   check_throws_with<ValueError>([&] { run("ab,...c->ac", {4, 2}); }, {"\"...\" in the kernel's term"});
+  check_throws_with<ValueError>([&] { run("ab->ac,bc", {4, 2}); }, {"must separate the two operands before \"->\""});
+  check_throws_with<ValueError>([&] { run("a1,1c->ac", {4, 2}); }, {"'1' in the input term", "not a letter"});
+  check_throws_with<ValueError>([&] { run("ab,bc->ac", {4, -2}); }, {"the kernel shape (4, -2) has a negative extent"});
 }

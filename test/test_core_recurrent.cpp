@@ -320,6 +320,18 @@ TEST_CASE("recurrent layers: bad shapes and options are errors that say what to 
       {"core::lstm_cell", "features must be positive, got 0"});
   check_throws_with<ShapeError>([&] { (void)core::initialize_carry(kLstm, Key(0), Shape{}); },
                                 {"initialize_carry (LSTMCell)", "input_shape is ()"});
+  check_throws_with<ValueError>(
+      [&] { (void)core::initialize_carry(core::GRUCellOptions{.features = -2}, Key(0), Shape{2, 3}); },
+      {"initialize_carry (GRUCell)", "features must be positive, got -2"});
+  check_throws_with<ShapeError>(
+      [&] {
+        (void)core::init([](core::Scope& s, const Tensor& xt) {
+          return core::gru_cell(kGru, s, zeros(Shape{kFeatures}), xt);
+        })(Key(0), Tensor(1.0f));
+      },
+      {"core::gru_cell", "the inputs are a scalar"});
+  check_throws_with<ShapeError>([&] { (void)core::flip_sequences(x, Tensor{}, 3, false); },
+                                {"core::flip_sequences", "num_batch_dims = 3 does not fit the inputs (2, 4, 3)"});
 }
 
 // ---------------------------------------------------------------------------------------- modules
