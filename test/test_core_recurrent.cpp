@@ -367,6 +367,11 @@ TEST_CASE("nn::RNN runs its cell in the child scope \"cell\", as core::rnn, with
     }, start, t);
   })(lstm_params(), x);
   CHECK(same_values(from_start, expected.second));
+  // Two batch axes: (batch, 1, time, features) runs as (batch, time, features), carries (batch, 1, features).
+  check_close(nn::apply(lstm, lstm_params(), reshape(x, {kBatch, 1, kTime, kIn}), "seq_lengths"_kw = reshape(lengths, {kBatch, 1}),
+                        "reverse"_kw = true),
+              reshape(Tensor(values(ref::lstm_reverse_outputs), Shape{kBatch, kTime, kFeatures}), {kBatch, 1, kTime, kFeatures}),
+              1e-6f, 1e-5f);
   // GRU and OptimizedLSTM cells as modules.
   const nn::RNN<nn::GRUCell> gru{.cell = {.features = kFeatures}};
   check_close(nn::apply(gru, gru_params(), x), values(ref::gru_outputs), Shape{kBatch, kTime, kFeatures}, 1e-6f, 1e-5f);
