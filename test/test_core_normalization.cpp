@@ -355,3 +355,81 @@ TEST_CASE("batch, layer and group norm keep the two-pass formula's precision whe
   check_norm_precision("group norm", 5e-5, partial(core::group_norm, "num_groups"_kw = 3, "epsilon"_kw = eps), xg,
                        norm_reference(xg, wg, 12, eps, [](std::int64_t i) { return (i / 384) * 3 + (i % 6) / 2; }), wg);
 }
+
+// --------------------------------------------------------------------------------------- rms_norm
+
+TEST_CASE("rms_norm: rows divided by their root mean square, then scale (closed form, no centring)") {
+  const Tensor x({1.0f, 2.0f, 3.0f, 4.0f, 2.0f, -4.0f, 6.0f, 8.0f}, Shape{2, 4});
+  auto [y, variables] = init_and_check_apply(partial(core::rms_norm, core::RMSNormOptions{}), Key(0), x);
+  CHECK(variables.paths() == std::vector<std::string>{"params/scale"});
+  check_close(variables.at("params/scale"), {1, 1, 1, 1}, Shape{4}, 0.0f, 0.0f);  // scale_init ones
+  // Row 1: mean of squares (1 + 4 + 9 + 16) / 4 = 7.5; row 2: (4 + 16 + 36 + 64) / 4 = 30.
+  const double r1 = std::sqrt(7.5 + 1e-6), r2 = std::sqrt(30.0 + 1e-6);
+  const std::vector<float> expected = {
+      static_cast<float>(1 / r1), static_cast<float>(2 / r1),  static_cast<float>(3 / r1), static_cast<float>(4 / r1),
+      static_cast<float>(2 / r2), static_cast<float>(-4 / r2), static_cast<float>(6 / r2), static_cast<float>(8 / r2)};
+  check_close(y, expected, Shape{2, 4});
+  const Tensor scale({1.0f, 2.0f, 3.0f, -4.0f}, Shape{4});
+  check_close(core::apply(partial(core::rms_norm, core::RMSNormOptions{}))(variables.set("params/scale", scale), x),
+              Tensor(expected, Shape{2, 4}) * scale);
+  // use_scale false: no parameters; epsilon enters under the root.
+  auto [y2, none] =
+      core::init(partial(core::rms_norm, "use_scale"_kw = false, "epsilon"_kw = 0.5f))(Key(0), x);
+  CHECK(none.empty());
+  check_close(y2,
+              {static_cast<float>(1 / std::sqrt(8.0)), static_cast<float>(2 / std::sqrt(8.0)),
+               static_cast<float>(3 / std::sqrt(8.0)), static_cast<float>(4 / std::sqrt(8.0)),
+               static_cast<float>(2 / std::sqrt(30.5)), static_cast<float>(-4 / std::sqrt(30.5)),
+               static_cast<float>(6 / std::sqrt(30.5)), static_cast<float>(8 / std::sqrt(30.5))},
+              Shape{2, 4});
+}
+
+TEST_CASE("rms_norm: reduction_axes and feature_axes as Flax's _normalize takes them") {
+  const Tensor x = pattern(Shape{2, 3, 4}, -1.0f, 2.0f);
+  // Statistics over (1, 2) with scale over (1, 2): the flattened (2, 12) rows, scale (3, 4).
+  const auto both = partial(core::rms_norm, "reduction_axes"_kw = std::vector<int>{1, 2},
+                            "feature_axes"_kw = std::vector<int>{-1, 1});
+  auto [y, variables] = init_and_check_apply(both, Key(0), x);
+  CHECK(variables.at("params/scale").shape() == Shape{3, 4});
+  const Tensor flat = core::init(partial(core::rms_norm, core::RMSNormOptions{}))(Key(0), reshape(x, {2, 12})).first;
+  check_close(y, reshape(flat, {2, 3, 4}), 1e-6f, 1e-5f);
+  // Statistics over the last axis, scale over axis 1: scale (3,) broadcast as (1, 3, 1).
+  const auto middle = partial(core::rms_norm, "feature_axes"_kw = std::vector<int>{1});
+  const Variables v = core::init(middle)(Key(0), x).second;
+  CHECK(v.at("params/scale").shape() == Shape{3});
+  const Tensor s({0.5f, 2.0f, -1.0f}, Shape{3});
+  const Tensor plain = core::init(partial(core::rms_norm, "use_scale"_kw = false))(Key(0), x).first;
+  check_close(core::apply(middle)(v.set("params/scale", s), x), plain * reshape(s, {1, 3, 1}), 1e-6f, 1e-5f);
+}
+
+TEST_CASE("rms_norm: gradients with respect to x and scale match finite differences") {
+  const Tensor x = pattern(Shape{3, 5}, -1.0f, 2.0f);
+  const Tensor w = pattern(Shape{3, 5}, -1.0f, 1.0f, 5);
+  const auto layer = partial(core::rms_norm, core::RMSNormOptions{});
+  const Variables variables =
+      core::init(layer)(Key(0), x).second.set("params/scale", pattern(Shape{5}, 0.5f, 1.5f, 1));
+  check_gradient([&](const Tensor& t) { return sum(core::apply(layer)(variables, t) * w); }, x);
+  check_gradient([&](const Tensor& t) { return sum(core::apply(layer)(variables.set("params/scale", t), x) * w); },
+                 variables.at("params/scale"));
+  const auto rows = partial(core::rms_norm, "reduction_axes"_kw = std::vector<int>{0}, "feature_axes"_kw = std::vector<int>{0});
+  const Variables vr = core::init(rows)(Key(0), x).second;
+  check_gradient([&](const Tensor& t) { return sum(core::apply(rows)(vr, t) * w); }, x);
+}
+
+TEST_CASE("rms_norm: bad input and options are errors that say what to change") {
+  const Tensor x = ones(Shape{2, 4});
+  check_throws_with<ShapeError>([] { (void)core::init(partial(core::rms_norm, core::RMSNormOptions{}))(Key(0), Tensor(1.0f)); },
+                                {"core::rms_norm", "at least one axis", "scalar"});
+  check_throws_with<ValueError>(
+      [&] { (void)core::init(partial(core::rms_norm, "reduction_axes"_kw = std::vector<int>{}))(Key(0), x); },
+      {"core::rms_norm", "reduction_axes and feature_axes must each name at least one axis", "(2, 4)", "{-1}"});
+  check_throws_with<ValueError>(
+      [&] { (void)core::init(partial(core::rms_norm, "epsilon"_kw = -1.0f))(Key(0), x); },
+      {"core::rms_norm", "epsilon must be >= 0", "got -1"});
+  check_throws_with<ShapeError>(
+      [&] { (void)core::init(partial(core::rms_norm, "feature_axes"_kw = std::vector<int>{2}))(Key(0), x); },
+      {"core::rms_norm", "axis 2 is out of range for a tensor of rank 2"});
+  check_throws_with<ShapeError>(
+      [&] { (void)core::init(partial(core::rms_norm, "reduction_axes"_kw = std::vector<int>{1, -1}))(Key(0), x); },
+      {"core::rms_norm", "an axis is listed twice"});
+}

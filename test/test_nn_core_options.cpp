@@ -26,6 +26,11 @@ void check_same(std::string_view name, const T& a, const T& b) {
     REQUIRE(static_cast<bool>(a) == static_cast<bool>(b));
     // Initializers have no identity to compare; the same draw from the same key must be equal.
     if (a) testing::check_close(a(Key(7), Shape{3, 4}), b(Key(7), Shape{3, 4}), 0.0f, 0.0f);
+  } else if constexpr (std::is_same_v<T, core::Activation>) {
+    REQUIRE(static_cast<bool>(a) == static_cast<bool>(b));
+    // Functions have no identity either: the same values on the same input.
+    const Tensor x = testing::pattern(Shape{5}, -2.0f, 2.0f);
+    if (a) testing::check_close(a(x), b(x), 0.0f, 0.0f);
   } else if constexpr (std::is_same_v<T, Padding>) {
     CHECK(a.str() == b.str());
   } else if constexpr (std::equality_comparable<T>) {
@@ -59,8 +64,17 @@ TEST_CASE("each module's default attributes are its core layer's default options
                      core::EmbedOptions{.num_embeddings = 5, .features = 3});
   check_fields_equal(nn::Conv{.features = 4, .kernel_size = {3, 3}},
                      core::ConvOptions{.features = 4, .kernel_size = {3, 3}});
+  check_fields_equal(nn::ConvTranspose{.features = 4, .kernel_size = {3}},
+                     core::ConvTransposeOptions{.features = 4, .kernel_size = {3}});
+  check_fields_equal<"einsum_str">(nn::Einsum{.shape = {2, 3}},
+                                   core::EinsumOptions{.shape = {2, 3}, .einsum_str = "ab,bc->ac"});
+  CHECK_FALSE(nn::Einsum{.shape = {2, 3}}.einsum_str.has_value());
   check_fields_equal(nn::LayerNorm{}, core::LayerNormOptions{});
   check_fields_equal(nn::GroupNorm{}, core::GroupNormOptions{});
+  check_fields_equal(nn::RMSNorm{}, core::RMSNormOptions{});
+  check_fields_equal(nn::LSTMCell{.features = 3}, core::LSTMCellOptions{.features = 3});
+  check_fields_equal(nn::OptimizedLSTMCell{.features = 3}, core::OptimizedLSTMCellOptions{.features = 3});
+  check_fields_equal(nn::GRUCell{.features = 3}, core::GRUCellOptions{.features = 3});
   check_fields_equal<"use_running_average">(nn::BatchNorm{}, core::BatchNormOptions{.use_running_average = false});
   check_fields_equal<"deterministic">(nn::Dropout{.rate = 0.25f},
                                       core::DropoutOptions{.rate = 0.25f, .deterministic = false});

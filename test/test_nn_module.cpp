@@ -529,6 +529,7 @@ TEST_CASE("nn::tabulate lists each module call with shapes and parameter counts"
 
 #include "weft/nn/attention.hpp"
 #include "weft/nn/conv.hpp"
+#include "weft/nn/recurrent.hpp"
 
 TEST_CASE("MultiHeadDotProductAttention merges deterministic only when dropout_rate > 0 (as Linen)") {
   const Tensor x = pattern(Shape{2, 3, 8});
@@ -643,6 +644,15 @@ TEST_CASE("nn::tabulate: every variable is in exactly one row, and the rows add 
   check_rows_add_up(One<nn::LayerNorm>{}, x);
   check_rows_add_up(One<nn::BatchNorm>{{.use_running_average = false}}, x);
   check_rows_add_up(One<nn::GroupNorm>{{.num_groups = 3}}, x);
+  check_rows_add_up(One<nn::RMSNorm>{}, x);
+  check_rows_add_up(One<nn::Conv>{{.features = 4, .kernel_size = {3}}}, seq);
+  check_rows_add_up(One<nn::ConvTranspose>{{.features = 4, .kernel_size = {3}, .strides = {2}}}, seq);
+  check_rows_add_up(One<nn::Einsum>{{.shape = {6, 2, 3}, .einsum_str = "ab,bcd->acd"}}, x);
+  // A cell called at every step in the same scope: its parameters are counted once.
+  check_rows_add_up(One<nn::RNN<nn::LSTMCell>>{{.cell = {.features = 3}}}, seq);
+  check_rows_add_up(One<nn::Bidirectional<nn::RNN<nn::GRUCell>>>{{.forward_rnn = {.cell = {.features = 3}},
+                                                                   .backward_rnn = {.cell = {.features = 2}}}},
+                    seq);
   check_rows_add_up(One<nn::Dropout>{{.rate = 0.5f, .deterministic = true}}, x);
   check_rows_add_up(One<nn::MultiHeadDotProductAttention>{{.num_heads = 2}}, seq);
   check_rows_add_up(One<nn::SelfAttention>{{.num_heads = 2, .qkv_features = 8, .out_features = 4}}, seq);
@@ -655,6 +665,7 @@ TEST_CASE("nn modules delegate to the core function of their layer: same variabl
     Tensor operator()(nn::Scope& s, const Tensor& t) const {
       Tensor y = s(nn::Conv{.features = 4, .kernel_size = {3, 3}}, t);
       y = s(nn::GroupNorm{.num_groups = 2}, y);
+      y = s(nn::RMSNorm{.feature_axes = {1, 2}}, y);
       return s(nn::DenseGeneral{.features = {2, 3}}, y);
     }
   };
@@ -663,6 +674,7 @@ TEST_CASE("nn modules delegate to the core function of their layer: same variabl
     y = s.child("GroupNorm_0", [](core::Scope& c, const Tensor& u) {
       return core::group_norm(core::GroupNormOptions{.num_groups = 2}, c, u);
     })(y);
+    y = s.child("RMSNorm_0", partial(core::rms_norm, "feature_axes"_kw = std::vector<int>{1, 2}))(y);
     return s.child("DenseGeneral_0", partial(core::dense_general, std::vector<std::int64_t>{2, 3}))(y);
   };
   const auto [out_nn, vars_nn] = nn::init_with_output(ViaNn{}, Key(4), img);
@@ -835,4 +847,22 @@ TEST_CASE("nn::bind: a module bound to variables runs its call and its methods; 
   CHECK(tv.paths() == std::vector<std::string>{"params/embed/embedding"});
   const Tensor e = tv.at("params/embed/embedding");
   check_close(nn::apply(seed::TiedEmbed{}, tv, ids), matmul(take(e, ids), transpose(e, {1, 0})));
+}
+
+TEST_CASE("nn::Einsum: einsum_str as attribute or call keyword, exactly once (Flax test_einsum_str_arg)") {
+  const Tensor x = pattern(Shape{3, 4, 5});
+  const nn::Einsum fixed{.shape = {5, 6, 7}, .einsum_str = "abc,cde->abde"};
+  const Variables v = nn::init(fixed, Key(0), x);  // not a structured binding: the lambdas below capture it
+  const Tensor y = nn::apply(fixed, v, x);
+  CHECK(v.paths() == std::vector<std::string>{"params/bias", "params/kernel"});
+  const nn::Einsum deferred{.shape = {5, 6, 7}};
+  check_close(nn::apply(deferred, v, x, "einsum_str"_kw = std::string("abc,cde->abde")), y, 0.0f, 0.0f);
+  check_close(nn::apply(fixed, v, x), core::apply(partial(core::einsum, core::EinsumOptions{.shape = {5, 6, 7},
+                                                                                          .einsum_str = "abc,cde->abde"}))(v, x),
+              0.0f, 0.0f);
+  check_throws_with<nn::MergeParamError>(
+      [&] { (void)nn::apply(fixed, v, x, "einsum_str"_kw = std::string("abc,cde->abde")); },
+      {"Parameter \"einsum_str\" was passed to the constructor and at call time. Should be passed just once."});
+  check_throws_with<nn::MergeParamError>([&] { (void)nn::apply(deferred, v, x); },
+                                         {"Parameter \"einsum_str\" must be passed to the constructor or at call time."});
 }

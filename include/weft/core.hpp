@@ -7,5 +7,6 @@
 #include "weft/core/initializers.hpp"
 #include "weft/core/linear.hpp"
 #include "weft/core/normalization.hpp"
+#include "weft/core/recurrent.hpp"
 #include "weft/core/scope.hpp"
 #include "weft/core/stochastic.hpp"

@@ -8,6 +8,7 @@
 #include "weft/nn/module.hpp"
 #include "weft/nn/normalization.hpp"
 #include "weft/nn/partial.hpp"
+#include "weft/nn/recurrent.hpp"
 #include "weft/nn/sequential.hpp"
 #include "weft/nn/stochastic.hpp"
 #include "weft/nn/tabulate.hpp"

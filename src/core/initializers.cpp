@@ -1,6 +1,9 @@
 #include "weft/core/initializers.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -111,6 +114,62 @@ Initializer he_normal(int in_axis, int out_axis) {
 }
 Initializer he_uniform(int in_axis, int out_axis) {
   return variance_scaling(2.0f, FanMode::fan_in, Distribution::uniform, in_axis, out_axis);
+}
+
+namespace {
+
+Initializer make_orthogonal(float scale, int column_axis) {
+  return [=](Key key, const Shape& shape) {
+    if (shape.rank() < 2)
+      throw ValueError(fmt::format("weft::core::initializers::orthogonal: orthogonal initializer requires at least a "
+                                   "2D shape, got {}; use zeros/normal for biases",
+                                   shape.str()));
+    const int axis = normalize_axis(column_axis, shape.rank(), "initializers::orthogonal");
+    if (shape.numel() == 0) return weft::zeros(shape);
+    const std::int64_t cols = shape[axis], rows = shape.numel() / cols;
+    const bool transposed = rows < cols;
+    const std::int64_t m = transposed ? cols : rows, n = transposed ? rows : cols;  // m >= n
+    const std::vector<float> a = weft::normal(key, Shape{m, n}).to_vector();
+    // Modified Gram-Schmidt on the columns of the (m, n) matrix: Q with R's diagonal positive,
+    // which is JAX's Q * sign(diag(R)).
+    std::vector<double> q(a.begin(), a.end());
+    auto at = [&](std::int64_t i, std::int64_t j) -> double& { return q[static_cast<std::size_t>(i * n + j)]; };
+    for (std::int64_t j = 0; j < n; ++j) {
+      for (std::int64_t k = 0; k < j; ++k) {
+        double dot = 0;
+        for (std::int64_t i = 0; i < m; ++i) dot += at(i, k) * at(i, j);
+        for (std::int64_t i = 0; i < m; ++i) at(i, j) -= dot * at(i, k);
+      }
+      double norm = 0;
+      for (std::int64_t i = 0; i < m; ++i) norm += at(i, j) * at(i, j);
+      norm = std::sqrt(norm);
+      for (std::int64_t i = 0; i < m; ++i) at(i, j) /= norm;
+    }
+    // Q (m, n), transposed back to (rows, cols) when the draw was.
+    std::vector<float> out(q.size());
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::size_t dst = transposed ? static_cast<std::size_t>(j * m + i) : static_cast<std::size_t>(i * n + j);
+        out[dst] = static_cast<float>(at(i, j));
+      }
+    // (rows, cols) is the shape without column_axis, then column_axis's extent: move it back.
+    std::vector<std::int64_t> moved;
+    for (int d = 0; d < shape.rank(); ++d)
+      if (d != axis) moved.push_back(shape[d]);
+    moved.push_back(cols);
+    std::vector<int> perm;
+    for (int d = 0; d < shape.rank() - 1; ++d) perm.push_back(d);
+    perm.insert(perm.begin() + axis, shape.rank() - 1);
+    return transpose(Tensor(out, Shape(moved)), perm) * scale;
+  };
+}
+
+}  // namespace
+
+Initializer orthogonal(float scale, int column_axis) {
+  static const Initializer defaults = make_orthogonal(1.0f, -1);  // every recurrent cell's default
+  if (scale == 1.0f && column_axis == -1) return defaults;
+  return make_orthogonal(scale, column_axis);
 }
 
 }  // namespace weft::core::initializers

@@ -1,6 +1,7 @@
 #include "weft/core/linear.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <numeric>
 #include <string>
 
@@ -95,6 +96,153 @@ Tensor dense_general_fn::operator()(const DenseGeneralOptions& options, Scope& s
   y = reshape(y, out_dims);
   if (options.use_bias)
     y = y + scope.param("bias", flattened(options.bias_init, Shape{out}), Shape(features));
+  return y;
+}
+
+namespace {
+
+/// One operand's letters, "..." expanded to `ellipsis` (letters for the input's leading axes).
+std::string expand_ellipsis(const std::string& term, const std::string& ellipsis, bool allowed,
+                            const std::string& equation, const Scope& scope) {
+  const std::size_t at = term.find("...");
+  if (at == std::string::npos) return term;
+  if (!allowed)
+    throw ValueError(fmt::format("weft::core::einsum: \"...\" in the kernel's term of \"{}\"; the kernel's shape is "
+                                 "fixed, so name each of its axes with a letter{}",
+                                 equation, in_scope(scope)));
+  std::string out = term;
+  out.replace(at, 3, ellipsis);
+  return out;
+}
+
+}  // namespace
+
+Tensor einsum_fn::operator()(const EinsumOptions& options, Scope& scope, const Tensor& x) const {
+  const std::vector<std::int64_t>& shape = options.shape;
+  if (std::ranges::any_of(shape, [](std::int64_t e) { return e < 0; }))
+    throw ValueError(fmt::format("weft::core::einsum: the kernel shape {} has a negative extent{}", extents_str(shape),
+                                 in_scope(scope)));
+  weft::detail::require_float(x, "core::einsum");
+  std::string equation;
+  for (const char ch : static_cast<const std::string&>(options.einsum_str))
+    if (ch != ' ') equation += ch;
+  if (equation.find("->") == std::string::npos)
+    throw ValueError(fmt::format("weft::core::einsum: `einsum_str` equation must be explicit and include \"->\", got "
+                                 "\"{}\"{}",
+                                 equation, in_scope(scope)));
+  const auto commas = std::ranges::count(equation, ',');
+  if (commas != 1)
+    throw ValueError(fmt::format("weft::core::einsum: `einsum_str` equation must have exactly two operands and "
+                                 "therefore, exactly one comma character, instead of {} (\"{}\"){}",
+                                 commas, equation, in_scope(scope)));
+  const std::size_t arrow = equation.find("->"), comma = equation.find(',');
+  if (comma > arrow)
+    throw ValueError(fmt::format("weft::core::einsum: the comma of \"{}\" must separate the two operands before "
+                                 "\"->\"{}",
+                                 equation, in_scope(scope)));
+  const std::string lhs_raw = equation.substr(0, comma), rhs_raw = equation.substr(comma + 1, arrow - comma - 1),
+                    out_raw = equation.substr(arrow + 2);
+  // "..." stands for the input axes its letters leave: named with letters the equation does not use.
+  std::string ellipsis;
+  const std::size_t named = lhs_raw.size() - (lhs_raw.find("...") == std::string::npos ? 0 : 3);
+  if (lhs_raw.find("...") != std::string::npos && static_cast<std::size_t>(x.rank()) >= named) {
+    for (char c = 'A'; ellipsis.size() < static_cast<std::size_t>(x.rank()) - named && c <= 'z'; ++c)
+      if (std::isalpha(static_cast<unsigned char>(c)) && equation.find(c) == std::string::npos) ellipsis += c;
+  }
+  const std::string lhs = expand_ellipsis(lhs_raw, ellipsis, true, equation, scope);
+  const std::string rhs = expand_ellipsis(rhs_raw, ellipsis, false, equation, scope);
+  const std::string out = expand_ellipsis(out_raw, ellipsis, true, equation, scope);
+  auto check_term = [&](const std::string& term, std::size_t rank, const char* what, const std::string& shape_str) {
+    for (std::size_t i = 0; i < term.size(); ++i) {
+      if (!std::isalpha(static_cast<unsigned char>(term[i])))
+        throw ValueError(fmt::format("weft::core::einsum: '{}' in the {} term of \"{}\" is not a letter; name axes "
+                                     "with a-z or A-Z{}",
+                                     term[i], what, equation, in_scope(scope)));
+      if (term.find(term[i], i + 1) != std::string::npos)
+        throw ValueError(fmt::format("weft::core::einsum: the letter '{}' appears twice in the {} term of \"{}\"; "
+                                     "weft's einsum takes no diagonals, give each axis of an operand its own letter{}",
+                                     term[i], what, equation, in_scope(scope)));
+    }
+    if (rank != static_cast<std::size_t>(-1) && term.size() != rank)
+      throw ShapeError(fmt::format("weft::core::einsum: the {} term \"{}\" of \"{}\" names {} axes, but the {} has "
+                                   "{} ({}){}",
+                                   what, term, equation, term.size(), what, rank, shape_str, in_scope(scope)));
+  };
+  check_term(lhs, static_cast<std::size_t>(x.rank()), "input", x.shape().str());
+  check_term(rhs, shape.size(), "kernel", extents_str(shape));
+  check_term(out, static_cast<std::size_t>(-1), "output", "");
+  auto extent = [&](char c) -> std::int64_t {
+    const std::size_t i = lhs.find(c), k = rhs.find(c);
+    if (i != std::string::npos && k != std::string::npos && x.shape()[static_cast<int>(i)] != shape[k])
+      throw ShapeError(fmt::format("weft::core::einsum: the letter '{}' of \"{}\" is {} in the input {} but {} in the "
+                                   "kernel {}{}",
+                                   c, equation, x.shape()[static_cast<int>(i)], x.shape().str(), shape[k],
+                                   extents_str(shape), in_scope(scope)));
+    return i != std::string::npos ? x.shape()[static_cast<int>(i)] : shape[k];
+  };
+  for (const char c : out)
+    if (lhs.find(c) == std::string::npos && rhs.find(c) == std::string::npos)
+      throw ValueError(fmt::format("weft::core::einsum: the output letter '{}' of \"{}\" is in neither operand{}", c,
+                                   equation, in_scope(scope)));
+  for (const char c : lhs) (void)extent(c);
+
+  const Tensor kernel = scope.param("kernel", options.kernel_init, Shape(shape));
+  // Letters by role: batch (both operands and the output), contracted (both, not the output),
+  // free in one operand (it and the output), and summed away in one operand alone.
+  std::string batch, contracted, lhs_free, rhs_free;
+  for (const char c : out) {
+    const bool in_l = lhs.find(c) != std::string::npos, in_r = rhs.find(c) != std::string::npos;
+    if (in_l && in_r) batch += c;
+    else if (in_l) lhs_free += c;
+    else rhs_free += c;
+  }
+  for (const char c : lhs)
+    if (rhs.find(c) != std::string::npos && out.find(c) == std::string::npos) contracted += c;
+  // Each operand summed over its own letters that go nowhere, then laid out (batch, free, contracted).
+  auto prepare = [&](Tensor t, std::string term, const std::string& free, bool lhs_side) {
+    std::vector<int> lone;
+    for (std::size_t i = 0; i < term.size(); ++i)
+      if (out.find(term[i]) == std::string::npos && contracted.find(term[i]) == std::string::npos)
+        lone.push_back(static_cast<int>(i));
+    if (!lone.empty()) {
+      t = sum(t, Axes(lone));
+      std::string kept;
+      for (std::size_t i = 0; i < term.size(); ++i)
+        if (std::ranges::find(lone, static_cast<int>(i)) == lone.end()) kept += term[i];
+      term = kept;
+    }
+    const std::string order = lhs_side ? batch + free + contracted : batch + contracted + free;
+    std::vector<int> perm;
+    for (const char c : order) perm.push_back(static_cast<int>(term.find(c)));
+    if (!std::ranges::is_sorted(perm)) t = transpose(t, perm);
+    auto size_of = [&](const std::string& letters) {
+      std::int64_t n = 1;
+      for (const char c : letters) n *= extent(c);
+      return n;
+    };
+    return lhs_side ? reshape(t, {size_of(batch), size_of(free), size_of(contracted)})
+                    : reshape(t, {size_of(batch), size_of(contracted), size_of(free)});
+  };
+  const Tensor product = matmul(prepare(x, lhs, lhs_free, true), prepare(kernel, rhs, rhs_free, false));
+  // (batch, lhs free, rhs free) back to the output's letters.
+  const std::string produced = batch + lhs_free + rhs_free;
+  std::vector<std::int64_t> produced_dims;
+  for (const char c : produced) produced_dims.push_back(extent(c));
+  Tensor y = reshape(product, produced_dims);
+  std::vector<int> perm;
+  for (const char c : out) perm.push_back(static_cast<int>(produced.find(c)));
+  if (!std::ranges::is_sorted(perm)) y = transpose(y, perm);
+  if (options.use_bias) {
+    // Flax's _get_bias_shape: the kernel's extents of the output letters it has, in output order.
+    std::vector<std::int64_t> bias_shape, broadcast(out.size(), 1);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const std::size_t k = rhs.find(out[i]);
+      if (k == std::string::npos) continue;
+      bias_shape.push_back(shape[k]);
+      broadcast[i] = shape[k];
+    }
+    y = y + reshape(scope.param("bias", options.bias_init, Shape(bias_shape)), broadcast);
+  }
   return y;
 }
 

@@ -108,4 +108,32 @@ Tensor group_norm_fn::operator()(const GroupNormOptions& options, Scope& scope, 
   return y;
 }
 
+Tensor rms_norm_fn::operator()(const RMSNormOptions& options, Scope& scope, const Tensor& x) const {
+  weft::detail::require_float(x, "core::rms_norm");
+  if (x.rank() == 0) throw ShapeError("weft::core::rms_norm: needs an input with at least one axis, got a scalar");
+  if (options.reduction_axes.empty() || options.feature_axes.empty())
+    throw ValueError(fmt::format("weft::core::rms_norm: reduction_axes and feature_axes must each name at least one "
+                                 "axis, got {} and {} axes for the input {} (scope \"{}\"); the defaults are {{-1}}",
+                                 options.reduction_axes.size(), options.feature_axes.size(), x.shape().str(),
+                                 scope.path_str()));
+  if (!(options.epsilon >= 0.0f))
+    throw ValueError(fmt::format("weft::core::rms_norm: epsilon must be >= 0 (it is added to a mean of squares "
+                                 "under rsqrt), got {} (scope \"{}\"); the default is 1e-6",
+                                 options.epsilon, scope.path_str()));
+  const auto reduce = weft::detail::normalize_axes(Axes(options.reduction_axes), x.rank(), "core::rms_norm");
+  const auto features = weft::detail::normalize_axes(Axes(options.feature_axes), x.rank(), "core::rms_norm");
+  // As Flax's _normalize: mul = rsqrt(mean(x^2) + epsilon) * scale, then x * mul.
+  Tensor mul = rsqrt(mean(square(x), Axes(std::vector<int>(reduce.begin(), reduce.end())), true) + options.epsilon);
+  if (options.use_scale) {
+    std::vector<std::int64_t> reduced_feature_shape, feature_shape(static_cast<std::size_t>(x.rank()), 1);
+    for (const int a : features) {
+      reduced_feature_shape.push_back(x.shape()[a]);
+      feature_shape[static_cast<std::size_t>(a)] = x.shape()[a];
+    }
+    const Tensor scale = scope.param("scale", options.scale_init, Shape(reduced_feature_shape));
+    mul = mul * reshape(scale, feature_shape);
+  }
+  return x * mul;
+}
+
 }  // namespace weft::core

@@ -35,6 +35,14 @@ enum class Distribution { truncated_normal, normal, uniform };
 [[nodiscard]] Initializer he_normal(int in_axis = -2, int out_axis = -1);
 [[nodiscard]] Initializer he_uniform(int in_axis = -2, int out_axis = -1);
 
+/// jax.nn.initializers.orthogonal: the shape flattened to a (rows, columns) matrix, columns the
+/// extent of column_axis, drawn as normal(key) (transposed first when rows < columns), replaced
+/// by the Q of its QR decomposition with R's diagonal made positive, then scaled. The result has
+/// orthonormal columns (or rows, when rows < columns). weft computes Q by modified Gram-Schmidt
+/// in double precision, where JAX calls LAPACK in float32: the same matrix up to rounding (about
+/// 1e-6), not bit for bit. Shapes of rank < 2 are an error. Flax's recurrent kernel initializer.
+[[nodiscard]] Initializer orthogonal(float scale = 1.0f, int column_axis = -1);
+
 /// (fan_in, fan_out) of `shape`, as jax.nn.initializers computes them; shapes of rank < 2 are an error.
 [[nodiscard]] std::pair<double, double> compute_fans(const Shape& shape, int in_axis = -2, int out_axis = -1);
 

@@ -1,7 +1,8 @@
 #pragma once
-// Linear layers of the functional core: dense (Flax's Dense), dense_general, embed and
-// embed_attend (Flax's Embed and Embed.attend).
+// Linear layers of the functional core: dense (Flax's Dense), dense_general, einsum (Flax's
+// Einsum), embed and embed_attend (Flax's Embed and Embed.attend).
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,26 @@ struct dense_general_fn {
 };
 inline constexpr dense_general_fn dense_general{};
 
+struct EinsumOptions {
+  required<std::vector<std::int64_t>, "shape"> shape;  ///< the kernel's shape
+  required<std::string, "einsum_str"> einsum_str;      ///< "inputs,kernel->output", e.g. "abc,cde->abde"
+  bool use_bias = true;
+  Initializer kernel_init = initializers::lecun_normal();
+  Initializer bias_init = initializers::zeros();
+};
+
+struct einsum_fn {
+  using options_type = EinsumOptions;
+  /// Flax's Einsum: y = einsum(einsum_str, x, kernel) + bias, kernel of `shape`. The bias has the
+  /// kernel's extents of the output letters that the kernel has, in the output's order (Flax's
+  /// _get_bias_shape), and broadcasts over the others. The equation needs "->" and exactly one
+  /// comma; spaces are ignored. Letters are a-z and A-Z; "..." may stand for the leading axes of
+  /// the input (and the output), not of the kernel. A letter repeated within one operand (a
+  /// diagonal) is a ValueError in weft. Computed as one batched matrix product.
+  Tensor operator()(const EinsumOptions& options, Scope& scope, const Tensor& x) const;
+};
+inline constexpr einsum_fn einsum{};
+
 /// Flax's default embedding initializer: variance 1 / features (fan_in of (num_embeddings, features)
 /// with out_axis 0), normal.
 [[nodiscard]] inline Initializer default_embed_init() {
@@ -92,4 +113,5 @@ inline constexpr embed_attend_fn embed_attend{};
 
 WEFT_RECORD(weft::core::DenseOptions, features, use_bias, kernel_init, bias_init);
 WEFT_RECORD(weft::core::DenseGeneralOptions, features, axis, use_bias, kernel_init, bias_init);
+WEFT_RECORD(weft::core::EinsumOptions, shape, einsum_str, use_bias, kernel_init, bias_init);
 WEFT_RECORD(weft::core::EmbedOptions, num_embeddings, features, embedding_init);

@@ -1,6 +1,6 @@
 #pragma once
-// Normalization layers of the functional core: layer_norm, batch_norm, group_norm (Flax's math and
-// defaults; variables named scale, bias, and batch_stats mean, var).
+// Normalization layers of the functional core: layer_norm, batch_norm, group_norm, rms_norm (Flax's
+// math and defaults; variables named scale, bias, and batch_stats mean, var).
 #include <cstdint>
 #include <vector>
 
@@ -65,9 +65,26 @@ struct group_norm_fn {
 };
 inline constexpr group_norm_fn group_norm{};
 
+struct RMSNormOptions {
+  float epsilon = 1e-6f;
+  bool use_scale = true;
+  Initializer scale_init = initializers::ones();
+  std::vector<int> reduction_axes = {-1};  ///< the mean of squares over these axes
+  std::vector<int> feature_axes = {-1};    ///< scale has the extents of these axes
+};
+
+struct rms_norm_fn {
+  using options_type = RMSNormOptions;
+  /// Flax's RMSNorm: y = x * (rsqrt(mean(x^2) + epsilon) * scale), the mean over the reduction axes
+  /// (no centring and no bias); scale has the extents of the feature axes, in axis order.
+  Tensor operator()(const RMSNormOptions& options, Scope& scope, const Tensor& x) const;
+};
+inline constexpr rms_norm_fn rms_norm{};
+
 }  // namespace weft::core
 
 WEFT_RECORD(weft::core::LayerNormOptions, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
 WEFT_RECORD(weft::core::BatchNormOptions, use_running_average, axis, momentum, epsilon, use_bias, use_scale, bias_init,
             scale_init);
 WEFT_RECORD(weft::core::GroupNormOptions, num_groups, epsilon, use_bias, use_scale, bias_init, scale_init);
+WEFT_RECORD(weft::core::RMSNormOptions, epsilon, use_scale, scale_init, reduction_axes, feature_axes);

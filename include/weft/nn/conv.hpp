@@ -1,6 +1,7 @@
 #pragma once
-// nn::Conv (math in core::conv). Pooling has no parameters: use weft::max_pool / avg_pool or
-// core::max_pool / core::avg_pool directly.
+// nn::Conv over 1, 2 or 3 spatial axes and nn::ConvTranspose (math in core::conv and
+// core::conv_transpose). Pooling has no parameters: use core::max_pool / core::avg_pool (any of
+// those ranks) or weft::max_pool / avg_pool (2-D) directly.
 #include <vector>
 
 #include "weft/core/conv.hpp"
@@ -12,9 +13,9 @@ namespace weft::nn {
 struct Conv {
   required<std::int64_t, "features"> features;
   required<std::vector<std::int64_t>, "kernel_size"> kernel_size;
-  std::vector<std::int64_t> strides = {1, 1};
+  std::vector<std::int64_t> strides = {1};
   Padding padding = "SAME";
-  std::vector<std::int64_t> kernel_dilation = {1, 1};
+  std::vector<std::int64_t> kernel_dilation = {1};
   std::int64_t feature_group_count = 1;
   bool use_bias = true;
   Initializer kernel_init = core::initializers::lecun_normal();
@@ -23,8 +24,25 @@ struct Conv {
   Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
+/// Linen's ConvTranspose.
+struct ConvTranspose {
+  required<std::int64_t, "features"> features;
+  required<std::vector<std::int64_t>, "kernel_size"> kernel_size;
+  std::vector<std::int64_t> strides = {1};
+  Padding padding = "SAME";
+  std::vector<std::int64_t> kernel_dilation = {1};
+  bool use_bias = true;
+  Initializer kernel_init = core::initializers::lecun_normal();
+  Initializer bias_init = core::initializers::zeros();
+  bool transpose_kernel = false;
+
+  Tensor operator()(Scope& s, const Tensor& x) const;
+};
+
 }  // namespace weft::nn
 
+WEFT_RECORD(weft::nn::ConvTranspose, features, kernel_size, strides, padding, kernel_dilation, use_bias, kernel_init,
+            bias_init, transpose_kernel);
 WEFT_RECORD(weft::nn::Conv, features, kernel_size, strides, padding, kernel_dilation, feature_group_count, use_bias,
             kernel_init, bias_init);
 
@@ -33,6 +51,10 @@ namespace weft::nn {
 
 inline Tensor Conv::operator()(Scope& s, const Tensor& x) const {
   return core::conv(core_options<core::ConvOptions>(*this), s, x);
+}
+
+inline Tensor ConvTranspose::operator()(Scope& s, const Tensor& x) const {
+  return core::conv_transpose(core_options<core::ConvTransposeOptions>(*this), s, x);
 }
 
 }  // namespace weft::nn

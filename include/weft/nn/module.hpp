@@ -315,6 +315,16 @@ class Scope : public core::Scope {
     return std::invoke(std::forward<Method>(method), module, child, std::forward<Args>(args)...);
   }
 
+  /// The same in the child scope `name`, as s("name", module, args...) names it (Linen's
+  /// self.forward_rnn.method(...) for a sub-module that is not a field of a WEFT_RECORD):
+  /// s.method("forward_rnn", rnn, &nn::RNN<nn::LSTMCell>::carry_and_outputs, x, kw).
+  template <class M, class Method, class... Args>
+  decltype(auto) method(std::string_view name, const M& module, Method&& method, Args&&... args) {
+    claim_name(name, &module, &detail::type_tag<M>);
+    Scope child(*this, name, module);
+    return std::invoke(std::forward<Method>(method), module, child, std::forward<Args>(args)...);
+  }
+
   /// The running module's type and path, for messages: "ResidualBlock at \"/ResidualBlock_3\"".
   [[nodiscard]] std::string describe() const {
     return std::string(module_type_) + " at \"" + path_str() + "\"";

@@ -1,6 +1,6 @@
 #pragma once
-// Normalization modules: nn::LayerNorm, nn::BatchNorm, nn::GroupNorm (math in core::layer_norm,
-// core::batch_norm, core::group_norm).
+// Normalization modules: nn::LayerNorm, nn::BatchNorm, nn::GroupNorm, nn::RMSNorm (math in
+// core::layer_norm, core::batch_norm, core::group_norm, core::rms_norm).
 // BatchNorm's `use_running_average` may be an attribute or a call argument, exactly once.
 #include <optional>
 #include <vector>
@@ -55,6 +55,17 @@ struct GroupNorm {
   Tensor operator()(Scope& s, const Tensor& x) const;
 };
 
+/// Root-mean-square normalisation without centring (Linen's RMSNorm).
+struct RMSNorm {
+  float epsilon = 1e-6f;
+  bool use_scale = true;
+  Initializer scale_init = core::initializers::ones();
+  std::vector<int> reduction_axes = {-1};
+  std::vector<int> feature_axes = {-1};
+
+  Tensor operator()(Scope& s, const Tensor& x) const;
+};
+
 }  // namespace weft::nn
 
 WEFT_RECORD(weft::nn::LayerNorm, epsilon, use_bias, use_scale, bias_init, scale_init, reduction_axes);
@@ -62,6 +73,7 @@ WEFT_RECORD(weft::nn::BatchNorm, use_running_average, axis, momentum, epsilon, u
             scale_init);
 WEFT_RECORD(weft::nn::BatchNorm::CallKeywords, use_running_average);
 WEFT_RECORD(weft::nn::GroupNorm, num_groups, epsilon, use_bias, use_scale, bias_init, scale_init);
+WEFT_RECORD(weft::nn::RMSNorm, epsilon, use_scale, scale_init, reduction_axes, feature_axes);
 
 // Defined after the records: nn::core_options reads both the module's and the options' fields.
 namespace weft::nn {
@@ -77,6 +89,10 @@ inline Tensor BatchNorm::operator()(Scope& s, const Tensor& x, std::optional<boo
 
 inline Tensor GroupNorm::operator()(Scope& s, const Tensor& x) const {
   return core::group_norm(core_options<core::GroupNormOptions>(*this), s, x);
+}
+
+inline Tensor RMSNorm::operator()(Scope& s, const Tensor& x) const {
+  return core::rms_norm(core_options<core::RMSNormOptions>(*this), s, x);
 }
 
 }  // namespace weft::nn
