@@ -83,6 +83,9 @@ constexpr std::string_view type_name() {
 
 namespace detail {
 
+/// Throws the ValueError of a sub-module name that another module already holds in `module`.
+[[noreturn]] void report_name_in_use(std::string_view name, const std::string& module);
+
 /// The name of the field of a module of type M (if any) that holds the object at `field`, whose
 /// type has the tag `field_type_tag`: the field's own name, or `name_0`, `name_1`, ... for an element
 /// of a sequence field (std::vector, std::array, std::tuple, std::pair; `name_0_1` nested), as Linen
@@ -364,9 +367,7 @@ class Scope : public core::Scope {
       reserve_child(name);
       explicit_names_.push_back({std::string(name), identity, type});
     } else if (identity == nullptr || used->module != identity || used->type != type) {
-      throw ValueError("weft::nn: Could not create submodule \"" + std::string(name) + "\" in module " +
-                       describe() + ": Name in use; give each sub-module its own name, or call the same module "
-                       "value (a field, or a named local variable) again to share its variables");
+      detail::report_name_in_use(name, describe());
     }
   }
 
