@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -83,12 +84,38 @@ BlockCache& cache() {
   return *c;
 }
 
+/// The element bytes of live tensors and their peak. Process-wide like the block cache, and for
+/// the same reason: every tensor of every call allocates through here, and a counter passed down to
+/// each allocation would have to reach every op. Two relaxed atomics, read by tests only; they
+/// change no result.
+std::atomic<std::size_t> live_bytes{0};
+std::atomic<std::size_t> peak_bytes{0};
+
 }  // namespace
 
+void count_tensor_bytes_allocated(std::size_t bytes) noexcept {
+  const std::size_t now = live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  std::size_t peak = peak_bytes.load(std::memory_order_relaxed);
+  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void count_tensor_bytes_freed(std::size_t bytes) noexcept { live_bytes.fetch_sub(bytes, std::memory_order_relaxed); }
+
+TensorBytes tensor_bytes() noexcept {
+  return {live_bytes.load(std::memory_order_relaxed), peak_bytes.load(std::memory_order_relaxed)};
+}
+
+void reset_tensor_bytes_peak() noexcept { peak_bytes.store(live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed); }
+
 std::shared_ptr<void> allocate_buffer(std::size_t bytes) {
+  count_tensor_bytes_allocated(bytes);
   if (bytes < kCachedFrom) {
     void* p = ::operator new(bytes, kAlignment);
-    return {p, [](void* q) { ::operator delete(q, kAlignment); }};
+    return {p, [bytes](void* q) {
+              count_tensor_bytes_freed(bytes);
+              ::operator delete(q, kAlignment);
+            }};
   }
   keep_freed_memory();
   const std::size_t cls = size_class(bytes);
@@ -101,7 +128,8 @@ std::shared_ptr<void> allocate_buffer(std::size_t bytes) {
       p = ::operator new(cls, kAlignment);
     }
   }
-  return {p, [cls](void* q) {
+  return {p, [cls, bytes](void* q) {
+            count_tensor_bytes_freed(bytes);
             if (!cache().give(q, cls)) BlockCache::release(q, cls);
           }};
 }

@@ -29,8 +29,15 @@ struct TrailingAllocator {
   explicit TrailingAllocator(std::size_t e) noexcept : extra(e) {}
   template <class U>
   TrailingAllocator(const TrailingAllocator<U>& other) noexcept : extra(other.extra) {}  // NOLINT: rebinding
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T) + extra)); }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  T* allocate(std::size_t n) {
+    T* p = static_cast<T*>(::operator new(n * sizeof(T) + extra));
+    count_tensor_bytes_allocated(extra - kDataAlignment);  // the elements' bytes, as a buffer counts them
+    return p;
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    count_tensor_bytes_freed(extra - kDataAlignment);
+    ::operator delete(p);
+  }
   template <class U>
   bool operator==(const TrailingAllocator<U>& other) const noexcept {
     return extra == other.extra;

@@ -1,5 +1,5 @@
 #pragma once
-// The object layer: modules as aggregates, merge_param, templates, init/apply, tabulate.
+// The object layer: modules as aggregates, merge_param, templates, init/apply, tabulate, remat, scan.
 #include "weft/nn/attention.hpp"
 #include "weft/nn/conv.hpp"
 #include "weft/nn/core_options.hpp"
@@ -9,6 +9,8 @@
 #include "weft/nn/normalization.hpp"
 #include "weft/nn/partial.hpp"
 #include "weft/nn/recurrent.hpp"
+#include "weft/nn/remat.hpp"
+#include "weft/nn/scan.hpp"
 #include "weft/nn/sequential.hpp"
 #include "weft/nn/stochastic.hpp"
 #include "weft/nn/tabulate.hpp"

@@ -13,6 +13,7 @@
 #include "weft/partial.hpp"
 #include "weft/random.hpp"
 #include "weft/record.hpp"
+#include "weft/remat.hpp"
 #include "weft/shape.hpp"
 #include "weft/tensor.hpp"
 #include "weft/training.hpp"

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "../tensor_impl.hpp"
+#include "engine.hpp"
 #include "node.hpp"
 #include "weft/autodiff.hpp"
 #include "weft/ops.hpp"
@@ -38,8 +39,8 @@ void check_scalar_output(const Tensor& value, const char* where) {
                                      : std::string("an empty tensor")));
 }
 
-std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leaves) {
-  std::vector<Tensor> result(leaves.size());
+std::vector<Tensor> backpropagate(const Tensor& output, const Tensor& seed, std::size_t leaf_count) {
+  std::vector<Tensor> result(leaf_count);
   Node* root = weft::detail::node_of(output);
   if (root) {
     // Post-order DFS gives inputs before users; walk it backwards.
@@ -58,7 +59,7 @@ std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leav
       }
     }
     std::unordered_map<Node*, Tensor> grads;
-    grads.emplace(root, ones(Shape{}));
+    grads.emplace(root, seed);
     std::vector<Tensor> input_grads;
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       Node* node = *it;
@@ -81,6 +82,11 @@ std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leav
       }
     }
   }
+  return result;
+}
+
+std::vector<Tensor> gradients(const Tensor& output, std::span<const Tensor> leaves) {
+  std::vector<Tensor> result = backpropagate(output, ones(Shape{}), leaves.size());
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     if (!result[i].defined()) result[i] = zeros(leaves[i].shape());
   }

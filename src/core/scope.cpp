@@ -263,6 +263,8 @@ namespace detail {
 
 Scope make_root_scope(ScopeRoot& root) { return Scope(&root, std::string()); }
 
+ScopeRoot& root_of(Scope& scope) noexcept { return *scope.root_; }
+
 void check_apply_variables(const Variables& variables) {
   // Flax's check: a "params" entry directly inside the params collection.
   if (variables.node_identity("params/params") != nullptr)

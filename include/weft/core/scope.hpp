@@ -64,6 +64,9 @@ namespace detail {
 /// State shared by all scopes of one init/apply call.
 struct ScopeRoot;
 Scope make_root_scope(ScopeRoot& root);
+/// The state shared by the scopes of the call `scope` belongs to: what a lifted transform
+/// (nn::Remat) reads to replay a call in a copy of it.
+ScopeRoot& root_of(Scope& scope) noexcept;
 }  // namespace detail
 
 /// A handle to one variable of a (possibly mutable) collection, such as BatchNorm's running mean.
@@ -151,6 +154,7 @@ class Scope {
 
  private:
   friend Scope detail::make_root_scope(detail::ScopeRoot& root);
+  friend detail::ScopeRoot& detail::root_of(Scope& scope) noexcept;
   friend class Variable;
 
   static constexpr std::string_view kChildCollection = "\x01child";  // marks a name held by a child scope

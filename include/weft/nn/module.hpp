@@ -328,6 +328,10 @@ class Scope : public core::Scope {
     return std::invoke(std::forward<Method>(method), module, child, std::forward<Args>(args)...);
   }
 
+  /// What this init/apply asks of every module call (tabulate's log, capture_intermediates): for a
+  /// transform (nn::Remat, nn::Scan) that runs its module in a scope of its own making.
+  [[nodiscard]] const detail::RunContext& run_context() const noexcept { return run_; }
+
   /// The running module's type and path, for messages: "ResidualBlock at \"/ResidualBlock_3\"".
   [[nodiscard]] std::string describe() const {
     return std::string(module_type_) + " at \"" + path_str() + "\"";
