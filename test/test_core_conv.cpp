@@ -3,8 +3,6 @@
 // for 1 and 3 spatial axes, and finite differences; and a 1-D convolutional model that trains.
 #include <vector>
 
-#include <omp.h>
-
 #include "core_testing.hpp"
 #include "reference/conv_reference.inc"
 #include "testing.hpp"
@@ -18,6 +16,7 @@ using namespace weft;
 using namespace weft::literals;
 using weft::testing::check_close;
 using weft::testing::check_gradient;
+using weft::testing::check_same_on_1_and_2_threads;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
 namespace init = weft::core::initializers;
@@ -362,7 +361,6 @@ TEST_CASE("a 1-D convolutional model learns where a bump is, also under noise it
 }
 
 TEST_CASE("conv and conv_transpose over 1 and 3 spatial axes are bit-identical on 1 and 2 threads") {
-  const int saved = omp_get_max_threads();
   const Tensor x1 = pattern(Shape{16, 40, 16}, -1.0f, 1.0f, 1);
   const Tensor x3 = pattern(Shape{4, 6, 10, 10, 8}, -1.0f, 1.0f, 2);
   const auto c1 = partial(core::conv, core::ConvOptions{.features = 16, .kernel_size = {5}, .strides = {2}});
@@ -380,14 +378,5 @@ TEST_CASE("conv and conv_transpose over 1 and 3 spatial axes are bit-identical o
     out.push_back(grad([&](const Tensor& t) { return sum(square(core::apply(c3)(v3, t))); })(x3));
     return out;
   };
-  omp_set_num_threads(1);
-  const auto one = run();
-  omp_set_num_threads(2);
-  const auto two = run();
-  omp_set_num_threads(saved);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    CHECK(one[i].to_vector() == two[i].to_vector());
-  }
+  check_same_on_1_and_2_threads(run);
 }

@@ -11,8 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include <omp.h>
-
 #include "core_testing.hpp"
 #include "reference/recurrent_reference.inc"
 #include "testing.hpp"
@@ -25,6 +23,7 @@ using namespace weft;
 using namespace weft::literals;
 using weft::testing::check_close;
 using weft::testing::check_gradient;
+using weft::testing::check_same_on_1_and_2_threads;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
 using weft::testing::same_values;
@@ -469,7 +468,6 @@ TEST_CASE("an LSTM learns to recall the first element of a sequence, also on seq
 }
 
 TEST_CASE("a bidirectional LSTM and its gradients are bit-identical on 1 and 2 threads") {
-  const int saved = omp_get_max_threads();
   const Tensor x = pattern(Shape{48, 5, 24}, -1.0f, 1.0f, 2);
   std::vector<std::int32_t> l(48);
   for (std::size_t i = 0; i < l.size(); ++i) l[i] = static_cast<std::int32_t>(i % 5 + 1);
@@ -484,14 +482,5 @@ TEST_CASE("a bidirectional LSTM and its gradients are bit-identical on 1 and 2 t
     for (const auto& [path, t] : g.leaves()) out.push_back(t);
     return out;
   };
-  omp_set_num_threads(1);
-  const auto one = run();
-  omp_set_num_threads(2);
-  const auto two = run();
-  omp_set_num_threads(saved);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    CHECK(one[i].to_vector() == two[i].to_vector());
-  }
+  check_same_on_1_and_2_threads(run);
 }

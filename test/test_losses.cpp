@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -11,6 +9,7 @@
 using namespace weft;
 using weft::testing::check_close;
 using weft::testing::check_gradient;
+using weft::testing::check_same_on_1_and_2_threads;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
 
@@ -303,7 +302,6 @@ TEST_CASE("smooth_labels: (1 - alpha) * labels + alpha / categories") {
 }
 
 TEST_CASE("kl_divergence and cosine_distance are bit-identical on 1 and 2 threads") {
-  const int saved = omp_get_max_threads();
   const Tensor a = pattern(Shape{512, 1000}, -1.0f, 1.0f, 1);
   const Tensor b = softmax(pattern(Shape{512, 1000}, -3.0f, 3.0f, 2));
   auto run = [&] {
@@ -313,15 +311,7 @@ TEST_CASE("kl_divergence and cosine_distance are bit-identical on 1 and 2 thread
         grad([&](const Tensor& v) { return readout(losses::cosine_distance(v, b)); })(a),
         grad([&](const Tensor& v) { return readout(losses::cosine_distance(a, v)); })(b)};
   };
-  omp_set_num_threads(1);
-  const auto one = run();
-  omp_set_num_threads(2);
-  const auto two = run();
-  omp_set_num_threads(saved);
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    CHECK(one[i].to_vector() == two[i].to_vector());
-  }
+  check_same_on_1_and_2_threads(run);
 }
 
 TEST_CASE("huber, kl, cosine, hinge and smooth_labels: bad inputs are clear errors") {

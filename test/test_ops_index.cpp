@@ -1,10 +1,9 @@
-#include <omp.h>
-
 #include "testing.hpp"
 
 using namespace weft;
 using weft::testing::check_close;
 using weft::testing::check_gradient;
+using weft::testing::check_same_on_1_and_2_threads;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
 
@@ -187,7 +186,6 @@ TEST_CASE("one_hot: float32 rows on a new last axis; out-of-range labels give ze
 // ---------------------------------------------------------------- determinism
 
 TEST_CASE("take's scatter-add gradient and concat are bit-identical on 1 and 2 threads") {
-  const int saved = omp_get_max_threads();
   const Tensor table = pattern(Shape{64, 4096});
   std::vector<std::int32_t> iv;
   for (int i = 0; i < 300; ++i) iv.push_back((i * 37) % 64);
@@ -196,10 +194,5 @@ TEST_CASE("take's scatter-add gradient and concat are bit-identical on 1 and 2 t
     return std::vector<Tensor>{grad([&](const Tensor& t) { return readout(take(t, idx)); })(table),
                                concat({table, table}, 1)};
   };
-  omp_set_num_threads(1);
-  const auto one = run();
-  omp_set_num_threads(2);
-  const auto two = run();
-  omp_set_num_threads(saved);
-  for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i].to_vector() == two[i].to_vector());
+  check_same_on_1_and_2_threads(run);
 }

@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,6 +8,7 @@
 using namespace weft;
 using weft::testing::check_close;
 using weft::testing::check_gradient;
+using weft::testing::check_same_on_1_and_2_threads;
 using weft::testing::check_throws_with;
 using weft::testing::pattern;
 
@@ -456,7 +455,6 @@ TEST_CASE("softmax and log_softmax errors") {
 // ---------------------------------------------------------------- determinism
 
 TEST_CASE("reductions and softmax are bit-identical on 1 and 2 threads") {
-  const int saved = omp_get_max_threads();
   const Tensor flat = pattern(Shape{600000}, -1.0f, 1.0f);        // blocked parallel sum
   const Tensor rows = pattern(Shape{512, 1000}, -5.0f, 5.0f, 3);  // parallel over rows
   const Tensor cols = transpose(rows);                          // (1000, 512): tiled along axis 0
@@ -466,25 +464,11 @@ TEST_CASE("reductions and softmax are bit-identical on 1 and 2 threads") {
                                log_softmax(cols, 0), logsumexp(rows, 1),  max(flat),
                                var(rows, 1)};
   };
-  omp_set_num_threads(1);
-  const auto one = run();
-  omp_set_num_threads(2);
-  const auto two = run();
-  omp_set_num_threads(saved);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("result " << i);
-    CHECK(one[i].to_vector() == two[i].to_vector());
-  }
+  check_same_on_1_and_2_threads(run);
   // And the gradients of softmax and log_softmax.
   auto grads = [&] {
     return std::vector<Tensor>{grad([](const Tensor& t) { return readout(softmax(t)); })(rows),
                                grad([](const Tensor& t) { return readout(log_softmax(t, 0)); })(cols)};
   };
-  omp_set_num_threads(1);
-  const auto g1 = grads();
-  omp_set_num_threads(2);
-  const auto g2 = grads();
-  omp_set_num_threads(saved);
-  for (std::size_t i = 0; i < g1.size(); ++i) CHECK(g1[i].to_vector() == g2[i].to_vector());
+  check_same_on_1_and_2_threads(grads);
 }

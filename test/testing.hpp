@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the test suites: closeness checks and central finite differences.
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <functional>
@@ -88,6 +89,23 @@ void check_throws_with(F&& f, std::initializer_list<std::string> words) {
     }
   }
   CHECK_MESSAGE(thrown, "expected an exception");
+}
+
+/// Runs `run` (returning a std::vector<Tensor>) on 1 and then on 2 OpenMP threads, and checks that
+/// the results are bit-identical; the thread count is restored afterwards.
+template <class F>
+void check_same_on_1_and_2_threads(const F& run) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = run();
+  omp_set_num_threads(2);
+  const auto two = run();
+  omp_set_num_threads(saved);
+  REQUIRE(one.size() == two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    CHECK(one[i].to_vector() == two[i].to_vector());
+  }
 }
 
 }  // namespace weft::testing
