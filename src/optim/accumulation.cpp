@@ -15,7 +15,6 @@ constexpr const char* kEma = "ema";
 
 namespace {
 
-using weft::detail::data;
 using weft::detail::mutable_data;
 
 }  // namespace
@@ -39,23 +38,8 @@ GradientTransformation ema(float decay, bool debias) {
     Variables updates = tree_map(
         [&](std::string_view path, const Tensor& g, const Tensor& e) {
           detail::check_leaf(path, g, &e, "the state's ema", kEma);
-          Tensor e2 = detail::new_like(g);
-          const float* pg = data<float>(g);
-          const float* pe = data<float>(e);
-          float* pe2 = mutable_data<float>(e2);
-          detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t end) {
-#pragma omp simd
-            for (std::int64_t i = b; i < end; ++i) pe2[i] = one_minus * pg[i] + decay * pe[i];
-          });
-          Tensor u = e2;
-          if (debias) {
-            u = detail::new_like(g);
-            float* pu = mutable_data<float>(u);
-            detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t end) {
-#pragma omp simd
-              for (std::int64_t i = b; i < end; ++i) pu[i] = pe2[i] / correction;
-            });
-          }
+          Tensor e2 = detail::map_leaves(g, e, [&](float gi, float ei) { return one_minus * gi + decay * ei; });
+          Tensor u = debias ? detail::map_leaf(e2, [&](float x) { return x / correction; }) : e2;
           averages.push_back(std::move(e2));
           return u;
         },
@@ -125,15 +109,7 @@ std::pair<Variables, Variables> MultiSteps::update(const Variables& grads, const
   Variables acc2 = tree_map(
       [n, mean](std::string_view path, const Tensor& g, const Tensor& a) {
         detail::check_leaf(path, g, &a, "the state's acc_grads", kMultiSteps);
-        Tensor out = detail::new_like(g);
-        const float* pg = data<float>(g);
-        const float* pa = data<float>(a);
-        float* po = mutable_data<float>(out);
-        detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
-#pragma omp simd
-          for (std::int64_t i = b; i < e; ++i) po[i] = mean ? pa[i] + (pg[i] - pa[i]) / n : pg[i] + pa[i];
-        });
-        return out;
+        return detail::map_leaves(g, a, [&](float gi, float ai) { return mean ? ai + (gi - ai) / n : gi + ai; });
       },
       grads, acc);
   const Variables inner_state = state.unprefixed("inner_opt_state");

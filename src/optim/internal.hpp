@@ -68,6 +68,33 @@ void for_chunks(std::int64_t n, F&& f) {
   weft::detail::parallel_for(n, weft::detail::kParallelGrain, std::forward<F>(f));
 }
 
+/// A new float32 tensor of a's shape holding f(a[i]), one vectorised pass in the chunks of for_chunks.
+template <class F>
+Tensor map_leaf(const Tensor& a, F f) {
+  Tensor out = new_like(a);
+  const float* pa = weft::detail::data<float>(a);
+  float* po = weft::detail::mutable_data<float>(out);
+  for_chunks(a.size(), [&](std::int64_t b, std::int64_t e) {
+#pragma omp simd
+    for (std::int64_t i = b; i < e; ++i) po[i] = f(pa[i]);
+  });
+  return out;
+}
+
+/// The same for two leaves of one shape: f(a[i], b[i]).
+template <class F>
+Tensor map_leaves(const Tensor& a, const Tensor& b, F f) {
+  Tensor out = new_like(a);
+  const float* pa = weft::detail::data<float>(a);
+  const float* pb = weft::detail::data<float>(b);
+  float* po = weft::detail::mutable_data<float>(out);
+  for_chunks(a.size(), [&](std::int64_t begin, std::int64_t end) {
+#pragma omp simd
+    for (std::int64_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
+  });
+  return out;
+}
+
 /// f(i) for every i in [0, n), in the chunks of for_chunks.
 template <class F>
 void for_each_index(std::int64_t n, F&& f) {

@@ -15,19 +15,9 @@ constexpr const char* kAddDecayedWeights = "add_decayed_weights";
 
 namespace {
 
-using weft::detail::data;
-using weft::detail::mutable_data;
-
 /// u = s * g.
 Tensor times(const Tensor& g, float s) {
-  Tensor u = detail::new_like(g);
-  const float* pg = data<float>(g);
-  float* pu = mutable_data<float>(u);
-  detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
-#pragma omp simd
-    for (std::int64_t i = b; i < e; ++i) pu[i] = s * pg[i];
-  });
-  return u;
+  return detail::map_leaf(g, [s](float x) { return s * x; });
 }
 
 Variables scaled_tree(const Variables& grads, float s, const char* op) {
@@ -79,15 +69,7 @@ GradientTransformation add_decayed_weights(LearningRate weight_decay, Mask mask)
     Variables updates = tree_map(
         [s](std::string_view path, const Tensor& g, const Tensor& p) {
           detail::check_leaf(path, g, &p, "the param", kAddDecayedWeights);
-          Tensor u = detail::new_like(g);
-          const float* pg = data<float>(g);
-          const float* pp = data<float>(p);
-          float* pu = mutable_data<float>(u);
-          detail::for_chunks(g.size(), [&](std::int64_t b, std::int64_t e) {
-#pragma omp simd
-            for (std::int64_t i = b; i < e; ++i) pu[i] = pg[i] + s * pp[i];
-          });
-          return u;
+          return detail::map_leaves(g, p, [s](float gi, float pi) { return gi + s * pi; });
         },
         grads, params);
     return std::pair{std::move(updates), std::move(next)};
