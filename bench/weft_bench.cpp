@@ -9,6 +9,7 @@
 
 #include "harness.hpp"
 #include "weft/core/normalization.hpp"
+#include "weft/jit.hpp"
 #include "weft/core/stochastic.hpp"
 #include "weft/losses.hpp"
 #include "weft/nn/conv.hpp"
@@ -74,46 +75,75 @@ namespace {
 using namespace weft;
 
 /// One training step on a fixed batch: forward, mean softmax cross-entropy, backward (value_and_grad),
-/// Adam(lr 1e-3) update; the batch statistics of BatchNorm are carried along.
+/// Adam(lr 1e-3) update; the batch statistics of BatchNorm are carried along. A pure function of
+/// the variables, the optimizer state and the dropout key, so that weft::jit can compile it.
 template <class Model>
-std::function<void()> train_step(Model model, const Shape& input_shape) {
+struct TrainStep {
+  Model model;
+  optim::GradientTransformation adam;
+  std::pair<Variables, Variables> operator()(const Variables& variables, const Variables& opt_state, const Tensor& x,
+                                             const Tensor& labels, Key key) const {
+    const auto loss_fn = [&](const Variables& vars) {
+      auto [logits, state] = nn::apply(model, vars, nn::Mutable{"batch_stats"}, Rngs{{"dropout", key}}, x, true);
+      return std::pair{mean(losses::softmax_cross_entropy(logits, labels)), state};
+    };
+    auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(variables);
+    const Variables params = variables.collection("params");
+    auto [updates, new_state] = adam.update(grads, opt_state, params);
+    return {optim::apply_updates(params, updates).merge(state), std::move(new_state)};
+  }
+};
+
+/// The step of `model` on a fixed batch of `input_shape`, jitted (weft::jit) or eager.
+template <class Model>
+std::function<void()> train_step(Model model, const Shape& input_shape, bool jitted) {
   const std::int64_t batch = input_shape[0];
   const Tensor x = normal(Key(1), input_shape);
   const Tensor labels = astype(uniform(Key(2), Shape{batch}, 0.0f, 10.0f), DType::int32);
   auto variables = std::make_shared<Variables>(nn::init(model, Key(0), x, false));
-  const auto adam = std::make_shared<optim::GradientTransformation>(optim::adam(1e-3f));
-  auto opt_state = std::make_shared<Variables>(adam->init(variables->collection("params")));
+  const TrainStep<Model> step_fn{model, optim::adam(1e-3f)};
+  auto opt_state = std::make_shared<Variables>(step_fn.adam.init(variables->collection("params")));
   auto step = std::make_shared<std::uint32_t>(0);
+  using Step = std::function<std::pair<Variables, Variables>(const Variables&, const Variables&, const Tensor&,
+                                                             const Tensor&, Key)>;
+  const Step run = jitted ? Step(jit(step_fn)) : Step(step_fn);
   return [=] {
-    const auto loss_fn = [&](const Variables& vars) {
-      auto [logits, state] = nn::apply(model, vars, nn::Mutable{"batch_stats"}, Rngs{{"dropout", fold_in(Key(3), (*step)++)}}, x, true);
-      return std::pair{mean(losses::softmax_cross_entropy(logits, labels)), state};
-    };
-    auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(*variables);
-    const Variables params = variables->collection("params");
-    auto [updates, new_state] = adam->update(grads, *opt_state, params);
-    *opt_state = std::move(new_state);
-    *variables = optim::apply_updates(params, updates).merge(state);
+    auto [next_variables, next_state] = run(*variables, *opt_state, x, labels, fold_in(Key(3), (*step)++));
+    *variables = std::move(next_variables);
+    *opt_state = std::move(next_state);
   };
+}
+
+/// The workload `name` jitted, and `name`_eager in eager mode.
+template <class Model>
+void add_train_step(std::vector<bench::Workload>& w, const std::string& name, Model model, Shape input_shape) {
+  w.push_back({name, [=] { return train_step(model, input_shape, true); }});
+  w.push_back({name + "_eager", [=] { return train_step(model, input_shape, false); }});
 }
 
 std::vector<bench::Workload> workloads() {
   std::vector<bench::Workload> w;
 
-  w.push_back({"mlp_infer_b1", [] {
-                 const models::Mlp model{.sizes = {128, 128, 10}};
-                 const Tensor x = normal(Key(1), Shape{1, 64});
-                 const Variables vars = nn::init(model, Key(0), x, false);
-                 return [model, vars, x] {
-                   Tensor y = nn::apply(model, vars, x, false);
-                   asm volatile("" : : "r"(&y) : "memory");
-                 };
-               }});
-  w.push_back({"mlp_train_b32", [] { return train_step(models::Mlp{.sizes = {128, 128, 10}, .drop_rate = 0.1f}, Shape{32, 64}); }});
-  w.push_back({"mlp_train_b256_large",
-               [] { return train_step(models::Mlp{.sizes = {1024, 1024, 10}, .drop_rate = 0.1f}, Shape{256, 784}); }});
-  w.push_back({"residual_mlp_train", [] { return train_step(models::ResidualMlp{}, Shape{128, 784}); }});
-  w.push_back({"conv_train_b32", [] { return train_step(models::ConvNet{}, Shape{32, 28, 28, 1}); }});
+  for (const bool jitted : {true, false})
+    w.push_back({jitted ? "mlp_infer_b1" : "mlp_infer_b1_eager", [jitted] {
+                   const models::Mlp model{.sizes = {128, 128, 10}};
+                   const Tensor x = normal(Key(1), Shape{1, 64});
+                   const Variables vars = nn::init(model, Key(0), x, false);
+                   const auto forward = [model](const Variables& v, const Tensor& input) {
+                     return nn::apply(model, v, input, false);
+                   };
+                   using Forward = std::function<Tensor(const Variables&, const Tensor&)>;
+                   const Forward run = jitted ? Forward(jit(forward)) : Forward(forward);
+                   return [run, vars, x] {
+                     Tensor y = run(vars, x);
+                     asm volatile("" : : "r"(&y) : "memory");
+                   };
+                 }});
+  add_train_step(w, "mlp_train_b32", models::Mlp{.sizes = {128, 128, 10}, .drop_rate = 0.1f}, Shape{32, 64});
+  add_train_step(w, "mlp_train_b256_large", models::Mlp{.sizes = {1024, 1024, 10}, .drop_rate = 0.1f},
+                 Shape{256, 784});
+  add_train_step(w, "residual_mlp_train", models::ResidualMlp{}, Shape{128, 784});
+  add_train_step(w, "conv_train_b32", models::ConvNet{}, Shape{32, 28, 28, 1});
 
   // Dropout's random bits in the default (partitionable) layout and in the classic one, and the
   // floor of both: a copy of the same bytes (16M floats in, 16M out).

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "jit/trace.hpp"
 #include "random_internal.hpp"
 #include "tensor_impl.hpp"
 
@@ -39,7 +40,9 @@ Tensor map_bits(Key key, const Shape& shape, F f) {
 }  // namespace
 
 std::array<std::uint32_t, 2> threefry2x32(std::array<std::uint32_t, 2> key,
-                                          std::array<std::uint32_t, 2> counter) noexcept {
+                                          std::array<std::uint32_t, 2> counter) {
+  if (detail::recording_tracer != nullptr) [[unlikely]]
+    detail::check_untraced_key(*detail::recording_tracer, key, "weft::threefry2x32");
   detail::threefry20(key[0], key[1], counter[0], counter[1]);
   return counter;
 }
@@ -55,7 +58,22 @@ std::ostream& operator<<(std::ostream& os, const Key& key) {
   return os << ")";
 }
 
+namespace {
+std::vector<Key> split_key(Key key, int n);
+}  // namespace
+
 std::vector<Key> split(Key key, int n) {
+  return detail::traced("split", [n](Key k) { return split_key(k, n); }, key);
+}
+
+Key fold_in(Key key, std::uint32_t data) {
+  return detail::traced(
+      "fold_in", [data](Key k) { return Key::from_words(threefry2x32(k.words(), {0u, data}), k.layout()); }, key);
+}
+
+namespace {
+
+std::vector<Key> split_key(Key key, int n) {
   if (n < 0)
     throw ValueError(fmt::format("weft::split: cannot split a key into {} keys; the count must be 0 or more (2 gives a "
                                  "new key and a subkey)",
@@ -76,9 +94,7 @@ std::vector<Key> split(Key key, int n) {
   return keys;
 }
 
-Key fold_in(Key key, std::uint32_t data) noexcept {
-  return Key::from_words(threefry2x32(key.words(), {0u, data}), key.layout());
-}
+}  // namespace
 
 namespace detail {
 
@@ -141,6 +157,8 @@ void detail::random_bits_blocked(Key key, std::span<std::uint32_t> out, std::int
 }
 
 void random_bits(Key key, std::span<std::uint32_t> out) {
+  if (detail::recording_tracer != nullptr) [[unlikely]]
+    detail::check_untraced_key(*detail::recording_tracer, key.words(), "weft::random_bits");
   if (key.layout() == ThreefryLayout::classic) {
     detail::random_bits_blocked(key, out, detail::kBlockWords);
     return;
@@ -158,7 +176,7 @@ std::vector<std::uint32_t> random_bits(Key key, std::int64_t n) {
   return out;
 }
 
-Tensor uniform(Key key, const Shape& shape, float lo, float hi) {
+static Tensor uniform_draw(Key key, const Shape& shape, float lo, float hi) {
   const float scale = hi - lo;
   if (!(lo < hi) || !std::isfinite(scale))
     throw ValueError(fmt::format("weft::uniform: the interval [lo, hi) = [{}, {}) is empty or not "
@@ -166,7 +184,7 @@ Tensor uniform(Key key, const Shape& shape, float lo, float hi) {
   return map_bits(key, shape, [lo, scale](std::uint32_t b) { return detail::uniform_float(b, lo, scale); });
 }
 
-Tensor normal(Key key, const Shape& shape) {
+static Tensor normal_draw(Key key, const Shape& shape) {
   // u in [nextafter(-1, 0), 1) so that erfinv stays finite, as jax.random.normal.
   const float lo = std::nextafter(-1.0f, 0.0f);
   const float scale = 1.0f - lo;
@@ -174,7 +192,7 @@ Tensor normal(Key key, const Shape& shape) {
                   [lo, scale](std::uint32_t b) { return kSqrt2 * detail::erfinv(detail::uniform_float(b, lo, scale)); });
 }
 
-Tensor truncated_normal(Key key, float lower, float upper, const Shape& shape) {
+static Tensor truncated_normal_draw(Key key, float lower, float upper, const Shape& shape) {
   if (!(lower < upper))
     throw ValueError(fmt::format("weft::truncated_normal: lower ({}) must be below upper ({}); give a "
                                  "non-empty window, for example lower = -2, upper = 2", num(lower), num(upper)));
@@ -190,7 +208,7 @@ Tensor truncated_normal(Key key, float lower, float upper, const Shape& shape) {
   });
 }
 
-Tensor bernoulli(Key key, float p, const Shape& shape) {
+static Tensor bernoulli_draw(Key key, float p, const Shape& shape) {
   if (!(p >= 0.0f && p <= 1.0f))
     throw ValueError(fmt::format("weft::bernoulli: p = {} is not a probability; give p in [0, 1]", num(p)));
   Tensor out = detail::empty(shape, DType::int32);
@@ -202,7 +220,7 @@ Tensor bernoulli(Key key, float p, const Shape& shape) {
   return out;
 }
 
-Tensor permutation(Key key, std::int64_t n) {
+static Tensor permutation_draw(Key key, std::int64_t n) {
   if (n < 0)
     throw ValueError(fmt::format("weft::permutation: cannot permute {} elements; n must be 0 or more", n));
   if (n > std::numeric_limits<std::int32_t>::max())
@@ -227,6 +245,24 @@ Tensor permutation(Key key, std::int64_t n) {
     std::swap(x, next);
   }
   return Tensor(std::move(x), Shape{n});
+}
+
+// The draws as weft::jit sees them: one op each, whose input is the key.
+Tensor uniform(Key key, const Shape& shape, float lo, float hi) {
+  return detail::traced("uniform", [shape, lo, hi](Key k) { return uniform_draw(k, shape, lo, hi); }, key);
+}
+Tensor normal(Key key, const Shape& shape) {
+  return detail::traced("normal", [shape](Key k) { return normal_draw(k, shape); }, key);
+}
+Tensor truncated_normal(Key key, float lower, float upper, const Shape& shape) {
+  return detail::traced(
+      "truncated_normal", [lower, upper, shape](Key k) { return truncated_normal_draw(k, lower, upper, shape); }, key);
+}
+Tensor bernoulli(Key key, float p, const Shape& shape) {
+  return detail::traced("bernoulli", [p, shape](Key k) { return bernoulli_draw(k, p, shape); }, key);
+}
+Tensor permutation(Key key, std::int64_t n) {
+  return detail::traced("permutation", [n](Key k) { return permutation_draw(k, n); }, key);
 }
 
 }  // namespace weft

@@ -77,6 +77,8 @@ Tensor empty(const Shape& shape, DType dtype) {
 }
 
 Tensor alias(const Tensor& t, const Shape& shape) {
+  if (recording_tracer != nullptr) [[unlikely]]
+    check_untraced_read(*recording_tracer, t, "a view made outside weft's traced ops");
   const auto& src = TensorAccess::impl(t);
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
@@ -89,6 +91,8 @@ Tensor alias(const Tensor& t, const Shape& shape) {
 }
 
 Tensor view(const Tensor& t, std::size_t byte_offset, const Shape& shape) {
+  if (recording_tracer != nullptr) [[unlikely]]
+    check_untraced_read(*recording_tracer, t, "a view made outside weft's traced ops");
   const auto& src = TensorAccess::impl(t);
   const std::size_t bytes = byte_size(shape, src->dtype);
   if (byte_offset % kDataAlignment != 0 || byte_offset > byte_size(src->shape, src->dtype) ||
@@ -155,6 +159,8 @@ DType Tensor::dtype() const {
 template <class T>
 std::span<const T> Tensor::values() const {
   detail::require_defined(*this, "Tensor::values");
+  if (detail::recording_tracer != nullptr) [[unlikely]]
+    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::values()");
   if (impl_->dtype != dtype_of<T>())
     throw DTypeError(fmt::format("weft::Tensor::values: the tensor is {} but its values were asked for as {}",
                                  name(impl_->dtype), name(dtype_of<T>())));
@@ -165,6 +171,8 @@ template std::span<const std::int32_t> Tensor::values<std::int32_t>() const;
 
 std::vector<float> Tensor::to_vector() const {
   detail::require_defined(*this, "Tensor::to_vector");
+  if (detail::recording_tracer != nullptr) [[unlikely]]
+    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::to_vector()");
   if (impl_->dtype != DType::float32)
     throw DTypeError("weft::Tensor::to_vector: the tensor is int32; use to_int_vector()");
   auto v = values<float>();
@@ -173,6 +181,8 @@ std::vector<float> Tensor::to_vector() const {
 
 std::vector<std::int32_t> Tensor::to_int_vector() const {
   detail::require_defined(*this, "Tensor::to_int_vector");
+  if (detail::recording_tracer != nullptr) [[unlikely]]
+    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::to_int_vector()");
   if (impl_->dtype != DType::int32)
     throw DTypeError("weft::Tensor::to_int_vector: the tensor is float32; use to_vector()");
   auto v = values<std::int32_t>();
@@ -181,6 +191,8 @@ std::vector<std::int32_t> Tensor::to_int_vector() const {
 
 float Tensor::item() const {
   detail::require_defined(*this, "Tensor::item");
+  if (detail::recording_tracer != nullptr) [[unlikely]]
+    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::item()");
   if (impl_->shape.numel() != 1)
     throw ShapeError(fmt::format("weft::Tensor::item: needs a tensor of exactly one element, got shape {}; "
                                  "reduce it (weft::sum, weft::mean) or index it first", impl_->shape.str()));

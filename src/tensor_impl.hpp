@@ -8,6 +8,18 @@
 
 namespace weft::detail {
 
+class Tracer;
+/// The weft::jit trace being recorded on this thread while control is outside every traced op
+/// (the function's own code, the autodiff engine), else null: inside an op the op's own kernels
+/// read and write freely. initial-exec: one load from the thread pointer, as the check below runs
+/// on every element access of every kernel.
+[[gnu::tls_model("initial-exec")]] extern thread_local Tracer* recording_tracer;
+/// Throws when `t` holds a value the trace computes from the jitted function's inputs: code that
+/// weft::jit does not trace read it on the host (`what` says which access), so the trace would
+/// bake in this call's value. Defined in jit/trace.cpp.
+void check_untraced_read(Tracer& tracer, const Tensor& t, const char* what);
+void check_untraced_write(Tracer& tracer, const Tensor& t);
+
 /// Elements of tensors below this many bytes live in the same allocation as their impl (one
 /// allocation per tensor); larger ones in a separate, cached buffer (buffer.hpp).
 inline constexpr std::size_t kTrailingBytes = 64 * 1024;
@@ -36,11 +48,15 @@ Tensor empty(const Shape& shape, DType dtype);
 /// Mutable access to a tensor the caller has just created with `empty` (nothing else sees it yet).
 template <class T>
 T* mutable_data(Tensor& t) {
+  if (recording_tracer != nullptr) [[unlikely]]
+    check_untraced_write(*recording_tracer, t);
   return static_cast<T*>(TensorAccess::impl(t)->data);
 }
 
 template <class T>
 const T* data(const Tensor& t) {
+  if (recording_tracer != nullptr) [[unlikely]]
+    check_untraced_read(*recording_tracer, t, "a kernel");
   return static_cast<const T*>(TensorAccess::impl(t)->data);
 }
 

@@ -630,6 +630,42 @@ Variables detail::map_leaves(std::span<const Variables* const> trees, const Leaf
   return VariablesAccess::make(map_node(*first, path, replace));
 }
 
+void detail::visit_leaves(const Variables& tree,
+                          const std::function<void(std::string_view path, const Tensor& leaf)>& visit) {
+  const NodePtr& root = VariablesAccess::root(tree);
+  if (root == nullptr) return;
+  std::string path;
+  for_each_leaf(*root, path, visit);
+}
+
+namespace {
+
+void append_leaves_of(const Node& node, std::vector<Tensor>& out) {
+  if (node.is_leaf()) {
+    out.push_back(node.value);
+    return;
+  }
+  for (const Child& c : node.children) append_leaves_of(*c.node, out);
+}
+
+}  // namespace
+
+void detail::append_leaves(const Variables& tree, std::vector<Tensor>& leaves) {
+  if (const NodePtr& root = VariablesAccess::root(tree); root != nullptr) append_leaves_of(*root, leaves);
+}
+
+Variables detail::with_leaves(const Variables& like, std::span<const Tensor> leaves) {
+  const NodePtr& root = VariablesAccess::root(like);
+  if (root == nullptr) return like;
+  if (leaves.size() < root->leaf_count)
+    throw ValueError(fmt::format("weft::Variables: got {} tensors for the {} of a tree", leaves.size(),
+                                 count_leaves(root->leaf_count)));
+  std::size_t index = 0;
+  auto replace = [&](std::string_view, const Tensor&) { return leaves[index++]; };
+  std::string path;
+  return VariablesAccess::make(map_node(*root, path, replace));
+}
+
 // ---------------------------------------------------------------- autodiff
 
 namespace {

@@ -15,7 +15,7 @@ namespace weft {
 
 /// Threefry-2x32 with 20 rounds (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
 [[nodiscard]] std::array<std::uint32_t, 2> threefry2x32(std::array<std::uint32_t, 2> key,
-                                                        std::array<std::uint32_t, 2> counter) noexcept;
+                                                        std::array<std::uint32_t, 2> counter);
 
 /// How a key's counters are laid out when it splits and draws, as JAX's two threefry
 /// implementations do (the key words and fold_in are the same in both).
@@ -60,7 +60,7 @@ std::ostream& operator<<(std::ostream& os, const Key& key);
 /// output words, cut into n keys of two consecutive words.
 [[nodiscard]] std::vector<Key> split(Key key, int n = 2);
 /// A key for `data`: threefry(key, {0, data}), in either layout.
-[[nodiscard]] Key fold_in(Key key, std::uint32_t data) noexcept;
+[[nodiscard]] Key fold_in(Key key, std::uint32_t data);
 
 /// Fills `out` with random 32-bit words in key's layout. Partitionable: word i is y0 ^ y1 of
 /// threefry(key, (i >> 32, i & 0xffffffff)). Classic: counters 0..n-1 (a 0 appended when n is odd)

@@ -124,6 +124,15 @@ namespace detail {
 using LeafFunction = std::function<Tensor(std::string_view path, std::span<const Tensor* const> leaves)>;
 Variables map_leaves(std::span<const Variables* const> trees, const LeafFunction& f);
 
+/// visit(path, leaf) for every leaf in path order, without building the path strings' vector
+/// (weft::jit flattens its arguments with it on every call).
+void visit_leaves(const Variables& tree, const std::function<void(std::string_view path, const Tensor& leaf)>& visit);
+/// Appends the leaves in path order (no paths built: weft::jit's per-call flattening).
+void append_leaves(const Variables& tree, std::vector<Tensor>& leaves);
+/// `like` with its leaves replaced, in path order, by leaves[0, like.size()); the rest of the
+/// structure is shared. A weft::ValueError when fewer leaves are given.
+Variables with_leaves(const Variables& like, std::span<const Tensor> leaves);
+
 template <class>
 using leaf_ref = const Tensor&;
 

@@ -5,6 +5,7 @@
 #include "weft/core.hpp"
 #include "weft/error.hpp"
 #include "weft/io.hpp"
+#include "weft/jit.hpp"
 #include "weft/keywords.hpp"
 #include "weft/losses.hpp"
 #include "weft/nn.hpp"

@@ -49,6 +49,7 @@ Tensor checkpoint(CheckpointFunction f, std::span<const Tensor> inputs, std::str
            for (std::size_t i = 0; i < detached.size(); ++i)
              if (tracked[i]) grads[i] = std::move(local_grads[k++]);
          });
+  weft::detail::node_of(out)->backward_is_ops = true;
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "../tensor_impl.hpp"
 #include "engine.hpp"
 #include "node.hpp"
@@ -73,7 +74,10 @@ std::vector<Tensor> backpropagate(const Tensor& output, const Tensor& seed, std:
         continue;
       }
       input_grads.assign(node->inputs.size(), Tensor{});
-      node->backward(g, input_grads);
+      if (weft::detail::Tracer* tracer = weft::detail::recording_tracer)
+        tracer->backward(*node, g, input_grads);  // recorded as one step of a weft::jit plan
+      else
+        node->backward(g, input_grads);
       for (std::size_t i = 0; i < node->inputs.size(); ++i) {
         Node* in = node->inputs[i].get();
         if (!in || !input_grads[i].defined()) continue;

@@ -30,6 +30,9 @@ class Node {
   /// Writes into input_grads[i] the gradient for input i (for each non-null inputs[i]).
   /// An entry left empty means a zero gradient.
   virtual void backward(const Tensor& grad_output, std::span<Tensor> input_grads) = 0;
+  /// True when the backward runs only ops and backward passes (autodiff::checkpoint's
+  /// recomputation): a weft::jit trace then records those ops, not the node as one step.
+  bool backward_is_ops = false;
 
  private:
   const char* op_;

@@ -22,6 +22,7 @@
 #include "../backend/gemm.hpp"
 #include "../checked.hpp"
 #include "conv_impl.hpp"
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -292,23 +293,25 @@ Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry&
 }  // namespace detail
 
 Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& options) {
-  detail::require_defined(x, "conv2d");
-  detail::require_defined(kernel, "conv2d");
-  detail::require_float(x, "conv2d");
-  detail::require_float(kernel, "conv2d");
-  const detail::ConvGeometry g = detail::conv2d_geometry(x.shape(), kernel.shape(), options);
-  Tensor y = detail::conv2d_forward(x, kernel, g);
-  if (autodiff::any_tracked(x, kernel)) {
-    const bool need_x = detail::node_of(x) != nullptr, need_k = detail::node_of(kernel) != nullptr;
-    // Each gradient needs only the other operand.
-    autodiff::record(y, "conv2d", {&x, &kernel},
-                     [vx = need_k ? detail::detach(x) : Tensor(), vk = need_x ? detail::detach(kernel) : Tensor(), g,
-                      need_x, need_k](const Tensor& dy, std::span<Tensor> gr) {
-                       if (need_x) gr[0] = detail::conv2d_input_grad(dy, vk, g);
-                       if (need_k) gr[1] = detail::conv2d_kernel_grad(vx, dy, g);
-                     });
-  }
-  return y;
+  return detail::traced("conv2d", [=](const Tensor& x, const Tensor& kernel) -> Tensor {
+    detail::require_defined(x, "conv2d");
+    detail::require_defined(kernel, "conv2d");
+    detail::require_float(x, "conv2d");
+    detail::require_float(kernel, "conv2d");
+    const detail::ConvGeometry g = detail::conv2d_geometry(x.shape(), kernel.shape(), options);
+    Tensor y = detail::conv2d_forward(x, kernel, g);
+    if (autodiff::any_tracked(x, kernel)) {
+      const bool need_x = detail::node_of(x) != nullptr, need_k = detail::node_of(kernel) != nullptr;
+      // Each gradient needs only the other operand.
+      autodiff::record(y, "conv2d", {&x, &kernel},
+                       [vx = need_k ? detail::detach(x) : Tensor(), vk = need_x ? detail::detach(kernel) : Tensor(), g,
+                        need_x, need_k](const Tensor& dy, std::span<Tensor> gr) {
+                         if (need_x) gr[0] = detail::conv2d_input_grad(dy, vk, g);
+                         if (need_k) gr[1] = detail::conv2d_kernel_grad(vx, dy, g);
+                       });
+    }
+    return y;
+  }, x, kernel);
 }
 
 }  // namespace weft

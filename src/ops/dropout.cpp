@@ -6,6 +6,7 @@
 
 #include "../random_internal.hpp"
 #include "fused.hpp"
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft::detail {
@@ -46,19 +47,21 @@ void dropout_backward_kernel(const float* g, const std::uint8_t* mask, float kee
 }  // namespace
 
 Tensor dropout(const Tensor& x, Key key, float keep) {
-  const std::int64_t n = x.size();
-  Tensor y = empty(x.shape(), DType::float32);
-  const bool tracked = autodiff::any_tracked(x);
-  auto mask = tracked ? std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(n)) : nullptr;
-  dropout_kernel(key, keep, data<float>(x), mutable_data<float>(y), mask ? mask->data() : nullptr, n);
-  if (tracked) {
-    autodiff::record(y, "dropout", {&x}, [mask, keep](const Tensor& g, std::span<Tensor> grads) {
-      Tensor dx = empty(g.shape(), DType::float32);
-      dropout_backward_kernel(data<float>(g), mask->data(), keep, mutable_data<float>(dx), g.size());
-      grads[0] = dx;
-    });
-  }
-  return y;
+  return detail::traced("dropout", [=](const Tensor& x, Key key) -> Tensor {
+    const std::int64_t n = x.size();
+    Tensor y = empty(x.shape(), DType::float32);
+    const bool tracked = autodiff::any_tracked(x);
+    auto mask = tracked ? std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(n)) : nullptr;
+    dropout_kernel(key, keep, data<float>(x), mutable_data<float>(y), mask ? mask->data() : nullptr, n);
+    if (tracked) {
+      autodiff::record(y, "dropout", {&x}, [mask, keep](const Tensor& g, std::span<Tensor> grads) {
+        Tensor dx = empty(g.shape(), DType::float32);
+        dropout_backward_kernel(data<float>(g), mask->data(), keep, mutable_data<float>(dx), g.size());
+        grads[0] = dx;
+      });
+    }
+    return y;
+  }, x, key);
 }
 
 }  // namespace weft::detail

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -96,6 +97,26 @@ Tensor arith(const Tensor& a, const Tensor& b, const char* op, FloatF ff, IntF f
 
 Tensor scalar(float v) { return Tensor(v); }
 
+// The float arithmetic of + - * /, shared by the eager kernels and their lowered form in weft::jit
+// plans (so that both round alike).
+constexpr auto add_f = [](float x, float y) { return x + y; };
+constexpr auto subtract_f = [](float x, float y) { return x - y; };
+constexpr auto multiply_f = [](float x, float y) { return x * y; };
+constexpr auto divide_f = [](float x, float y) { return x / y; };
+
+/// The lowering of a float binary op with broadcasting: the broadcast plan is made once, at trace time.
+template <class F>
+auto lower_binary(F f, const char* op) {
+  return [f, op](const Tensor& a, const Tensor& b, const Tensor&) -> detail::JitKernel {
+    if (a.dtype() != DType::float32 || b.dtype() != DType::float32) return {};
+    const detail::BroadcastPlan p = detail::plan_broadcast(a.shape(), b.shape(), op);
+    return {[p, f](const void* const* in, void* const* out) {
+      detail::binary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                                        static_cast<float*>(out[0]), p, f);
+    }};
+  };
+}
+
 /// int32 arithmetic wraps as two's complement (as JAX's and XLA's does): computed in uint32, where
 /// overflow is defined, and converted back, which C++20 defines as modulo 2^32.
 constexpr std::int32_t wrap_int32(std::uint32_t v) noexcept { return static_cast<std::int32_t>(v); }
@@ -117,70 +138,80 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/sqrt(2 pi)
 }  // namespace
 
 Tensor operator+(const Tensor& a, const Tensor& b) {
-  Tensor out = arith(a, b, "add", [](float x, float y) { return x + y; },
-                     [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) + std::uint32_t(y)); });
-  if (autodiff::any_tracked(a, b)) {
-    autodiff::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = sum_to_shape(g, sa);
-      gr[1] = sum_to_shape(g, sb);
-    });
-  }
-  return out;
+  return detail::traced_lowered("add", [=](const Tensor& a, const Tensor& b) -> Tensor {
+    Tensor out = arith(a, b, "add", add_f,
+                       [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) + std::uint32_t(y)); });
+    if (autodiff::any_tracked(a, b)) {
+      autodiff::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = sum_to_shape(g, sa);
+        gr[1] = sum_to_shape(g, sb);
+      });
+    }
+    return out;
+  }, lower_binary(add_f, "add"), a, b);
 }
 
 Tensor operator-(const Tensor& a, const Tensor& b) {
-  Tensor out = arith(a, b, "subtract", [](float x, float y) { return x - y; },
-                     [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) - std::uint32_t(y)); });
-  if (autodiff::any_tracked(a, b)) {
-    autodiff::record(out, "subtract", {&a, &b},
-                     [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
-                       gr[0] = sum_to_shape(g, sa);
-                       gr[1] = sum_to_shape(-g, sb);
-                     });
-  }
-  return out;
+  return detail::traced_lowered("subtract", [=](const Tensor& a, const Tensor& b) -> Tensor {
+    Tensor out = arith(a, b, "subtract", subtract_f,
+                       [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) - std::uint32_t(y)); });
+    if (autodiff::any_tracked(a, b)) {
+      autodiff::record(out, "subtract", {&a, &b},
+                       [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+                         gr[0] = sum_to_shape(g, sa);
+                         gr[1] = sum_to_shape(-g, sb);
+                       });
+    }
+    return out;
+  }, lower_binary(subtract_f, "subtract"), a, b);
 }
 
 Tensor operator*(const Tensor& a, const Tensor& b) {
-  Tensor out = arith(a, b, "multiply", [](float x, float y) { return x * y; },
-                     [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) * std::uint32_t(y)); });
-  if (autodiff::any_tracked(a, b)) {
-    const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
-    autodiff::record(out, "multiply", {&a, &b},
-                     [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
-                       if (need_a) gr[0] = sum_to_shape(g * vb, va.shape());
-                       if (need_b) gr[1] = sum_to_shape(g * va, vb.shape());
-                     });
-  }
-  return out;
+  return detail::traced_lowered("multiply", [=](const Tensor& a, const Tensor& b) -> Tensor {
+    Tensor out = arith(a, b, "multiply", multiply_f,
+                       [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) * std::uint32_t(y)); });
+    if (autodiff::any_tracked(a, b)) {
+      const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
+      autodiff::record(out, "multiply", {&a, &b},
+                       [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
+                         if (need_a) gr[0] = sum_to_shape(g * vb, va.shape());
+                         if (need_b) gr[1] = sum_to_shape(g * va, vb.shape());
+                       });
+    }
+    return out;
+  }, lower_binary(multiply_f, "multiply"), a, b);
 }
 
 Tensor operator/(const Tensor& a, const Tensor& b) {
-  check_same_dtype(a, b, "divide");
-  if (a.dtype() != DType::float32)
-    throw DTypeError("weft::divide: int32 division is not supported; convert with weft::astype(x, DType::float32)");
-  Tensor out = map_binary<float, float>(a, b, "divide", [](float x, float y) { return x / y; });
-  if (autodiff::any_tracked(a, b)) {
-    const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
-    autodiff::record(out, "divide", {&a, &b},
-                     [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
-                       if (need_a) gr[0] = sum_to_shape(g / vb, va.shape());
-                       if (need_b)
-                         gr[1] = sum_to_shape(map_binary<float, float>(g * va, vb, "divide",
-                                                                       [](float ga, float y) { return -ga / (y * y); }),
-                                              vb.shape());
-                     });
-  }
-  return out;
+  return detail::traced_lowered("divide", [=](const Tensor& a, const Tensor& b) -> Tensor {
+    check_same_dtype(a, b, "divide");
+    if (a.dtype() != DType::float32)
+      throw DTypeError("weft::divide: int32 division is not supported; convert with weft::astype(x, DType::float32)");
+    Tensor out = map_binary<float, float>(a, b, "divide", divide_f);
+    if (autodiff::any_tracked(a, b)) {
+      const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
+      autodiff::record(out, "divide", {&a, &b},
+                       [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
+                         if (need_a) gr[0] = sum_to_shape(g / vb, va.shape());
+                         if (need_b)
+                           gr[1] = sum_to_shape(map_binary<float, float>(g * va, vb, "divide",
+                                                                         [](float ga, float y) { return -ga / (y * y); }),
+                                                vb.shape());
+                       });
+    }
+    return out;
+  }, lower_binary(divide_f, "divide"), a, b);
 }
 
 Tensor operator-(const Tensor& a) {
-  detail::require_defined(a, "negative");
-  Tensor out = a.dtype() == DType::float32 ? map_unary<float, float>(a, [](float x) { return -x; })
-                                           : map_unary<std::int32_t, std::int32_t>(a, [](std::int32_t x) { return wrap_int32(0u - std::uint32_t(x)); });
-  if (autodiff::any_tracked(a))
-    autodiff::record(out, "negative", {&a}, [](const Tensor& g, std::span<Tensor> gr) { gr[0] = -g; });
-  return out;
+  return detail::traced("negative", [=](const Tensor& a) -> Tensor {
+    detail::require_defined(a, "negative");
+    Tensor out = a.dtype() == DType::float32 ? map_unary<float, float>(a, [](float x) { return -x; })
+                                             : map_unary<std::int32_t, std::int32_t>(a, [](std::int32_t x) { return wrap_int32(0u - std::uint32_t(x)); });
+    if (autodiff::any_tracked(a))
+      autodiff::record(out, "negative", {&a}, [](const Tensor& g, std::span<Tensor> gr) { gr[0] = -g; });
+    return out;
+  }, a);
 }
 
 Tensor operator+(const Tensor& a, float b) { return a + scalar(b); }
@@ -196,46 +227,56 @@ namespace {
 
 // JAX gives each operand half of the gradient where max/min ties.
 Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
-  const char* op = is_max ? "maximum" : "minimum";
-  check_same_dtype(a, b, op);
-  Tensor out = is_max ? arith(a, b, op, [](float x, float y) { return x > y ? x : y; },
-                              [](std::int32_t x, std::int32_t y) { return x > y ? x : y; })
-                      : arith(a, b, op, [](float x, float y) { return x < y ? x : y; },
-                              [](std::int32_t x, std::int32_t y) { return x < y ? x : y; });
-  if (autodiff::any_tracked(a, b)) {
-    autodiff::record(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g, std::span<Tensor> gr) {
-      auto share = [is_max](float x, float y) {  // fraction of the gradient that goes to x
-        return x == y ? 0.5f : ((x > y) == is_max ? 1.0f : 0.0f);
-      };
-      const Tensor wa = map_binary<float, float>(va, vb, "maximum", share);
-      gr[0] = sum_to_shape(g * wa, va.shape());
-      gr[1] = sum_to_shape(g * (1.0f - wa), vb.shape());
-    });
-  }
-  return out;
+  return detail::traced(is_max ? "maximum" : "minimum", [=](const Tensor& a, const Tensor& b) -> Tensor {
+    const char* op = is_max ? "maximum" : "minimum";
+    check_same_dtype(a, b, op);
+    Tensor out = is_max ? arith(a, b, op, [](float x, float y) { return x > y ? x : y; },
+                                [](std::int32_t x, std::int32_t y) { return x > y ? x : y; })
+                        : arith(a, b, op, [](float x, float y) { return x < y ? x : y; },
+                                [](std::int32_t x, std::int32_t y) { return x < y ? x : y; });
+    if (autodiff::any_tracked(a, b)) {
+      autodiff::record(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g, std::span<Tensor> gr) {
+        auto share = [is_max](float x, float y) {  // fraction of the gradient that goes to x
+          return x == y ? 0.5f : ((x > y) == is_max ? 1.0f : 0.0f);
+        };
+        const Tensor wa = map_binary<float, float>(va, vb, "maximum", share);
+        gr[0] = sum_to_shape(g * wa, va.shape());
+        gr[1] = sum_to_shape(g * (1.0f - wa), vb.shape());
+      });
+    }
+    return out;
+  }, a, b);
 }
 
 /// A unary float op with derivative dfdx(x, y) where y = f(x).
 template <class F, class D>
 Tensor unary_op(const Tensor& x, const char* op, F f, D dfdx) {
-  detail::require_float(x, op);
-  Tensor out = map_unary<float, float>(x, f);
-  if (autodiff::any_tracked(x)) {
-    autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx](const Tensor& g, std::span<Tensor> gr) {
-      // g * dfdx(x, y) in one pass over the three arrays.
-      Tensor xy = detail::empty(vx.shape(), DType::float32);
-      float* pd = detail::mutable_data<float>(xy);
-      const float* px = data<float>(vx);
-      const float* py = data<float>(vy);
-      const float* pg = data<float>(g);
-      detail::parallel_for(vx.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-        const D d = dfdx;  // a local copy: stores to pd cannot alias its captured values
-        for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * d(px[i], py[i]);
+  const auto lower = [f](const Tensor& x, const Tensor&) -> detail::JitKernel {
+    if (x.dtype() != DType::float32) return {};
+    return {[f, n = x.size()](const void* const* in, void* const* out) {
+      detail::unary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n, f);
+    }};
+  };
+  return detail::traced_lowered(op, [=](const Tensor& x) -> Tensor {
+    detail::require_float(x, op);
+    Tensor out = map_unary<float, float>(x, f);
+    if (autodiff::any_tracked(x)) {
+      autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx](const Tensor& g, std::span<Tensor> gr) {
+        // g * dfdx(x, y) in one pass over the three arrays.
+        Tensor xy = detail::empty(vx.shape(), DType::float32);
+        float* pd = detail::mutable_data<float>(xy);
+        const float* px = data<float>(vx);
+        const float* py = data<float>(vy);
+        const float* pg = data<float>(g);
+        detail::parallel_for(vx.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+          const D d = dfdx;  // a local copy: stores to pd cannot alias its captured values
+          for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * d(px[i], py[i]);
+        });
+        gr[0] = xy;
       });
-      gr[0] = xy;
-    });
-  }
-  return out;
+    }
+    return out;
+  }, lower, x);
 }
 
 }  // namespace
@@ -366,12 +407,14 @@ Tensor clip(const Tensor& x, float lo, float hi) {
 namespace {
 template <class Cmp>
 Tensor compare(const Tensor& a, const Tensor& b, const char* op, Cmp cmp) {
-  check_same_dtype(a, b, op);
-  // A comparison has no gradient (it is piecewise constant): its result is never recorded.
-  if (a.dtype() == DType::float32)
-    return map_binary<float, std::int32_t>(a, b, op, [cmp](float x, float y) { return std::int32_t{cmp(x, y)}; });
-  return map_binary<std::int32_t, std::int32_t>(a, b, op,
-                                                [cmp](std::int32_t x, std::int32_t y) { return std::int32_t{cmp(x, y)}; });
+  return detail::traced(op, [=](const Tensor& a, const Tensor& b) -> Tensor {
+    check_same_dtype(a, b, op);
+    // A comparison has no gradient (it is piecewise constant): its result is never recorded.
+    if (a.dtype() == DType::float32)
+      return map_binary<float, std::int32_t>(a, b, op, [cmp](float x, float y) { return std::int32_t{cmp(x, y)}; });
+    return map_binary<std::int32_t, std::int32_t>(a, b, op,
+                                                  [cmp](std::int32_t x, std::int32_t y) { return std::int32_t{cmp(x, y)}; });
+  }, a, b);
 }
 }  // namespace
 
@@ -387,43 +430,45 @@ Tensor operator>(const Tensor& a, float b) { return a > scalar(b); }
 Tensor operator>=(const Tensor& a, float b) { return a >= scalar(b); }
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
-  detail::require_defined(condition, "where");
-  check_same_dtype(a, b, "where");
-  if (condition.dtype() != DType::int32)
-    throw DTypeError(fmt::format("weft::where: the condition must be an int32 mask (as comparisons return), got "
-                                 "float32 {}; compare it first, e.g. weft::where(x > 0.0f, a, b)",
-                                 condition.shape().str()));
-  const Shape out_shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
-  const Tensor c = condition.shape() == out_shape ? condition : broadcast_to(condition, out_shape);
-  // Select with a broadcast of the condition: f(c, a) keeps a where c, then f(that, b) fills the rest.
-  auto select = [&](const Tensor& x, const Tensor& y) {
-    const Tensor xs = x.shape() == out_shape ? detach(x) : broadcast_to(detach(x), out_shape);
-    const Tensor ys = y.shape() == out_shape ? detach(y) : broadcast_to(detach(y), out_shape);
-    Tensor out = detail::empty(out_shape, x.dtype());
-    const std::int32_t* pc = data<std::int32_t>(c);
-    if (x.dtype() == DType::float32) {
-      const float *px = data<float>(xs), *py = data<float>(ys);
-      float* po = detail::mutable_data<float>(out);
-      detail::parallel_for(out_shape.numel(), detail::kParallelGrain, [&](std::int64_t s, std::int64_t e) {
-        for (std::int64_t i = s; i < e; ++i) po[i] = pc[i] ? px[i] : py[i];
-      });
-    } else {
-      const std::int32_t *px = data<std::int32_t>(xs), *py = data<std::int32_t>(ys);
-      std::int32_t* po = detail::mutable_data<std::int32_t>(out);
-      for (std::int64_t i = 0; i < out_shape.numel(); ++i) po[i] = pc[i] ? px[i] : py[i];
+  return detail::traced("where", [=](const Tensor& condition, const Tensor& a, const Tensor& b) -> Tensor {
+    detail::require_defined(condition, "where");
+    check_same_dtype(a, b, "where");
+    if (condition.dtype() != DType::int32)
+      throw DTypeError(fmt::format("weft::where: the condition must be an int32 mask (as comparisons return), got "
+                                   "float32 {}; compare it first, e.g. weft::where(x > 0.0f, a, b)",
+                                   condition.shape().str()));
+    const Shape out_shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), "where"), b.shape(), "where");
+    const Tensor c = condition.shape() == out_shape ? condition : broadcast_to(condition, out_shape);
+    // Select with a broadcast of the condition: f(c, a) keeps a where c, then f(that, b) fills the rest.
+    auto select = [&](const Tensor& x, const Tensor& y) {
+      const Tensor xs = x.shape() == out_shape ? detach(x) : broadcast_to(detach(x), out_shape);
+      const Tensor ys = y.shape() == out_shape ? detach(y) : broadcast_to(detach(y), out_shape);
+      Tensor out = detail::empty(out_shape, x.dtype());
+      const std::int32_t* pc = data<std::int32_t>(c);
+      if (x.dtype() == DType::float32) {
+        const float *px = data<float>(xs), *py = data<float>(ys);
+        float* po = detail::mutable_data<float>(out);
+        detail::parallel_for(out_shape.numel(), detail::kParallelGrain, [&](std::int64_t s, std::int64_t e) {
+          for (std::int64_t i = s; i < e; ++i) po[i] = pc[i] ? px[i] : py[i];
+        });
+      } else {
+        const std::int32_t *px = data<std::int32_t>(xs), *py = data<std::int32_t>(ys);
+        std::int32_t* po = detail::mutable_data<std::int32_t>(out);
+        for (std::int64_t i = 0; i < out_shape.numel(); ++i) po[i] = pc[i] ? px[i] : py[i];
+      }
+      return out;
+    };
+    Tensor out = select(a, b);
+    if (autodiff::any_tracked(a, b)) {
+      autodiff::record(out, "where", {&a, &b},
+                       [c = detach(c), sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+                         const Tensor z = zeros(g.shape());
+                         gr[0] = sum_to_shape(where(c, g, z), sa);
+                         gr[1] = sum_to_shape(where(c, z, g), sb);
+                       });
     }
     return out;
-  };
-  Tensor out = select(a, b);
-  if (autodiff::any_tracked(a, b)) {
-    autodiff::record(out, "where", {&a, &b},
-                     [c = detach(c), sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
-                       const Tensor z = zeros(g.shape());
-                       gr[0] = sum_to_shape(where(c, g, z), sa);
-                       gr[1] = sum_to_shape(where(c, z, g), sb);
-                     });
-  }
-  return out;
+  }, condition, a, b);
 }
 
 Tensor stop_gradient(const Tensor& x) {
@@ -432,13 +477,15 @@ Tensor stop_gradient(const Tensor& x) {
 }
 
 Tensor astype(const Tensor& x, DType dtype) {
-  detail::require_defined(x, "astype");
-  if (x.dtype() == dtype) return x;
-  if (dtype == DType::int32) {
-    autodiff::require_untracked(x, "astype(int32)");
-    return map_unary<float, std::int32_t>(x, saturating_int32);
-  }
-  return map_unary<std::int32_t, float>(x, [](std::int32_t v) { return static_cast<float>(v); });
+  return detail::traced("astype", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "astype");
+    if (x.dtype() == dtype) return x;
+    if (dtype == DType::int32) {
+      autodiff::require_untracked(x, "astype(int32)");
+      return map_unary<float, std::int32_t>(x, saturating_int32);
+    }
+    return map_unary<std::int32_t, float>(x, [](std::int32_t v) { return static_cast<float>(v); });
+  }, x);
 }
 
 }  // namespace weft

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -16,20 +17,22 @@ using detail::map_binary;
 namespace {
 
 Tensor extremum(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
-  const char* op = is_max ? "max" : "min";
-  detail::require_defined(x, op);
-  const auto ax = detail::normalize_axes(axes, x.rank(), op);
-  Tensor out = detail::reduce_raw(x, ax, keepdims, is_max ? detail::ReduceKind::max : detail::ReduceKind::min);
-  if (autodiff::any_tracked(x)) {
-    // As JAX: the gradient is shared equally among the positions that attain the extremum.
-    autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
-      const Shape& sx = vx.shape();
-      const Tensor hit = astype(vx == detail::keep_axes(vy, sx, ax, keepdims), DType::float32);
-      const Tensor count = detail::reduce_raw(hit, ax, true, detail::ReduceKind::sum);
-      gr[0] = hit * (detail::keep_axes(g, sx, ax, keepdims) / count);
-    });
-  }
-  return out;
+  return detail::traced(is_max ? "max" : "min", [=](const Tensor& x) -> Tensor {
+    const char* op = is_max ? "max" : "min";
+    detail::require_defined(x, op);
+    const auto ax = detail::normalize_axes(axes, x.rank(), op);
+    Tensor out = detail::reduce_raw(x, ax, keepdims, is_max ? detail::ReduceKind::max : detail::ReduceKind::min);
+    if (autodiff::any_tracked(x)) {
+      // As JAX: the gradient is shared equally among the positions that attain the extremum.
+      autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+        const Shape& sx = vx.shape();
+        const Tensor hit = astype(vx == detail::keep_axes(vy, sx, ax, keepdims), DType::float32);
+        const Tensor count = detail::reduce_raw(hit, ax, true, detail::ReduceKind::sum);
+        gr[0] = hit * (detail::keep_axes(g, sx, ax, keepdims) / count);
+      });
+    }
+    return out;
+  }, x);
 }
 
 }  // namespace
@@ -95,56 +98,60 @@ void argmax_kernel(const T* x, std::int32_t* out, const detail::AxisView& v) {
 }  // namespace
 
 Tensor argmax(const Tensor& x, int axis, bool keepdims) {
-  detail::require_defined(x, "argmax");
-  // Not differentiable, but allowed on a tracked input (accuracy during training): the int32
-  // result carries no node, so nothing flows back through it.
-  const int a = normalize_axis(axis, x.rank(), "argmax");
-  const Shape& s = x.shape();
-  if (s[a] == 0)
-    throw ValueError(
-        fmt::format("weft::argmax: axis {} of shape {} has extent 0, so there is no largest element", a, s.str()));
-  if (s[a] - 1 > std::numeric_limits<std::int32_t>::max())
-    throw ValueError(fmt::format("weft::argmax: axis {} of shape {} is too long for int32 indices", a, s.str()));
-  Tensor out = detail::empty(detail::reduced_shape(s, {a}, keepdims), DType::int32);
-  const auto view = detail::axis_view(s, a);
-  if (x.dtype() == DType::float32)
-    argmax_kernel(data<float>(x), detail::mutable_data<std::int32_t>(out), view);
-  else
-    argmax_kernel(data<std::int32_t>(x), detail::mutable_data<std::int32_t>(out), view);
-  return out;
+  return detail::traced("argmax", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "argmax");
+    // Not differentiable, but allowed on a tracked input (accuracy during training): the int32
+    // result carries no node, so nothing flows back through it.
+    const int a = normalize_axis(axis, x.rank(), "argmax");
+    const Shape& s = x.shape();
+    if (s[a] == 0)
+      throw ValueError(
+          fmt::format("weft::argmax: axis {} of shape {} has extent 0, so there is no largest element", a, s.str()));
+    if (s[a] - 1 > std::numeric_limits<std::int32_t>::max())
+      throw ValueError(fmt::format("weft::argmax: axis {} of shape {} is too long for int32 indices", a, s.str()));
+    Tensor out = detail::empty(detail::reduced_shape(s, {a}, keepdims), DType::int32);
+    const auto view = detail::axis_view(s, a);
+    if (x.dtype() == DType::float32)
+      argmax_kernel(data<float>(x), detail::mutable_data<std::int32_t>(out), view);
+    else
+      argmax_kernel(data<std::int32_t>(x), detail::mutable_data<std::int32_t>(out), view);
+    return out;
+  }, x);
 }
 
 Tensor logsumexp(const Tensor& x, const Axes& axes, bool keepdims) {
-  detail::require_float(x, "logsumexp");
-  const auto ax = detail::normalize_axes(axes, x.rank(), "logsumexp");
-  const Shape& sx = x.shape();
-  std::int64_t n = 1;
-  for (int a : ax) n *= sx[a];
-  const Tensor vx = detach(x);
-  if (n == 0) {  // the log of an empty sum
-    Tensor out = full(detail::reduced_shape(sx, ax, keepdims), -std::numeric_limits<float>::infinity());
-    if (autodiff::any_tracked(x))
-      autodiff::record(out, "logsumexp", {&x}, [sx](const Tensor&, std::span<Tensor> gr) { gr[0] = zeros(sx); });
+  return detail::traced("logsumexp", [=](const Tensor& x) -> Tensor {
+    detail::require_float(x, "logsumexp");
+    const auto ax = detail::normalize_axes(axes, x.rank(), "logsumexp");
+    const Shape& sx = x.shape();
+    std::int64_t n = 1;
+    for (int a : ax) n *= sx[a];
+    const Tensor vx = detach(x);
+    if (n == 0) {  // the log of an empty sum
+      Tensor out = full(detail::reduced_shape(sx, ax, keepdims), -std::numeric_limits<float>::infinity());
+      if (autodiff::any_tracked(x))
+        autodiff::record(out, "logsumexp", {&x}, [sx](const Tensor&, std::span<Tensor> gr) { gr[0] = zeros(sx); });
+      return out;
+    }
+    // Shift by the maximum; a row whose maximum is infinite shifts by 0 instead (as JAX), so an
+    // all -inf row gives log(0) = -inf rather than NaN from -inf - -inf.
+    Tensor m = detail::reduce_raw(vx, ax, true, detail::ReduceKind::max);
+    m = detail::map_unary<float, float>(m, [](float v) { return std::isfinite(v) ? v : 0.0f; });
+    const Tensor e = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return std::exp(a - b); });
+    const Tensor ls = detail::map_unary<float, float>(detail::reduce_raw(e, ax, true, detail::ReduceKind::sum),
+                                                      [](float s) { return std::log(s); });
+    Tensor out = detail::alias(ls + m, detail::reduced_shape(sx, ax, keepdims));
+    if (autodiff::any_tracked(x)) {
+      // The softmax weights exp((x - m) - log s): shifting by m first keeps them accurate for
+      // large logits (exp(x - logsumexp) would lose the low bits of x - logsumexp).
+      autodiff::record(out, "logsumexp", {&x}, [vx, m, ls, ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+        const Tensor shifted = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return a - b; });
+        const Tensor w = map_binary<float, float>(shifted, ls, "logsumexp", [](float a, float b) { return std::exp(a - b); });
+        gr[0] = w * detail::keep_axes(g, vx.shape(), ax, keepdims);
+      });
+    }
     return out;
-  }
-  // Shift by the maximum; a row whose maximum is infinite shifts by 0 instead (as JAX), so an
-  // all -inf row gives log(0) = -inf rather than NaN from -inf - -inf.
-  Tensor m = detail::reduce_raw(vx, ax, true, detail::ReduceKind::max);
-  m = detail::map_unary<float, float>(m, [](float v) { return std::isfinite(v) ? v : 0.0f; });
-  const Tensor e = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return std::exp(a - b); });
-  const Tensor ls = detail::map_unary<float, float>(detail::reduce_raw(e, ax, true, detail::ReduceKind::sum),
-                                                    [](float s) { return std::log(s); });
-  Tensor out = detail::alias(ls + m, detail::reduced_shape(sx, ax, keepdims));
-  if (autodiff::any_tracked(x)) {
-    // The softmax weights exp((x - m) - log s): shifting by m first keeps them accurate for
-    // large logits (exp(x - logsumexp) would lose the low bits of x - logsumexp).
-    autodiff::record(out, "logsumexp", {&x}, [vx, m, ls, ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
-      const Tensor shifted = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return a - b; });
-      const Tensor w = map_binary<float, float>(shifted, ls, "logsumexp", [](float a, float b) { return std::exp(a - b); });
-      gr[0] = w * detail::keep_axes(g, vx.shape(), ax, keepdims);
-    });
-  }
-  return out;
+  }, x);
 }
 
 }  // namespace weft

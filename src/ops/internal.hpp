@@ -80,16 +80,20 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
   return out;
 }
 
+/// po[i] = f(px[i]) for i in [0, n), in parallel chunks.
+template <class T, class R, class F>
+void unary_loop(const T* px, R* po, std::int64_t n, F f) {
+  parallel_for(n, kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+    const F fn = f;  // a local copy: stores to po cannot alias the functor's captured values
+    for (std::int64_t i = b; i < e; ++i) po[i] = fn(px[i]);
+  });
+}
+
 /// out = f(x) elementwise.
 template <class T, class R, class F>
 Tensor map_unary(const Tensor& x, F f) {
   Tensor out = empty(x.shape(), dtype_of<R>());
-  const T* px = data<T>(x);
-  R* po = mutable_data<R>(out);
-  parallel_for(x.size(), kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-    const F fn = f;  // a local copy: stores to po cannot alias the functor's captured values
-    for (std::int64_t i = b; i < e; ++i) po[i] = fn(px[i]);
-  });
+  unary_loop<T, R>(data<T>(x), mutable_data<R>(out), x.size(), f);
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 #include "../row_math.hpp"
 
@@ -105,98 +106,102 @@ inline RowNorm row_norm(const float* x, std::int64_t n) {
 constexpr std::int64_t kStats = 2;
 
 Tensor integer_cross_entropy(const Tensor& logits, const Tensor& labels, const Rows& rows) {
-  check_label_range(labels, rows, logits.shape(), kCrossEntropy);
-  const bool tracked = autodiff::any_tracked(logits);
-  Tensor out = detail::empty(rows.batch, DType::float32);
-  Tensor stats = tracked ? detail::empty(Shape{rows.count, kStats}, DType::float32) : Tensor();
-  const float* px = data<float>(logits);
-  const std::int32_t* pl = data<std::int32_t>(labels);
-  float* po = detail::mutable_data<float>(out);
-  float* ps = tracked ? detail::mutable_data<float>(stats) : nullptr;
-  const std::int64_t n = rows.classes;
-  for_rows(rows, [&](std::int64_t r) {
-    const float* x = px + r * n;
-    const RowNorm norm = row_norm(x, n);
-    // Only the label's log-probability is formed (optax does the same).
-    po[r] = norm.ls - (x[pl[r]] - norm.m);
-    if (ps != nullptr) {
-      ps[r * kStats] = norm.m;
-      ps[r * kStats + 1] = norm.ls;
-    }
-  });
-  if (tracked) {
-    autodiff::record(out, kCrossEntropy, {&logits, &labels},
-                     [x = detail::detach(logits), labels, stats, rows](const Tensor& g, std::span<Tensor> grads) {
-                       // d logits = g * (softmax(x) - one_hot(label)).
-                       Tensor dx = detail::empty(x.shape(), DType::float32);
-                       const float *px = data<float>(x), *pg = data<float>(g), *ps = data<float>(stats);
-                       const std::int32_t* pl = data<std::int32_t>(labels);
-                       float* pd = detail::mutable_data<float>(dx);
-                       const std::int64_t n = rows.classes;
-                       for_rows(rows, [&](std::int64_t r) {
-                         const float* xr = px + r * n;
-                         const float gr = pg[r], m = ps[r * kStats], ls = ps[r * kStats + 1];
-                         float* dr = pd + r * n;
-                         for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * exp_nonpositive((xr[i] - m) - ls);
-                         const std::int32_t k = pl[r];
-                         dr[k] = gr * (exp_nonpositive((xr[k] - m) - ls) - 1.0f);
+  return detail::traced("softmax_cross_entropy", [=](const Tensor& logits, const Tensor& labels) -> Tensor {
+    check_label_range(labels, rows, logits.shape(), kCrossEntropy);
+    const bool tracked = autodiff::any_tracked(logits);
+    Tensor out = detail::empty(rows.batch, DType::float32);
+    Tensor stats = tracked ? detail::empty(Shape{rows.count, kStats}, DType::float32) : Tensor();
+    const float* px = data<float>(logits);
+    const std::int32_t* pl = data<std::int32_t>(labels);
+    float* po = detail::mutable_data<float>(out);
+    float* ps = tracked ? detail::mutable_data<float>(stats) : nullptr;
+    const std::int64_t n = rows.classes;
+    for_rows(rows, [&](std::int64_t r) {
+      const float* x = px + r * n;
+      const RowNorm norm = row_norm(x, n);
+      // Only the label's log-probability is formed (optax does the same).
+      po[r] = norm.ls - (x[pl[r]] - norm.m);
+      if (ps != nullptr) {
+        ps[r * kStats] = norm.m;
+        ps[r * kStats + 1] = norm.ls;
+      }
+    });
+    if (tracked) {
+      autodiff::record(out, kCrossEntropy, {&logits, &labels},
+                       [x = detail::detach(logits), labels, stats, rows](const Tensor& g, std::span<Tensor> grads) {
+                         // d logits = g * (softmax(x) - one_hot(label)).
+                         Tensor dx = detail::empty(x.shape(), DType::float32);
+                         const float *px = data<float>(x), *pg = data<float>(g), *ps = data<float>(stats);
+                         const std::int32_t* pl = data<std::int32_t>(labels);
+                         float* pd = detail::mutable_data<float>(dx);
+                         const std::int64_t n = rows.classes;
+                         for_rows(rows, [&](std::int64_t r) {
+                           const float* xr = px + r * n;
+                           const float gr = pg[r], m = ps[r * kStats], ls = ps[r * kStats + 1];
+                           float* dr = pd + r * n;
+                           for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * exp_nonpositive((xr[i] - m) - ls);
+                           const std::int32_t k = pl[r];
+                           dr[k] = gr * (exp_nonpositive((xr[k] - m) - ls) - 1.0f);
+                         });
+                         grads[0] = dx;
                        });
-                       grads[0] = dx;
-                     });
-  }
-  return out;
+    }
+    return out;
+  }, logits, labels);
 }
 
 Tensor soft_cross_entropy(const Tensor& logits, const Tensor& labels, const Rows& rows) {
-  const bool tracked = autodiff::any_tracked(logits, labels);
-  Tensor out = detail::empty(rows.batch, DType::float32);
-  Tensor stats = tracked ? detail::empty(Shape{rows.count, kStats}, DType::float32) : Tensor();
-  const float* px = data<float>(logits);
-  const float* py = data<float>(labels);
-  float* po = detail::mutable_data<float>(out);
-  float* ps = tracked ? detail::mutable_data<float>(stats) : nullptr;
-  const std::int64_t n = rows.classes;
-  for_rows(rows, [&](std::int64_t r) {
-    const float *x = px + r * n, *y = py + r * n;
-    const RowNorm norm = row_norm(x, n);
-    // -sum(labels * log_softmax(x)), as optax (a zero label times a -inf logit gives NaN there too).
-    po[r] = -lanes_accumulate(n, [&](std::int64_t i) { return y[i] * ((x[i] - norm.m) - norm.ls); });
-    if (ps != nullptr) {
-      ps[r * kStats] = norm.m;
-      ps[r * kStats + 1] = norm.ls;
-    }
-  });
-  if (tracked) {
-    const bool need_x = detail::node_of(logits) != nullptr, need_y = detail::node_of(labels) != nullptr;
-    autodiff::record(
-        out, kCrossEntropy, {&logits, &labels},
-        [x = detail::detach(logits), y = detail::detach(labels), stats, rows, need_x, need_y](
-            const Tensor& g, std::span<Tensor> grads) {
-          const float *px = data<float>(x), *py = data<float>(y), *pg = data<float>(g), *ps = data<float>(stats);
-          const std::int64_t n = rows.classes;
-          Tensor dx = need_x ? detail::empty(x.shape(), DType::float32) : Tensor();
-          Tensor dy = need_y ? detail::empty(y.shape(), DType::float32) : Tensor();
-          float* pdx = need_x ? detail::mutable_data<float>(dx) : nullptr;
-          float* pdy = need_y ? detail::mutable_data<float>(dy) : nullptr;
-          for_rows(rows, [&](std::int64_t r) {
-            const float *xr = px + r * n, *yr = py + r * n;
-            const float gr = pg[r], m = ps[r * kStats], ls = ps[r * kStats + 1];
-            if (pdx != nullptr) {
-              // d/dx of -sum(y * log_softmax(x)) = softmax(x) * sum(y) - y: softmax - labels for a distribution.
-              const float total = lanes_accumulate(n, [yr](std::int64_t i) { return yr[i]; });
-              float* dr = pdx + r * n;
-              for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * (exp_nonpositive((xr[i] - m) - ls) * total - yr[i]);
-            }
-            if (pdy != nullptr) {
-              float* dr = pdy + r * n;
-              for (std::int64_t i = 0; i < n; ++i) dr[i] = -gr * ((xr[i] - m) - ls);
-            }
+  return detail::traced("softmax_cross_entropy", [=](const Tensor& logits, const Tensor& labels) -> Tensor {
+    const bool tracked = autodiff::any_tracked(logits, labels);
+    Tensor out = detail::empty(rows.batch, DType::float32);
+    Tensor stats = tracked ? detail::empty(Shape{rows.count, kStats}, DType::float32) : Tensor();
+    const float* px = data<float>(logits);
+    const float* py = data<float>(labels);
+    float* po = detail::mutable_data<float>(out);
+    float* ps = tracked ? detail::mutable_data<float>(stats) : nullptr;
+    const std::int64_t n = rows.classes;
+    for_rows(rows, [&](std::int64_t r) {
+      const float *x = px + r * n, *y = py + r * n;
+      const RowNorm norm = row_norm(x, n);
+      // -sum(labels * log_softmax(x)), as optax (a zero label times a -inf logit gives NaN there too).
+      po[r] = -lanes_accumulate(n, [&](std::int64_t i) { return y[i] * ((x[i] - norm.m) - norm.ls); });
+      if (ps != nullptr) {
+        ps[r * kStats] = norm.m;
+        ps[r * kStats + 1] = norm.ls;
+      }
+    });
+    if (tracked) {
+      const bool need_x = detail::node_of(logits) != nullptr, need_y = detail::node_of(labels) != nullptr;
+      autodiff::record(
+          out, kCrossEntropy, {&logits, &labels},
+          [x = detail::detach(logits), y = detail::detach(labels), stats, rows, need_x, need_y](
+              const Tensor& g, std::span<Tensor> grads) {
+            const float *px = data<float>(x), *py = data<float>(y), *pg = data<float>(g), *ps = data<float>(stats);
+            const std::int64_t n = rows.classes;
+            Tensor dx = need_x ? detail::empty(x.shape(), DType::float32) : Tensor();
+            Tensor dy = need_y ? detail::empty(y.shape(), DType::float32) : Tensor();
+            float* pdx = need_x ? detail::mutable_data<float>(dx) : nullptr;
+            float* pdy = need_y ? detail::mutable_data<float>(dy) : nullptr;
+            for_rows(rows, [&](std::int64_t r) {
+              const float *xr = px + r * n, *yr = py + r * n;
+              const float gr = pg[r], m = ps[r * kStats], ls = ps[r * kStats + 1];
+              if (pdx != nullptr) {
+                // d/dx of -sum(y * log_softmax(x)) = softmax(x) * sum(y) - y: softmax - labels for a distribution.
+                const float total = lanes_accumulate(n, [yr](std::int64_t i) { return yr[i]; });
+                float* dr = pdx + r * n;
+                for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * (exp_nonpositive((xr[i] - m) - ls) * total - yr[i]);
+              }
+              if (pdy != nullptr) {
+                float* dr = pdy + r * n;
+                for (std::int64_t i = 0; i < n; ++i) dr[i] = -gr * ((xr[i] - m) - ls);
+              }
+            });
+            if (need_x) grads[0] = dx;
+            if (need_y) grads[1] = dy;
           });
-          if (need_x) grads[0] = dx;
-          if (need_y) grads[1] = dy;
-        });
-  }
-  return out;
+    }
+    return out;
+  }, logits, labels);
 }
 
 void check_float(const Tensor& t, const char* what, const char* op) {
@@ -259,50 +264,52 @@ CosineRow cosine_row(const float* p, const float* t, std::int64_t n, float epsil
 
 /// cosine_similarity, or 1 minus it when `distance`: one fused node either way.
 Tensor cosine(const Tensor& predictions, const Tensor& targets, float epsilon, bool distance, const char* op) {
-  const Rows rows = check_row_pair(predictions, "predictions", targets, "targets", op);
-  if (!(epsilon >= 0.0f))
-    throw ValueError(fmt::format("weft::losses::{}: epsilon is {}; it is the smallest norm used, so it must be 0 "
-                                 "(optax's default) or positive",
-                                 op, epsilon));
-  Tensor out = detail::empty(rows.batch, DType::float32);
-  const float *pp = data<float>(predictions), *pt = data<float>(targets);
-  float* po = detail::mutable_data<float>(out);
-  const std::int64_t n = rows.classes;
-  for_rows(rows, [&](std::int64_t r) {
-    const CosineRow c = cosine_row(pp + r * n, pt + r * n, n, epsilon);
-    const float s = c.dot / (c.norm_p * c.norm_t);
-    po[r] = distance ? 1.0f - s : s;
-  });
-  if (autodiff::any_tracked(predictions, targets)) {
-    const bool need_p = detail::node_of(predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
-    autodiff::record(
-        out, op, {&predictions, &targets},
-        [p = detail::detach(predictions), t = detail::detach(targets), rows, epsilon, distance, need_p, need_t](
-            const Tensor& g, std::span<Tensor> grads) {
-          // ds/dp = t / (|p| |t|) - s p / |p|^2, the second term only where |p| passes a gradient.
-          const float *pp = data<float>(p), *pt = data<float>(t), *pg = data<float>(g);
-          Tensor dp = need_p ? detail::empty(p.shape(), DType::float32) : Tensor();
-          Tensor dt = need_t ? detail::empty(t.shape(), DType::float32) : Tensor();
-          float* pdp = need_p ? detail::mutable_data<float>(dp) : nullptr;
-          float* pdt = need_t ? detail::mutable_data<float>(dt) : nullptr;
-          const std::int64_t n = rows.classes;
-          for_rows(rows, [&](std::int64_t r) {
-            const float *pr = pp + r * n, *tr = pt + r * n;
-            const CosineRow c = cosine_row(pr, tr, n, epsilon);
-            const float inv = 1.0f / (c.norm_p * c.norm_t), s = c.dot * inv;
-            const float gr = distance ? -pg[r] : pg[r];
-            const float sp = c.grad_p ? s / (c.norm_p * c.norm_p) : 0.0f;
-            const float st = c.grad_t ? s / (c.norm_t * c.norm_t) : 0.0f;
-            if (pdp != nullptr)
-              for (std::int64_t i = 0; i < n; ++i) pdp[r * n + i] = gr * (tr[i] * inv - sp * pr[i]);
-            if (pdt != nullptr)
-              for (std::int64_t i = 0; i < n; ++i) pdt[r * n + i] = gr * (pr[i] * inv - st * tr[i]);
+  return detail::traced(op, [=](const Tensor& predictions, const Tensor& targets) -> Tensor {
+    const Rows rows = check_row_pair(predictions, "predictions", targets, "targets", op);
+    if (!(epsilon >= 0.0f))
+      throw ValueError(fmt::format("weft::losses::{}: epsilon is {}; it is the smallest norm used, so it must be 0 "
+                                   "(optax's default) or positive",
+                                   op, epsilon));
+    Tensor out = detail::empty(rows.batch, DType::float32);
+    const float *pp = data<float>(predictions), *pt = data<float>(targets);
+    float* po = detail::mutable_data<float>(out);
+    const std::int64_t n = rows.classes;
+    for_rows(rows, [&](std::int64_t r) {
+      const CosineRow c = cosine_row(pp + r * n, pt + r * n, n, epsilon);
+      const float s = c.dot / (c.norm_p * c.norm_t);
+      po[r] = distance ? 1.0f - s : s;
+    });
+    if (autodiff::any_tracked(predictions, targets)) {
+      const bool need_p = detail::node_of(predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
+      autodiff::record(
+          out, op, {&predictions, &targets},
+          [p = detail::detach(predictions), t = detail::detach(targets), rows, epsilon, distance, need_p, need_t](
+              const Tensor& g, std::span<Tensor> grads) {
+            // ds/dp = t / (|p| |t|) - s p / |p|^2, the second term only where |p| passes a gradient.
+            const float *pp = data<float>(p), *pt = data<float>(t), *pg = data<float>(g);
+            Tensor dp = need_p ? detail::empty(p.shape(), DType::float32) : Tensor();
+            Tensor dt = need_t ? detail::empty(t.shape(), DType::float32) : Tensor();
+            float* pdp = need_p ? detail::mutable_data<float>(dp) : nullptr;
+            float* pdt = need_t ? detail::mutable_data<float>(dt) : nullptr;
+            const std::int64_t n = rows.classes;
+            for_rows(rows, [&](std::int64_t r) {
+              const float *pr = pp + r * n, *tr = pt + r * n;
+              const CosineRow c = cosine_row(pr, tr, n, epsilon);
+              const float inv = 1.0f / (c.norm_p * c.norm_t), s = c.dot * inv;
+              const float gr = distance ? -pg[r] : pg[r];
+              const float sp = c.grad_p ? s / (c.norm_p * c.norm_p) : 0.0f;
+              const float st = c.grad_t ? s / (c.norm_t * c.norm_t) : 0.0f;
+              if (pdp != nullptr)
+                for (std::int64_t i = 0; i < n; ++i) pdp[r * n + i] = gr * (tr[i] * inv - sp * pr[i]);
+              if (pdt != nullptr)
+                for (std::int64_t i = 0; i < n; ++i) pdt[r * n + i] = gr * (pr[i] * inv - st * tr[i]);
+            });
+            if (need_p) grads[0] = dp;
+            if (need_t) grads[1] = dt;
           });
-          if (need_p) grads[0] = dp;
-          if (need_t) grads[1] = dt;
-        });
-  }
-  return out;
+    }
+    return out;
+  }, predictions, targets);
 }
 
 }  // namespace
@@ -324,49 +331,53 @@ Tensor softmax_cross_entropy_with_integer_labels(const Tensor& logits, const Ten
 }
 
 Tensor sigmoid_binary_cross_entropy(const Tensor& logits, const Tensor& labels) {
-  constexpr const char* op = "sigmoid_binary_cross_entropy";
-  check_float(logits, "logits", op);
-  check_float(labels, "labels", op);
-  check_same_shape(logits, "logits", labels, "labels", op);
-  // max(x, 0) - x z + log1p(exp(-|x|)): log(1 + exp(x)) - x z without overflow for any x.
-  Tensor out = detail::map_binary<float, float>(logits, labels, op, [](float x, float z) {
-    return (x > 0.0f ? x : 0.0f) - x * z + std::log1p(std::exp(-std::fabs(x)));
-  });
-  if (autodiff::any_tracked(logits, labels)) {
-    const bool need_x = detail::node_of(logits) != nullptr, need_z = detail::node_of(labels) != nullptr;
-    autodiff::record(out, op, {&logits, &labels},
-                     [x = detail::detach(logits), z = detail::detach(labels), need_x, need_z](
-                         const Tensor& g, std::span<Tensor> grads) {
-                       const float *px = data<float>(x), *pz = data<float>(z), *pg = data<float>(g);
-                       if (need_x) {
-                         Tensor dx = detail::empty(x.shape(), DType::float32);
-                         float* pd = detail::mutable_data<float>(dx);
-                         detail::parallel_for(x.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-                           for (std::int64_t i = b; i < e; ++i)
-                             pd[i] = pg[i] * (1.0f / (1.0f + std::exp(-px[i])) - pz[i]);
-                         });
-                         grads[0] = dx;
-                       }
-                       if (need_z) {
-                         Tensor dz = detail::empty(z.shape(), DType::float32);
-                         float* pd = detail::mutable_data<float>(dz);
-                         detail::parallel_for(x.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-                           for (std::int64_t i = b; i < e; ++i) pd[i] = -pg[i] * px[i];
-                         });
-                         grads[1] = dz;
-                       }
-                     });
-  }
-  return out;
+  return detail::traced("sigmoid_binary_cross_entropy", [=](const Tensor& logits, const Tensor& labels) -> Tensor {
+    constexpr const char* op = "sigmoid_binary_cross_entropy";
+    check_float(logits, "logits", op);
+    check_float(labels, "labels", op);
+    check_same_shape(logits, "logits", labels, "labels", op);
+    // max(x, 0) - x z + log1p(exp(-|x|)): log(1 + exp(x)) - x z without overflow for any x.
+    Tensor out = detail::map_binary<float, float>(logits, labels, op, [](float x, float z) {
+      return (x > 0.0f ? x : 0.0f) - x * z + std::log1p(std::exp(-std::fabs(x)));
+    });
+    if (autodiff::any_tracked(logits, labels)) {
+      const bool need_x = detail::node_of(logits) != nullptr, need_z = detail::node_of(labels) != nullptr;
+      autodiff::record(out, op, {&logits, &labels},
+                       [x = detail::detach(logits), z = detail::detach(labels), need_x, need_z](
+                           const Tensor& g, std::span<Tensor> grads) {
+                         const float *px = data<float>(x), *pz = data<float>(z), *pg = data<float>(g);
+                         if (need_x) {
+                           Tensor dx = detail::empty(x.shape(), DType::float32);
+                           float* pd = detail::mutable_data<float>(dx);
+                           detail::parallel_for(x.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+                             for (std::int64_t i = b; i < e; ++i)
+                               pd[i] = pg[i] * (1.0f / (1.0f + std::exp(-px[i])) - pz[i]);
+                           });
+                           grads[0] = dx;
+                         }
+                         if (need_z) {
+                           Tensor dz = detail::empty(z.shape(), DType::float32);
+                           float* pd = detail::mutable_data<float>(dz);
+                           detail::parallel_for(x.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+                             for (std::int64_t i = b; i < e; ++i) pd[i] = -pg[i] * px[i];
+                           });
+                           grads[1] = dz;
+                         }
+                       });
+    }
+    return out;
+  }, logits, labels);
 }
 
 Tensor squared_error(const Tensor& predictions, const Tensor& targets) {
-  constexpr const char* op = "squared_error";
-  check_float(predictions, "predictions", op);
-  if (!targets.defined()) return square(predictions);
-  check_float(targets, "targets", op);
-  check_same_shape(predictions, "predictions", targets, "targets", op);
-  return square(predictions - targets);
+  return detail::traced("squared_error", [=](const Tensor& predictions, const Tensor& targets) -> Tensor {
+    constexpr const char* op = "squared_error";
+    check_float(predictions, "predictions", op);
+    if (!targets.defined()) return square(predictions);
+    check_float(targets, "targets", op);
+    check_same_shape(predictions, "predictions", targets, "targets", op);
+    return square(predictions - targets);
+  }, predictions, targets);
 }
 
 Tensor l2_loss(const Tensor& predictions, const Tensor& targets) {
@@ -380,71 +391,75 @@ Tensor l2_loss(const Tensor& predictions, const Tensor& targets) {
 }
 
 Tensor huber_loss(const Tensor& predictions, const Tensor& targets, float delta) {
-  constexpr const char* op = "huber_loss";
-  check_float(predictions, "predictions", op);
-  if (targets.defined()) {
-    check_float(targets, "targets", op);
-    check_same_shape(predictions, "predictions", targets, "targets", op);
-  }
-  if (!(delta > 0.0f) || std::isinf(delta))
-    throw ValueError(fmt::format("weft::losses::{}: delta is {}; it is where the loss turns from quadratic to linear, "
-                                 "so it must be positive and finite (optax's default is 1)",
-                                 op, delta));
-  const Tensor errors = targets.defined() ? detail::map_binary<float, float>(predictions, targets, op,
-                                                                             [](float p, float t) { return p - t; })
-                                          : detail::detach(predictions);
-  // optax's 0.5 q^2 + delta (|e| - q) with q = min(|e|, delta), as one branch per element.
-  Tensor out = detail::map_unary<float, float>(errors, [delta](float e) {
-    const float a = std::fabs(e);
-    return a <= delta ? 0.5f * e * e : delta * (a - 0.5f * delta);
-  });
-  if (autodiff::any_tracked(predictions, targets)) {
-    const bool need_p = detail::node_of(predictions) != nullptr;
-    const bool need_t = targets.defined() && detail::node_of(targets) != nullptr;
-    autodiff::record(out, op, {&predictions, &targets},
-                     [errors, delta, need_p, need_t](const Tensor& g, std::span<Tensor> grads) {
-                       // The derivative in e is clip(e, -delta, delta), continuous at |e| = delta.
-                       const float *pe = data<float>(errors), *pg = data<float>(g);
-                       const Tensor de = flat_map(errors, [=](std::int64_t i) {
-                         const float e = pe[i];
-                         return pg[i] * (e > delta ? delta : (e < -delta ? -delta : e));
+  return detail::traced("huber_loss", [=](const Tensor& predictions, const Tensor& targets) -> Tensor {
+    constexpr const char* op = "huber_loss";
+    check_float(predictions, "predictions", op);
+    if (targets.defined()) {
+      check_float(targets, "targets", op);
+      check_same_shape(predictions, "predictions", targets, "targets", op);
+    }
+    if (!(delta > 0.0f) || std::isinf(delta))
+      throw ValueError(fmt::format("weft::losses::{}: delta is {}; it is where the loss turns from quadratic to linear, "
+                                   "so it must be positive and finite (optax's default is 1)",
+                                   op, delta));
+    const Tensor errors = targets.defined() ? detail::map_binary<float, float>(predictions, targets, op,
+                                                                               [](float p, float t) { return p - t; })
+                                            : detail::detach(predictions);
+    // optax's 0.5 q^2 + delta (|e| - q) with q = min(|e|, delta), as one branch per element.
+    Tensor out = detail::map_unary<float, float>(errors, [delta](float e) {
+      const float a = std::fabs(e);
+      return a <= delta ? 0.5f * e * e : delta * (a - 0.5f * delta);
+    });
+    if (autodiff::any_tracked(predictions, targets)) {
+      const bool need_p = detail::node_of(predictions) != nullptr;
+      const bool need_t = targets.defined() && detail::node_of(targets) != nullptr;
+      autodiff::record(out, op, {&predictions, &targets},
+                       [errors, delta, need_p, need_t](const Tensor& g, std::span<Tensor> grads) {
+                         // The derivative in e is clip(e, -delta, delta), continuous at |e| = delta.
+                         const float *pe = data<float>(errors), *pg = data<float>(g);
+                         const Tensor de = flat_map(errors, [=](std::int64_t i) {
+                           const float e = pe[i];
+                           return pg[i] * (e > delta ? delta : (e < -delta ? -delta : e));
+                         });
+                         if (need_p) grads[0] = de;
+                         if (need_t) grads[1] = -de;
                        });
-                       if (need_p) grads[0] = de;
-                       if (need_t) grads[1] = -de;
-                     });
-  }
-  return out;
+    }
+    return out;
+  }, predictions, targets);
 }
 
 Tensor kl_divergence(const Tensor& log_predictions, const Tensor& targets) {
-  constexpr const char* op = "kl_divergence";
-  const Rows rows = check_row_pair(log_predictions, "log_predictions", targets, "targets", op);
-  Tensor out = detail::empty(rows.batch, DType::float32);
-  const float *pl = data<float>(log_predictions), *pt = data<float>(targets);
-  float* po = detail::mutable_data<float>(out);
-  const std::int64_t n = rows.classes;
-  for_rows(rows, [&](std::int64_t r) {
-    const float *lr = pl + r * n, *tr = pt + r * n;
-    // 0 log 0 = 0, and a zero target ignores its log-prediction altogether.
-    po[r] = lanes_accumulate(n, [=](std::int64_t i) {
-      return tr[i] == 0.0f ? 0.0f : tr[i] * (std::log(tr[i]) - lr[i]);
+  return detail::traced("kl_divergence", [=](const Tensor& log_predictions, const Tensor& targets) -> Tensor {
+    constexpr const char* op = "kl_divergence";
+    const Rows rows = check_row_pair(log_predictions, "log_predictions", targets, "targets", op);
+    Tensor out = detail::empty(rows.batch, DType::float32);
+    const float *pl = data<float>(log_predictions), *pt = data<float>(targets);
+    float* po = detail::mutable_data<float>(out);
+    const std::int64_t n = rows.classes;
+    for_rows(rows, [&](std::int64_t r) {
+      const float *lr = pl + r * n, *tr = pt + r * n;
+      // 0 log 0 = 0, and a zero target ignores its log-prediction altogether.
+      po[r] = lanes_accumulate(n, [=](std::int64_t i) {
+        return tr[i] == 0.0f ? 0.0f : tr[i] * (std::log(tr[i]) - lr[i]);
+      });
     });
-  });
-  if (autodiff::any_tracked(log_predictions, targets)) {
-    const bool need_l = detail::node_of(log_predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
-    autodiff::record(out, op, {&log_predictions, &targets},
-                     [l = detail::detach(log_predictions), t = detail::detach(targets), n, need_l, need_t](
-                         const Tensor& g, std::span<Tensor> grads) {
-                       const float *pl = data<float>(l), *pt = data<float>(t), *pg = data<float>(g);
-                       // g has one value per row of n elements.
-                       if (need_l) grads[0] = flat_map(l, [=](std::int64_t i) { return -pg[i / n] * pt[i]; });
-                       if (need_t)
-                         grads[1] = flat_map(t, [=](std::int64_t i) {
-                           return pg[i / n] * (pt[i] == 0.0f ? -pl[i] : std::log(pt[i]) - pl[i] + 1.0f);
-                         });
-                     });
-  }
-  return out;
+    if (autodiff::any_tracked(log_predictions, targets)) {
+      const bool need_l = detail::node_of(log_predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
+      autodiff::record(out, op, {&log_predictions, &targets},
+                       [l = detail::detach(log_predictions), t = detail::detach(targets), n, need_l, need_t](
+                           const Tensor& g, std::span<Tensor> grads) {
+                         const float *pl = data<float>(l), *pt = data<float>(t), *pg = data<float>(g);
+                         // g has one value per row of n elements.
+                         if (need_l) grads[0] = flat_map(l, [=](std::int64_t i) { return -pg[i / n] * pt[i]; });
+                         if (need_t)
+                           grads[1] = flat_map(t, [=](std::int64_t i) {
+                             return pg[i / n] * (pt[i] == 0.0f ? -pl[i] : std::log(pt[i]) - pl[i] + 1.0f);
+                           });
+                       });
+    }
+    return out;
+  }, log_predictions, targets);
 }
 
 Tensor cosine_similarity(const Tensor& predictions, const Tensor& targets, float epsilon) {
@@ -456,45 +471,49 @@ Tensor cosine_distance(const Tensor& predictions, const Tensor& targets, float e
 }
 
 Tensor hinge_loss(const Tensor& predictor_outputs, const Tensor& targets) {
-  constexpr const char* op = "hinge_loss";
-  check_float(predictor_outputs, "predictor_outputs", op);
-  check_float(targets, "targets", op);
-  check_same_shape(predictor_outputs, "predictor_outputs", targets, "targets", op);
-  Tensor out = detail::map_binary<float, float>(predictor_outputs, targets, op, [](float y, float t) {
-    const float z = 1.0f - y * t;
-    return z > 0.0f ? z : 0.0f;
-  });
-  if (autodiff::any_tracked(predictor_outputs, targets)) {
-    const bool need_y = detail::node_of(predictor_outputs) != nullptr, need_t = detail::node_of(targets) != nullptr;
-    autodiff::record(out, op, {&predictor_outputs, &targets},
-                     [y = detail::detach(predictor_outputs), t = detail::detach(targets), need_y, need_t](
-                         const Tensor& g, std::span<Tensor> grads) {
-                       const float *py = data<float>(y), *pt = data<float>(t), *pg = data<float>(g);
-                       // The share of the gradient through max(0, z): jax's maximum splits a tie evenly.
-                       const auto share = [=](std::int64_t i) {
-                         const float z = 1.0f - py[i] * pt[i];
-                         return pg[i] * (z > 0.0f ? 1.0f : (z == 0.0f ? 0.5f : 0.0f));
-                       };
-                       if (need_y) grads[0] = flat_map(y, [=](std::int64_t i) { return -share(i) * pt[i]; });
-                       if (need_t) grads[1] = flat_map(t, [=](std::int64_t i) { return -share(i) * py[i]; });
-                     });
-  }
-  return out;
+  return detail::traced("hinge_loss", [=](const Tensor& predictor_outputs, const Tensor& targets) -> Tensor {
+    constexpr const char* op = "hinge_loss";
+    check_float(predictor_outputs, "predictor_outputs", op);
+    check_float(targets, "targets", op);
+    check_same_shape(predictor_outputs, "predictor_outputs", targets, "targets", op);
+    Tensor out = detail::map_binary<float, float>(predictor_outputs, targets, op, [](float y, float t) {
+      const float z = 1.0f - y * t;
+      return z > 0.0f ? z : 0.0f;
+    });
+    if (autodiff::any_tracked(predictor_outputs, targets)) {
+      const bool need_y = detail::node_of(predictor_outputs) != nullptr, need_t = detail::node_of(targets) != nullptr;
+      autodiff::record(out, op, {&predictor_outputs, &targets},
+                       [y = detail::detach(predictor_outputs), t = detail::detach(targets), need_y, need_t](
+                           const Tensor& g, std::span<Tensor> grads) {
+                         const float *py = data<float>(y), *pt = data<float>(t), *pg = data<float>(g);
+                         // The share of the gradient through max(0, z): jax's maximum splits a tie evenly.
+                         const auto share = [=](std::int64_t i) {
+                           const float z = 1.0f - py[i] * pt[i];
+                           return pg[i] * (z > 0.0f ? 1.0f : (z == 0.0f ? 0.5f : 0.0f));
+                         };
+                         if (need_y) grads[0] = flat_map(y, [=](std::int64_t i) { return -share(i) * pt[i]; });
+                         if (need_t) grads[1] = flat_map(t, [=](std::int64_t i) { return -share(i) * py[i]; });
+                       });
+    }
+    return out;
+  }, predictor_outputs, targets);
 }
 
 Tensor smooth_labels(const Tensor& labels, float alpha) {
-  constexpr const char* op = "smooth_labels";
-  check_float(labels, "labels", op);
-  if (labels.rank() == 0 || labels.shape()[labels.rank() - 1] == 0)
-    throw ShapeError(fmt::format("weft::losses::{}: labels {} have no categories; one-hot labels hold the categories "
-                                 "on their last axis, e.g. (batch, categories)",
-                                 op, labels.shape().str()));
-  if (!(alpha >= 0.0f && alpha <= 1.0f))
-    throw ValueError(fmt::format("weft::losses::{}: alpha is {}; it is the share of the probability spread over all "
-                                 "categories, so it must lie in [0, 1]",
-                                 op, alpha));
-  const auto categories = static_cast<float>(labels.shape()[labels.rank() - 1]);
-  return (1.0f - alpha) * labels + alpha / categories;
+  return detail::traced("smooth_labels", [=](const Tensor& labels) -> Tensor {
+    constexpr const char* op = "smooth_labels";
+    check_float(labels, "labels", op);
+    if (labels.rank() == 0 || labels.shape()[labels.rank() - 1] == 0)
+      throw ShapeError(fmt::format("weft::losses::{}: labels {} have no categories; one-hot labels hold the categories "
+                                   "on their last axis, e.g. (batch, categories)",
+                                   op, labels.shape().str()));
+    if (!(alpha >= 0.0f && alpha <= 1.0f))
+      throw ValueError(fmt::format("weft::losses::{}: alpha is {}; it is the share of the probability spread over all "
+                                   "categories, so it must lie in [0, 1]",
+                                   op, alpha));
+    const auto categories = static_cast<float>(labels.shape()[labels.rank() - 1]);
+    return (1.0f - alpha) * labels + alpha / categories;
+  }, labels);
 }
 
 }  // namespace weft::losses

@@ -6,6 +6,7 @@
 
 #include "../backend/gemm.hpp"
 #include "../checked.hpp"
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -121,23 +122,40 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, MatmulOptions o) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options) {
-  detail::require_float(a, "matmul");
-  detail::require_float(b, "matmul");
-  if (a.rank() == 0 || b.rank() == 0)
-    throw ShapeError(fmt::format("weft::matmul: operands must have at least one axis, got "
-                                 "shapes {}; use * to scale by a scalar", detail::shapes_str(a.shape(), b.shape())));
-  if ((a.rank() == 1 && options.transpose_a) || (b.rank() == 1 && options.transpose_b))
-    throw ShapeError(fmt::format("weft::matmul: a 1-D operand cannot be transposed (shapes {})",
-                                 detail::shapes_str(a.shape(), b.shape())));
-  if (a.rank() >= 2 && b.rank() >= 2) return matmul_nd(a, b, options);
-  // NumPy promotion of 1-D operands; the reshapes record their own gradients.
-  const Tensor a2 = a.rank() == 1 ? reshape(a, Shape{1, a.shape()[0]}) : a;
-  const Tensor b2 = b.rank() == 1 ? reshape(b, Shape{b.shape()[0], 1}) : b;
-  const Tensor c = matmul_nd(a2, b2, options);
-  std::vector<std::int64_t> dims = c.shape().to_vector();
-  if (b.rank() == 1) dims.erase(dims.end() - 1);
-  if (a.rank() == 1) dims.erase(dims.end() - (b.rank() == 1 ? 1 : 2));
-  return reshape(c, Shape(dims));
+  // Lowered for weft::jit where matmul_nd makes one GEMM: b a matrix, and a a matrix or (not
+  // transposed) a batch of rows folded into M; the same backend call as matmul_nd's.
+  const auto lower = [options](const Tensor& a, const Tensor& b, const Tensor& out) -> detail::JitKernel {
+    if (b.rank() != 2 || a.rank() < 2 || (options.transpose_a && a.rank() != 2)) return {};
+    const Shape &sa = a.shape(), &sb = b.shape();
+    const std::int64_t k = options.transpose_a ? sa[0] : sa[sa.rank() - 1];
+    if (k == 0) return {};
+    const std::int64_t n = out.shape()[out.rank() - 1];
+    const std::int64_t rows = options.transpose_a ? sa[1] : a.size() / k;
+    const std::int64_t lda = sa[sa.rank() - 1], ldb = sb[1];
+    return {[=](const void* const* in, void* const* o) {
+      backend::sgemm(options.transpose_a, options.transpose_b, rows, n, k, static_cast<const float*>(in[0]), lda,
+                     static_cast<const float*>(in[1]), ldb, 0.0f, static_cast<float*>(o[0]), n);
+    }};
+  };
+  return detail::traced_lowered("matmul", [=](const Tensor& a, const Tensor& b) -> Tensor {
+    detail::require_float(a, "matmul");
+    detail::require_float(b, "matmul");
+    if (a.rank() == 0 || b.rank() == 0)
+      throw ShapeError(fmt::format("weft::matmul: operands must have at least one axis, got "
+                                   "shapes {}; use * to scale by a scalar", detail::shapes_str(a.shape(), b.shape())));
+    if ((a.rank() == 1 && options.transpose_a) || (b.rank() == 1 && options.transpose_b))
+      throw ShapeError(fmt::format("weft::matmul: a 1-D operand cannot be transposed (shapes {})",
+                                   detail::shapes_str(a.shape(), b.shape())));
+    if (a.rank() >= 2 && b.rank() >= 2) return matmul_nd(a, b, options);
+    // NumPy promotion of 1-D operands; the reshapes record their own gradients.
+    const Tensor a2 = a.rank() == 1 ? reshape(a, Shape{1, a.shape()[0]}) : a;
+    const Tensor b2 = b.rank() == 1 ? reshape(b, Shape{b.shape()[0], 1}) : b;
+    const Tensor c = matmul_nd(a2, b2, options);
+    std::vector<std::int64_t> dims = c.shape().to_vector();
+    if (b.rank() == 1) dims.erase(dims.end() - 1);
+    if (a.rank() == 1) dims.erase(dims.end() - (b.rank() == 1 ? 1 : 2));
+    return reshape(c, Shape(dims));
+  }, lower, a, b);
 }
 
 }  // namespace weft

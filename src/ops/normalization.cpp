@@ -9,6 +9,7 @@
 
 #include "../row_math.hpp"
 #include "fused.hpp"
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft::detail {
@@ -48,99 +49,120 @@ double chunk_total(const std::vector<float>& partial, std::int64_t c, std::int64
 // E[x^2] - E[x]^2; equal up to rounding), then the output. Saves each row's mean and 1/std for
 // the gradient.
 Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
-  const std::int64_t c = x.shape()[x.rank() - 1];
-  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
-  Tensor y = weft::detail::empty(x.shape(), DType::float32);
-  auto stats = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * rows));  // mean, rstd
-  const float* px = data<float>(x);
-  const float* ps = scale.defined() ? data<float>(scale) : nullptr;
-  const float* pb = bias.defined() ? data<float>(bias) : nullptr;
-  float* py = mutable_data<float>(y);
-  float* st = stats->data();
-  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / std::max<std::int64_t>(c, 1)),
-                             [&](std::int64_t r0, std::int64_t r1) {
-                               for (std::int64_t r = r0; r < r1; ++r) {
-                                 const float* xr = px + r * c;
-                                 float* yr = py + r * c;
-                                 // Lane sums: vectorised, and in a fixed order (deterministic).
-                                 const float mean =
-                                     weft::detail::lanes_accumulate(c, [&](std::int64_t i) { return xr[i]; }) /
-                                     static_cast<float>(c);
-                                 const float sq = weft::detail::lanes_accumulate(c, [&](std::int64_t i) {
-                                   const float d = xr[i] - mean;
-                                   return d * d;
-                                 });
-                                 const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
-                                 if (ps && pb) {
-                                   for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mean) * rstd * ps[i] + pb[i];
-                                 } else {
-                                   for (std::int64_t i = 0; i < c; ++i) {
-                                     float v = (xr[i] - mean) * rstd;
-                                     if (ps) v *= ps[i];
-                                     if (pb) v += pb[i];
-                                     yr[i] = v;
+  return detail::traced("layer_norm", [=](const Tensor& x, const Tensor& scale, const Tensor& bias) -> Tensor {
+    const std::int64_t c = x.shape()[x.rank() - 1];
+    const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+    Tensor y = weft::detail::empty(x.shape(), DType::float32);
+    auto stats = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * rows));  // mean, rstd
+    const float* px = data<float>(x);
+    const float* ps = scale.defined() ? data<float>(scale) : nullptr;
+    const float* pb = bias.defined() ? data<float>(bias) : nullptr;
+    float* py = mutable_data<float>(y);
+    float* st = stats->data();
+    weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / std::max<std::int64_t>(c, 1)),
+                               [&](std::int64_t r0, std::int64_t r1) {
+                                 for (std::int64_t r = r0; r < r1; ++r) {
+                                   const float* xr = px + r * c;
+                                   float* yr = py + r * c;
+                                   // Lane sums: vectorised, and in a fixed order (deterministic).
+                                   const float mean =
+                                       weft::detail::lanes_accumulate(c, [&](std::int64_t i) { return xr[i]; }) /
+                                       static_cast<float>(c);
+                                   const float sq = weft::detail::lanes_accumulate(c, [&](std::int64_t i) {
+                                     const float d = xr[i] - mean;
+                                     return d * d;
+                                   });
+                                   const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
+                                   if (ps && pb) {
+                                     for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mean) * rstd * ps[i] + pb[i];
+                                   } else {
+                                     for (std::int64_t i = 0; i < c; ++i) {
+                                       float v = (xr[i] - mean) * rstd;
+                                       if (ps) v *= ps[i];
+                                       if (pb) v += pb[i];
+                                       yr[i] = v;
+                                     }
                                    }
+                                   st[2 * r] = mean;
+                                   st[2 * r + 1] = rstd;
                                  }
-                                 st[2 * r] = mean;
-                                 st[2 * r + 1] = rstd;
-                               }
-                             });
-  if (autodiff::any_tracked(x, scale, bias)) {
-    const bool need_x = weft::detail::node_of(x) != nullptr;
-    autodiff::record(y, "layer_norm", {&x, &scale, &bias},
-                     [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{}, stats,
-                      c, rows, need_x](const Tensor& g, std::span<Tensor> grads) {
-                       const float* pg = data<float>(g);
-                       const float* px = data<float>(vx);
-                       const float* ps = vs.defined() ? data<float>(vs) : nullptr;
-                       const float* st = stats->data();
-                       Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor{};
-                       float* pdx = need_x ? mutable_data<float>(dx) : nullptr;
-                       // Per chunk: the sums of dscale's terms, then dbias's.
-                       const std::vector<float> partial = chunk_sums(rows, c, 2, 1, [&](std::int64_t r, float* block) {
-                         float* ds = block;
-                         float* db = block + c;
-                         const float* xr = px + r * c;
-                         const float* gr = pg + r * c;
-                         const float mean = st[2 * r], rstd = st[2 * r + 1];
-                         float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
-                         for (std::int64_t i = 0; i < c; ++i) {
-                           const float xhat = (xr[i] - mean) * rstd;
-                           const float dxhat = ps ? gr[i] * ps[i] : gr[i];
-                           ds[i] += gr[i] * xhat;
-                           db[i] += gr[i];
-                           m1 += dxhat;
-                           m2 += dxhat * xhat;
-                         }
-                         if (!pdx) return;
-                         m1 /= static_cast<float>(c);
-                         m2 /= static_cast<float>(c);
-                         float* dr = pdx + r * c;
-                         for (std::int64_t i = 0; i < c; ++i) {
-                           const float xhat = (xr[i] - mean) * rstd;
-                           const float dxhat = ps ? gr[i] * ps[i] : gr[i];
-                           dr[i] = rstd * (dxhat - m1 - xhat * m2);
-                         }
+                               });
+    if (autodiff::any_tracked(x, scale, bias)) {
+      const bool need_x = weft::detail::node_of(x) != nullptr;
+      autodiff::record(y, "layer_norm", {&x, &scale, &bias},
+                       [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{}, stats,
+                        c, rows, need_x](const Tensor& g, std::span<Tensor> grads) {
+                         const float* pg = data<float>(g);
+                         const float* px = data<float>(vx);
+                         const float* ps = vs.defined() ? data<float>(vs) : nullptr;
+                         const float* st = stats->data();
+                         Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor{};
+                         float* pdx = need_x ? mutable_data<float>(dx) : nullptr;
+                         // Per chunk: the sums of dscale's terms, then dbias's.
+                         const std::vector<float> partial = chunk_sums(rows, c, 2, 1, [&](std::int64_t r, float* block) {
+                           float* ds = block;
+                           float* db = block + c;
+                           const float* xr = px + r * c;
+                           const float* gr = pg + r * c;
+                           const float mean = st[2 * r], rstd = st[2 * r + 1];
+                           float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
+                           for (std::int64_t i = 0; i < c; ++i) {
+                             const float xhat = (xr[i] - mean) * rstd;
+                             const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                             ds[i] += gr[i] * xhat;
+                             db[i] += gr[i];
+                             m1 += dxhat;
+                             m2 += dxhat * xhat;
+                           }
+                           if (!pdx) return;
+                           m1 /= static_cast<float>(c);
+                           m2 /= static_cast<float>(c);
+                           float* dr = pdx + r * c;
+                           for (std::int64_t i = 0; i < c; ++i) {
+                             const float xhat = (xr[i] - mean) * rstd;
+                             const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+                             dr[i] = rstd * (dxhat - m1 - xhat * m2);
+                           }
+                         });
+                         // Chunk sums combined in chunk order, in float: independent of the thread count.
+                         auto combine = [&](std::int64_t t) {
+                           Tensor out = zeros(Shape{c});
+                           float* po = mutable_data<float>(out);
+                           for (std::size_t k = 0; k < partial.size(); k += static_cast<std::size_t>(2 * c))
+                             for (std::int64_t i = 0; i < c; ++i) po[i] += partial[k + static_cast<std::size_t>(t * c + i)];
+                           return out;
+                         };
+                         if (need_x) grads[0] = dx;
+                         grads[1] = combine(0);
+                         grads[2] = combine(1);
                        });
-                       // Chunk sums combined in chunk order, in float: independent of the thread count.
-                       auto combine = [&](std::int64_t t) {
-                         Tensor out = zeros(Shape{c});
-                         float* po = mutable_data<float>(out);
-                         for (std::size_t k = 0; k < partial.size(); k += static_cast<std::size_t>(2 * c))
-                           for (std::int64_t i = 0; i < c; ++i) po[i] += partial[k + static_cast<std::size_t>(t * c + i)];
-                         return out;
-                       };
-                       if (need_x) grads[0] = dx;
-                       grads[1] = combine(0);
-                       grads[2] = combine(1);
-                     });
-  }
-  return y;
+    }
+    return y;
+  }, x, scale, bias);
 }
 
 // Batch norm: pivoted per-chunk sums for the statistics (see fused.hpp for why), then one pass for
 // the output; the gradient is two passes.
+namespace {
+
+BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon);
+
+}  // namespace
+
 BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const auto r = traced(
+      "batch_norm",
+      [epsilon](const Tensor& x, const Tensor& scale, const Tensor& bias) {
+        BatchNormOut o = batch_norm_kernel(x, scale, bias, epsilon);
+        return std::array<Tensor, 3>{std::move(o.y), std::move(o.mean), std::move(o.var)};
+      },
+      x, scale, bias);
+  return {r[0], r[1], r[2]};
+}
+
+namespace {
+
+BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
   const std::int64_t c = x.shape()[x.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : x.size() / c;
   if (rows == 0)
@@ -261,6 +283,8 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
   }
   return {y, mean, var};
 }
+
+}  // namespace
 
 
 }  // namespace weft::detail

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 #include "window.hpp"
 
@@ -163,44 +164,46 @@ Tensor avg_pool_backward(const Tensor& dy, const Window2d& w, bool count_include
 enum class PoolKind { max, avg };
 
 Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
-  const char* op = kind == PoolKind::max ? "max_pool" : "avg_pool";
-  detail::require_defined(x, op);
-  detail::require_float(x, op);
-  if (x.rank() == 3) {  // HWC: Flax adds a batch axis
-    const Shape& s = x.shape();
-    const Tensor y = pool(reshape(x, Shape{1, s[0], s[1], s[2]}), o, kind);
-    return reshape(y, Shape{y.shape()[1], y.shape()[2], y.shape()[3]});
-  }
-  const std::string where = fmt::format("weft::{}: ", op);
-  if (x.rank() != 4)
-    throw ShapeError(fmt::format("{}the input must be NHWC (rank 4) or HWC (rank 3), got shape {}; pooling runs over "
-                                 "the two spatial axes",
-                                 where, x.shape().str()));
-  if (o.window.size() != 2)
-    throw ValueError(fmt::format("{}window {} has {} entries; give two, (height, width)", where,
-                                 detail::extents_str(o.window), o.window.size()));
-  if (o.window[0] < 1 || o.window[1] < 1)
-    throw ValueError(fmt::format("{}window {} must be positive", where, detail::extents_str(o.window)));
-  const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
-  const Window2d w = detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
+  return detail::traced(kind == PoolKind::max ? "max_pool" : "avg_pool", [=](const Tensor& x) -> Tensor {
+    const char* op = kind == PoolKind::max ? "max_pool" : "avg_pool";
+    detail::require_defined(x, op);
+    detail::require_float(x, op);
+    if (x.rank() == 3) {  // HWC: Flax adds a batch axis
+      const Shape& s = x.shape();
+      const Tensor y = pool(reshape(x, Shape{1, s[0], s[1], s[2]}), o, kind);
+      return reshape(y, Shape{y.shape()[1], y.shape()[2], y.shape()[3]});
+    }
+    const std::string where = fmt::format("weft::{}: ", op);
+    if (x.rank() != 4)
+      throw ShapeError(fmt::format("{}the input must be NHWC (rank 4) or HWC (rank 3), got shape {}; pooling runs over "
+                                   "the two spatial axes",
+                                   where, x.shape().str()));
+    if (o.window.size() != 2)
+      throw ValueError(fmt::format("{}window {} has {} entries; give two, (height, width)", where,
+                                   detail::extents_str(o.window), o.window.size()));
+    if (o.window[0] < 1 || o.window[1] < 1)
+      throw ValueError(fmt::format("{}window {} must be positive", where, detail::extents_str(o.window)));
+    const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
+    const Window2d w = detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
 
-  const bool tracked = autodiff::any_tracked(x);
-  if (kind == PoolKind::max) {
-    if (!tracked) return max_pool_forward(x, w, nullptr);
-    auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(Shape{w.n, w.oh, w.ow, w.c}.numel()));
-    Tensor y = max_pool_forward(x, w, argmax->data());
-    autodiff::record(y, op, {&x}, [argmax, w](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = max_pool_backward(*argmax, g, w);
-    });
+    const bool tracked = autodiff::any_tracked(x);
+    if (kind == PoolKind::max) {
+      if (!tracked) return max_pool_forward(x, w, nullptr);
+      auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(Shape{w.n, w.oh, w.ow, w.c}.numel()));
+      Tensor y = max_pool_forward(x, w, argmax->data());
+      autodiff::record(y, op, {&x}, [argmax, w](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = max_pool_backward(*argmax, g, w);
+      });
+      return y;
+    }
+    Tensor y = avg_pool_forward(x, w, o.count_include_pad);
+    if (tracked) {
+      autodiff::record(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = avg_pool_backward(g, w, include);
+      });
+    }
     return y;
-  }
-  Tensor y = avg_pool_forward(x, w, o.count_include_pad);
-  if (tracked) {
-    autodiff::record(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = avg_pool_backward(g, w, include);
-    });
-  }
-  return y;
+  }, x);
 }
 
 }  // namespace

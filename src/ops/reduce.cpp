@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -210,17 +211,19 @@ Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
 }  // namespace detail
 
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
-  detail::require_defined(x, "sum");
-  const auto ax = detail::normalize_axes(axes, x.rank(), "sum");
-  if (x.dtype() == DType::int32) return detail::sum_int(x, ax, keepdims);
-  Tensor out = detail::reduce_raw(x, ax, keepdims, detail::ReduceKind::sum);
-  if (autodiff::any_tracked(x)) {
-    autodiff::record(out, "sum", {&x}, [sx = x.shape(), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
-      const Tensor gk = keepdims ? g : detail::alias(g, detail::reduced_shape(sx, ax, true));
-      gr[0] = broadcast_to(gk, sx);
-    });
-  }
-  return out;
+  return detail::traced("sum", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "sum");
+    const auto ax = detail::normalize_axes(axes, x.rank(), "sum");
+    if (x.dtype() == DType::int32) return detail::sum_int(x, ax, keepdims);
+    Tensor out = detail::reduce_raw(x, ax, keepdims, detail::ReduceKind::sum);
+    if (autodiff::any_tracked(x)) {
+      autodiff::record(out, "sum", {&x}, [sx = x.shape(), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+        const Tensor gk = keepdims ? g : detail::alias(g, detail::reduced_shape(sx, ax, true));
+        gr[0] = broadcast_to(gk, sx);
+      });
+    }
+    return out;
+  }, x);
 }
 
 Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
@@ -232,23 +235,25 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
 }
 
 Tensor var(const Tensor& x, const Axes& axes, bool keepdims) {
-  detail::require_defined(x, "var");
-  const auto ax = detail::normalize_axes(axes, x.rank(), "var");
-  const std::int64_t n = detail::averaged_count(x.shape(), ax, "var");
-  const Tensor xf = x.dtype() == DType::float32 ? detail::detach(x) : astype(x, DType::float32);
-  const float inv_n = 1.0f / static_cast<float>(n);
-  // Two passes (the mean, then the mean of squared deviations): E[x^2] - E[x]^2 would cancel
-  // catastrophically when the mean is large compared with the spread.
-  const Tensor m = detail::reduce_raw(xf, ax, true, detail::ReduceKind::sum) * inv_n;
-  const Tensor d = xf - m;
-  Tensor out = detail::reduce_raw(square(d), ax, keepdims, detail::ReduceKind::sum) * inv_n;
-  if (autodiff::any_tracked(x)) {
-    // d/dx mean((x - m)^2) = 2 (x - m) / n: the term through m vanishes because sum(x - m) = 0.
-    autodiff::record(out, "var", {&x}, [d, ax, keepdims, inv_n](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = d * (detail::keep_axes(g, d.shape(), ax, keepdims) * (2.0f * inv_n));
-    });
-  }
-  return out;
+  return detail::traced("var", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "var");
+    const auto ax = detail::normalize_axes(axes, x.rank(), "var");
+    const std::int64_t n = detail::averaged_count(x.shape(), ax, "var");
+    const Tensor xf = x.dtype() == DType::float32 ? detail::detach(x) : astype(x, DType::float32);
+    const float inv_n = 1.0f / static_cast<float>(n);
+    // Two passes (the mean, then the mean of squared deviations): E[x^2] - E[x]^2 would cancel
+    // catastrophically when the mean is large compared with the spread.
+    const Tensor m = detail::reduce_raw(xf, ax, true, detail::ReduceKind::sum) * inv_n;
+    const Tensor d = xf - m;
+    Tensor out = detail::reduce_raw(square(d), ax, keepdims, detail::ReduceKind::sum) * inv_n;
+    if (autodiff::any_tracked(x)) {
+      // d/dx mean((x - m)^2) = 2 (x - m) / n: the term through m vanishes because sum(x - m) = 0.
+      autodiff::record(out, "var", {&x}, [d, ax, keepdims, inv_n](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = d * (detail::keep_axes(g, d.shape(), ax, keepdims) * (2.0f * inv_n));
+      });
+    }
+    return out;
+  }, x);
 }
 
 Tensor standardize(const Tensor& x, const Axes& axes, float epsilon) {

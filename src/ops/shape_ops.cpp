@@ -5,6 +5,7 @@
 
 #include "../checked.hpp"
 #include "../format.hpp"
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft {
@@ -75,92 +76,98 @@ Tensor reshape(const Tensor& x, std::initializer_list<std::int64_t> shape) {
 }
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
-  detail::require_defined(x, "reshape");
-  if (shape.numel() != x.size())
-    throw ShapeError(fmt::format("weft::reshape: cannot reshape {} ({} elements) into {} ({} elements)",
-                                 x.shape().str(), x.size(), shape.str(), shape.numel()));
-  Tensor out = detail::alias(x, shape);
-  if (autodiff::any_tracked(x)) {
-    autodiff::record(out, "reshape", {&x}, [sx = x.shape()](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = detail::alias(g, sx);
-    });
-  }
-  return out;
+  return detail::traced("reshape", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "reshape");
+    if (shape.numel() != x.size())
+      throw ShapeError(fmt::format("weft::reshape: cannot reshape {} ({} elements) into {} ({} elements)",
+                                   x.shape().str(), x.size(), shape.str(), shape.numel()));
+    Tensor out = detail::alias(x, shape);
+    if (autodiff::any_tracked(x)) {
+      autodiff::record(out, "reshape", {&x}, [sx = x.shape()](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::alias(g, sx);
+      });
+    }
+    return out;
+  }, x);
 }
 
 Tensor transpose(const Tensor& x, const std::vector<int>& perm_in) {
-  detail::require_defined(x, "transpose");
-  const int rank = x.rank();
-  std::vector<int> perm = perm_in;
-  if (perm.empty()) {
-    perm.resize(static_cast<std::size_t>(rank));
-    std::iota(perm.rbegin(), perm.rend(), 0);
-  }
-  if (static_cast<int>(perm.size()) != rank)
-    throw ShapeError(fmt::format("weft::transpose: the permutation has {} entries but the tensor of shape {} has rank "
-                                 "{}",
-                                 perm.size(), x.shape().str(), rank));
-  std::vector<bool> seen(static_cast<std::size_t>(rank), false);
-  for (int& p : perm) {
-    p = normalize_axis(p, rank, "transpose");
-    if (seen[static_cast<std::size_t>(p)])
-      throw ShapeError(fmt::format("weft::transpose: axis {} appears twice in the permutation", p));
-    seen[static_cast<std::size_t>(p)] = true;
-  }
-  std::vector<std::int64_t> in_stride(static_cast<std::size_t>(rank)), dims(static_cast<std::size_t>(rank));
-  std::vector<std::int64_t> contiguous(static_cast<std::size_t>(rank), 1);
-  for (int d = rank - 2; d >= 0; --d) contiguous[static_cast<std::size_t>(d)] = contiguous[static_cast<std::size_t>(d) + 1] * x.shape()[d + 1];
-  bool identity = true;
-  for (int d = 0; d < rank; ++d) {
-    dims[static_cast<std::size_t>(d)] = x.shape()[perm[static_cast<std::size_t>(d)]];
-    in_stride[static_cast<std::size_t>(d)] = contiguous[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])];
-    identity = identity && perm[static_cast<std::size_t>(d)] == d;
-  }
-  const Shape out_shape(dims);
-  Tensor out;
-  if (identity) {
-    out = detail::alias(x, out_shape);
-  } else if (rank == 2) {
-    out = dispatch_copy(x, out_shape, [&](const auto* px, auto* po) { transpose_2d(px, po, x.shape()[0], x.shape()[1]); });
-  } else {
-    out = dispatch_copy(x, out_shape, [&](const auto* px, auto* po) { strided_gather(px, po, out_shape, in_stride); });
-  }
-  if (autodiff::any_tracked(x)) {
-    std::vector<int> inverse(static_cast<std::size_t>(rank));
-    for (int d = 0; d < rank; ++d) inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])] = d;
-    autodiff::record(out, "transpose", {&x}, [inverse](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = transpose(g, inverse);
-    });
-  }
-  return out;
+  return detail::traced("transpose", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "transpose");
+    const int rank = x.rank();
+    std::vector<int> perm = perm_in;
+    if (perm.empty()) {
+      perm.resize(static_cast<std::size_t>(rank));
+      std::iota(perm.rbegin(), perm.rend(), 0);
+    }
+    if (static_cast<int>(perm.size()) != rank)
+      throw ShapeError(fmt::format("weft::transpose: the permutation has {} entries but the tensor of shape {} has rank "
+                                   "{}",
+                                   perm.size(), x.shape().str(), rank));
+    std::vector<bool> seen(static_cast<std::size_t>(rank), false);
+    for (int& p : perm) {
+      p = normalize_axis(p, rank, "transpose");
+      if (seen[static_cast<std::size_t>(p)])
+        throw ShapeError(fmt::format("weft::transpose: axis {} appears twice in the permutation", p));
+      seen[static_cast<std::size_t>(p)] = true;
+    }
+    std::vector<std::int64_t> in_stride(static_cast<std::size_t>(rank)), dims(static_cast<std::size_t>(rank));
+    std::vector<std::int64_t> contiguous(static_cast<std::size_t>(rank), 1);
+    for (int d = rank - 2; d >= 0; --d) contiguous[static_cast<std::size_t>(d)] = contiguous[static_cast<std::size_t>(d) + 1] * x.shape()[d + 1];
+    bool identity = true;
+    for (int d = 0; d < rank; ++d) {
+      dims[static_cast<std::size_t>(d)] = x.shape()[perm[static_cast<std::size_t>(d)]];
+      in_stride[static_cast<std::size_t>(d)] = contiguous[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])];
+      identity = identity && perm[static_cast<std::size_t>(d)] == d;
+    }
+    const Shape out_shape(dims);
+    Tensor out;
+    if (identity) {
+      out = detail::alias(x, out_shape);
+    } else if (rank == 2) {
+      out = dispatch_copy(x, out_shape, [&](const auto* px, auto* po) { transpose_2d(px, po, x.shape()[0], x.shape()[1]); });
+    } else {
+      out = dispatch_copy(x, out_shape, [&](const auto* px, auto* po) { strided_gather(px, po, out_shape, in_stride); });
+    }
+    if (autodiff::any_tracked(x)) {
+      std::vector<int> inverse(static_cast<std::size_t>(rank));
+      for (int d = 0; d < rank; ++d) inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])] = d;
+      autodiff::record(out, "transpose", {&x}, [inverse](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = transpose(g, inverse);
+      });
+    }
+    return out;
+  }, x);
 }
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
-  detail::require_defined(x, "broadcast_to");
-  const Shape& s = x.shape();
-  bool ok = s.rank() <= shape.rank();
-  for (int i = 0; ok && i < s.rank(); ++i) {
-    const std::int64_t d = s[i], t = shape[shape.rank() - s.rank() + i];
-    ok = d == t || d == 1;
-  }
-  if (!ok)
-    throw ShapeError(fmt::format("weft::broadcast_to: cannot broadcast shape {} to {}; each extent must "
-                                 "equal the target's or be 1, counting from the last axis", s.str(), shape.str()));
-  if (s == shape) return x;
-  std::vector<std::int64_t> in_stride(static_cast<std::size_t>(shape.rank()), 0);
-  std::int64_t c = 1;
-  for (int i = s.rank() - 1; i >= 0; --i) {
-    const int o = shape.rank() - s.rank() + i;
-    in_stride[static_cast<std::size_t>(o)] = s[i] == 1 ? 0 : c;
-    c *= s[i];
-  }
-  Tensor out = dispatch_copy(x, shape, [&](const auto* px, auto* po) { strided_gather(px, po, shape, in_stride); });
-  if (autodiff::any_tracked(x)) {
-    autodiff::record(out, "broadcast_to", {&x}, [s](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = detail::sum_to_shape(g, s);
-    });
-  }
-  return out;
+  return detail::traced("broadcast_to", [=](const Tensor& x) -> Tensor {
+    detail::require_defined(x, "broadcast_to");
+    const Shape& s = x.shape();
+    bool ok = s.rank() <= shape.rank();
+    for (int i = 0; ok && i < s.rank(); ++i) {
+      const std::int64_t d = s[i], t = shape[shape.rank() - s.rank() + i];
+      ok = d == t || d == 1;
+    }
+    if (!ok)
+      throw ShapeError(fmt::format("weft::broadcast_to: cannot broadcast shape {} to {}; each extent must "
+                                   "equal the target's or be 1, counting from the last axis", s.str(), shape.str()));
+    if (s == shape) return x;
+    std::vector<std::int64_t> in_stride(static_cast<std::size_t>(shape.rank()), 0);
+    std::int64_t c = 1;
+    for (int i = s.rank() - 1; i >= 0; --i) {
+      const int o = shape.rank() - s.rank() + i;
+      in_stride[static_cast<std::size_t>(o)] = s[i] == 1 ? 0 : c;
+      c *= s[i];
+    }
+    Tensor out = dispatch_copy(x, shape, [&](const auto* px, auto* po) { strided_gather(px, po, shape, in_stride); });
+    if (autodiff::any_tracked(x)) {
+      autodiff::record(out, "broadcast_to", {&x}, [s](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::sum_to_shape(g, s);
+      });
+    }
+    return out;
+  }, x);
 }
 
 }  // namespace weft

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 #include "../row_math.hpp"
 
@@ -157,27 +158,31 @@ Tensor log_softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v)
 }  // namespace
 
 Tensor softmax(const Tensor& x, int axis) {
-  detail::require_float(x, "softmax");
-  const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "softmax"));
-  Tensor out = softmax_forward(x, v);
-  if (autodiff::any_tracked(x)) {
-    autodiff::record(out, "softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = softmax_backward(g, y, v);
-    });
-  }
-  return out;
+  return detail::traced("softmax", [=](const Tensor& x) -> Tensor {
+    detail::require_float(x, "softmax");
+    const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "softmax"));
+    Tensor out = softmax_forward(x, v);
+    if (autodiff::any_tracked(x)) {
+      autodiff::record(out, "softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = softmax_backward(g, y, v);
+      });
+    }
+    return out;
+  }, x);
 }
 
 Tensor log_softmax(const Tensor& x, int axis) {
-  detail::require_float(x, "log_softmax");
-  const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "log_softmax"));
-  Tensor out = log_softmax_forward(x, v);
-  if (autodiff::any_tracked(x)) {
-    autodiff::record(out, "log_softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
-      gr[0] = log_softmax_backward(g, y, v);
-    });
-  }
-  return out;
+  return detail::traced("log_softmax", [=](const Tensor& x) -> Tensor {
+    detail::require_float(x, "log_softmax");
+    const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "log_softmax"));
+    Tensor out = log_softmax_forward(x, v);
+    if (autodiff::any_tracked(x)) {
+      autodiff::record(out, "log_softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = log_softmax_backward(g, y, v);
+      });
+    }
+    return out;
+  }, x);
 }
 
 }  // namespace weft

@@ -47,7 +47,7 @@ GradientTransformation ema(float decay, bool debias) {
     Variables next = detail::count_state(t).merge(detail::rebuild(grads, averages).prefixed("ema"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("ema", std::move(out));
 }
 
 namespace {
@@ -97,6 +97,16 @@ Variables MultiSteps::init(const Variables& params) const {
 
 std::pair<Variables, Variables> MultiSteps::update(const Variables& grads, const Variables& state,
                                                    const Variables& params) const {
+  if (weft::detail::recording_tracer == nullptr) return step(grads, state, params);
+  const auto self = std::make_shared<const MultiSteps>(*this);  // the recorded op outlives this object
+  return detail::traced_update(
+      "MultiSteps",
+      [self](const Variables& g, const Variables& s, const Variables& p) { return self->step(g, s, p); }, grads, state,
+      params);
+}
+
+std::pair<Variables, Variables> MultiSteps::step(const Variables& grads, const Variables& state,
+                                                 const Variables& params) const {
   const std::int32_t mini_step = read_step(state, "mini_step");
   const std::int32_t gradient_step = read_step(state, "gradient_step");
   const std::int64_t k = every_k_(gradient_step);

@@ -153,7 +153,7 @@ GradientTransformation adafactor(AdafactorOptions o) {
     if (o.momentum) next = next.merge(detail::rebuild(grads, emas).prefixed("ema"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("adafactor", std::move(out));
 }
 
 }  // namespace weft::optim

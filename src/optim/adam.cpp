@@ -145,11 +145,13 @@ GradientTransformation make_adam(AdamConfig config) {
 }  // namespace
 
 GradientTransformation adam(LearningRate learning_rate, float b1, float b2, float eps) {
-  return make_adam({std::move(learning_rate), b1, b2, eps, 0.0f, false, {}});
+  return detail::traced_transformation("adam",
+                                       make_adam({std::move(learning_rate), b1, b2, eps, 0.0f, false, {}}));
 }
 
 GradientTransformation adamw(LearningRate learning_rate, float b1, float b2, float eps, float weight_decay, Mask mask) {
-  return make_adam({std::move(learning_rate), b1, b2, eps, weight_decay, true, std::move(mask)});
+  return detail::traced_transformation(
+      "adamw", make_adam({std::move(learning_rate), b1, b2, eps, weight_decay, true, std::move(mask)}));
 }
 
 }  // namespace weft::optim

@@ -110,7 +110,7 @@ GradientTransformation rmsprop(LearningRate learning_rate, float decay, float ep
     if (has_trace) next = next.merge(detail::rebuild(grads, traces).prefixed("trace"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("rmsprop", std::move(out));
 }
 
 // ---------------------------------------------------------------- adagrad
@@ -153,7 +153,7 @@ GradientTransformation adagrad(LearningRate learning_rate, float initial_accumul
                          .merge(detail::rebuild(grads, sums).prefixed("sum_of_squares"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("adagrad", std::move(out));
 }
 
 // ---------------------------------------------------------------- lion
@@ -202,7 +202,7 @@ GradientTransformation lion(LearningRate learning_rate, float b1, float b2, floa
     Variables next = detail::count_state(detail::next_count(count)).merge(detail::rebuild(grads, mus).prefixed("mu"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("lion", std::move(out));
 }
 
 // ---------------------------------------------------------------- lamb
@@ -281,7 +281,7 @@ GradientTransformation lamb(LearningRate learning_rate, float b1, float b2, floa
                          .merge(detail::rebuild(grads, nus).prefixed("nu"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("lamb", std::move(out));
 }
 
 }  // namespace weft::optim

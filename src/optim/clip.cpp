@@ -57,7 +57,7 @@ GradientTransformation clip_by_global_norm(float max_norm) {
         grads);
     return std::pair{std::move(clipped), state};
   };
-  return out;
+  return detail::traced_transformation("clip_by_global_norm", std::move(out));
 }
 
 GradientTransformation clip(float max_delta) {
@@ -87,7 +87,7 @@ GradientTransformation clip(float max_delta) {
         grads);
     return std::pair{std::move(clipped), state};
   };
-  return out;
+  return detail::traced_transformation("clip", std::move(out));
 }
 
 GradientTransformation clip_by_block_rms(float threshold) {
@@ -116,7 +116,7 @@ GradientTransformation clip_by_block_rms(float threshold) {
         grads);
     return std::pair{std::move(clipped), state};
   };
-  return out;
+  return detail::traced_transformation("clip_by_block_rms", std::move(out));
 }
 
 }  // namespace weft::optim

@@ -61,7 +61,7 @@ GradientTransformation inject_hyperparams(std::function<GradientTransformation(c
     if (!inner_state.empty()) next = next.merge(inner_state.prefixed("inner_state"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("inject_hyperparams", std::move(out));
 }
 
 float hyperparam(const Variables& state, std::string_view name) {

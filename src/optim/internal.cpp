@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "../format.hpp"
+#include "../jit/trace.hpp"
+#include "weft/jit.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +19,59 @@ constexpr std::string_view kStateHelp =
 }  // namespace
 
 std::string where(const char* op) { return std::string("weft::optim::") + op; }
+
+namespace {
+
+/// The structure of `tree` with every leaf a shared placeholder: what a recorded op keeps to
+/// rebuild trees, without keeping the trace's tensors alive.
+Variables structure_of(const Variables& tree) {
+  return weft::detail::with_leaves(tree, std::vector<Tensor>(tree.size(), weft::detail::jit_placeholder()));
+}
+
+}  // namespace
+
+std::pair<Variables, Variables> traced_update(const char* op, const UpdateFunction& update, const Variables& grads,
+                                              const Variables& state, const Variables& params) {
+  if (weft::detail::recording_tracer == nullptr) return update(grads, state, params);
+  std::vector<Tensor> in;
+  in.reserve(grads.size() + state.size() + params.size());
+  weft::detail::append_leaves(grads, in);
+  weft::detail::append_leaves(state, in);
+  weft::detail::append_leaves(params, in);
+  struct Structure {
+    Variables updates, state;
+    bool known = false;
+  };
+  // Filled by the call at trace time, read-only at replay.
+  const auto result = std::make_shared<Structure>();
+  const auto body = [update, result, g = structure_of(grads), s = structure_of(state), p = structure_of(params)](
+                        const std::vector<Tensor>& xs) {
+    const std::span<const Tensor> all(xs);
+    const auto [updates, next] = update(weft::detail::with_leaves(g, all.subspan(0, g.size())),
+                                        weft::detail::with_leaves(s, all.subspan(g.size(), s.size())),
+                                        weft::detail::with_leaves(p, all.subspan(g.size() + s.size())));
+    if (!result->known) *result = {structure_of(updates), structure_of(next), true};
+    std::vector<Tensor> out;
+    out.reserve(updates.size() + next.size());
+    weft::detail::append_leaves(updates, out);
+    weft::detail::append_leaves(next, out);
+    return out;
+  };
+  const std::vector<Tensor> out = weft::detail::traced(op, body, in);
+  const std::span<const Tensor> all(out);
+  return {weft::detail::with_leaves(result->updates, all.subspan(0, result->updates.size())),
+          weft::detail::with_leaves(result->state, all.subspan(result->updates.size()))};
+}
+
+GradientTransformation traced_transformation(const char* op, GradientTransformation tx) {
+  GradientTransformation out;
+  out.init = std::move(tx.init);
+  out.update = [op, update = std::move(tx.update)](const Variables& grads, const Variables& state,
+                                                   const Variables& params) {
+    return traced_update(op, update, grads, state, params);
+  };
+  return out;
+}
 
 void check_structure(const Variables& a, const char* a_name, const Variables& b, const char* b_name, const char* op) {
   if (same_structure(a, b)) return;

@@ -14,6 +14,17 @@
 
 namespace weft::optim::detail {
 
+using UpdateFunction = std::function<std::pair<Variables, Variables>(const Variables& grads, const Variables& state,
+                                                                     const Variables& params)>;
+
+/// update(grads, state, params), recorded by a weft::jit trace as one op named `op` over every
+/// leaf of the three trees (an optimizer reads its step count and computes norms and schedules on
+/// the host, which a trace records only inside an op).
+std::pair<Variables, Variables> traced_update(const char* op, const UpdateFunction& update, const Variables& grads,
+                                              const Variables& state, const Variables& params);
+/// `tx` whose update is traced_update(op, tx.update, ...): every optimizer factory returns one.
+GradientTransformation traced_transformation(const char* op, GradientTransformation tx);
+
 /// "weft::optim::" + op, the start of every message.
 std::string where(const char* op);
 

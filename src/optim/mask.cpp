@@ -70,7 +70,7 @@ GradientTransformation masked(GradientTransformation inner, Mask mask) {
     Variables merged = selected.size() == grads.size() ? std::move(updates) : grads.merge(updates);
     return std::pair{std::move(merged), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("masked", std::move(out));
 }
 
 Labels::Labels(std::map<std::string, std::string> by_prefix)
@@ -154,7 +154,7 @@ GradientTransformation multi_transform(std::map<std::string, GradientTransformat
     }
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("multi_transform", std::move(out));
 }
 
 }  // namespace weft::optim

@@ -88,7 +88,7 @@ GradientTransformation sgd(LearningRate learning_rate, float momentum, bool nest
     next = next.merge(detail::rebuild(grads, traces).prefixed("trace"));
     return std::pair{std::move(updates), std::move(next)};
   };
-  return out;
+  return detail::traced_transformation("sgd", std::move(out));
 }
 
 }  // namespace weft::optim

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 #include "weft/ops.hpp"
 
@@ -55,15 +56,20 @@ Variables apply_updates(const Variables& params, const Variables& updates) {
                                        detail::where(op), path, name(p.dtype()), p.shape().str(), name(u.dtype()),
                                        u.shape().str()));
         if (autodiff::any_tracked(p, u)) return p + u;  // differentiable, through the recorded add
-        Tensor out = weft::detail::empty(p.shape(), DType::float32);
-        const float* pp = weft::detail::data<float>(p);
-        const float* pu = weft::detail::data<float>(u);
-        float* po = weft::detail::mutable_data<float>(out);
-        detail::for_chunks(p.size(), [&](std::int64_t b, std::int64_t e) {
+        return weft::detail::traced(
+            "apply_updates",
+            [](const Tensor& p, const Tensor& u) {
+              Tensor out = weft::detail::empty(p.shape(), DType::float32);
+              const float* pp = weft::detail::data<float>(p);
+              const float* pu = weft::detail::data<float>(u);
+              float* po = weft::detail::mutable_data<float>(out);
+              detail::for_chunks(p.size(), [&](std::int64_t b, std::int64_t e) {
 #pragma omp simd
-          for (std::int64_t i = b; i < e; ++i) po[i] = pp[i] + pu[i];
-        });
-        return out;
+                for (std::int64_t i = b; i < e; ++i) po[i] = pp[i] + pu[i];
+              });
+              return out;
+            },
+            p, u);
       },
       params, updates);
 }

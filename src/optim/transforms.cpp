@@ -39,7 +39,7 @@ GradientTransformation scale(float step_size) {
   out.update = [step_size](const Variables& grads, const Variables& state, const Variables&) {
     return std::pair{scaled_tree(grads, step_size, "scale"), state};
   };
-  return out;
+  return detail::traced_transformation("scale", std::move(out));
 }
 
 GradientTransformation scale_by_schedule(Schedule step_size_fn) {
@@ -50,7 +50,7 @@ GradientTransformation scale_by_schedule(Schedule step_size_fn) {
     const std::int32_t count = detail::read_count(state, kScaleBySchedule);
     return std::pair{scaled_tree(grads, fn(count), kScaleBySchedule), detail::count_state(detail::next_count(count))};
   };
-  return out;
+  return detail::traced_transformation("scale_by_schedule", std::move(out));
 }
 
 GradientTransformation add_decayed_weights(LearningRate weight_decay, Mask mask) {
@@ -74,7 +74,8 @@ GradientTransformation add_decayed_weights(LearningRate weight_decay, Mask mask)
         grads, params);
     return std::pair{std::move(updates), std::move(next)};
   };
-  return mask.is_everything() ? out : masked(std::move(out), std::move(mask));
+  return detail::traced_transformation("add_decayed_weights",
+                                       mask.is_everything() ? out : masked(std::move(out), std::move(mask)));
 }
 
 }  // namespace weft::optim

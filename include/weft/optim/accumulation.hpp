@@ -55,6 +55,9 @@ class MultiSteps {
   [[nodiscard]] const GradientTransformation& inner_opt() const noexcept { return opt_; }
 
  private:
+  /// One update, as weft::jit records it as a single op (it branches on the step counts).
+  [[nodiscard]] std::pair<Variables, Variables> step(const Variables& grads, const Variables& state,
+                                                     const Variables& params) const;
   GradientTransformation opt_;
   std::function<std::int64_t(std::int64_t)> every_k_;
   bool use_grad_mean_;

@@ -1,0 +1,317 @@
+#pragma once
+// Internal: how weft's ops take part in the traces of weft::jit (include/weft/jit.hpp).
+//
+// While a function is traced, each op wrapped in `traced` runs as usual and records itself once:
+// its name, the values it reads and writes, and a replay closure that runs the same body on new
+// values. Everything between ops (the function's own code, scopes and path lookups, the autodiff
+// engine's bookkeeping) runs at trace time only. Code between ops must not look at values that
+// depend on the inputs: tensor_impl.hpp's element accessors report such a read as an error.
+//
+// Gradients: an op whose inputs carry autodiff nodes runs its body on copies tracked as leaves
+// 0..n-1 of a graph of its own, and its output carries one "boundary" node over the op's real
+// inputs whose backward is that graph's vector-Jacobian product. When the engine calls a boundary
+// node's backward, the trace records a vjp step; at replay, the op's body is run tracked again and
+// the vjp step back-propagates through the graph it recorded. So every op's gradient replays
+// without an op-specific rule.
+#include <algorithm>
+#include <array>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../autodiff/engine.hpp"
+#include "../autodiff/node.hpp"
+#include "../tensor_impl.hpp"
+#include "weft/random.hpp"
+
+namespace weft::detail {
+
+/// Runs a recorded op on new values: `in` holds its arguments in order (a key as its two words in
+/// an int32 tensor of shape (2,)), `out` receives its results in order.
+using JitReplay = std::function<void(std::span<const Tensor> in, std::span<Tensor> out)>;
+
+/// An op lowered for a compiled plan: the same computation as its body, on raw buffers of the
+/// traced shapes (`in[i]` the elements of input i, `out[j]` of output j, which the plan allocates
+/// with the traced shape and dtype), with no checks, no tensors and no allocation. Only for ops
+/// that are not differentiated at trace time; the results must be the body's, bit for bit.
+struct JitKernel {
+  std::function<void(const void* const* in, void* const* out)> run;
+};
+
+struct JitInstruction {
+  const char* op = "";
+  std::vector<int> inputs;   // value ids; -1 for an absent (empty) operand
+  std::vector<int> outputs;  // value ids
+  bool dynamic = false;      // reads a value that depends on the inputs
+  // An op: its replay, and which inputs were tracked at trace time (the replay tracks them again
+  // when a vjp step needs the op's graph).
+  JitReplay replay;
+  JitKernel kernel;  // optional: the op lowered
+  std::vector<bool> tracked;
+  // A vjp step: the op instruction and output whose gradient it propagates, and for each of its
+  // outputs the index of the op input that output is the gradient of.
+  int forward = -1;
+  int forward_output = 0;
+  std::vector<int> grad_of;
+  [[nodiscard]] bool is_vjp() const noexcept { return forward >= 0; }
+};
+
+/// A key's words as an int32 tensor of shape (2,), and back.
+Tensor key_tensor(Key key);
+Key key_from_tensor(const Tensor& words, ThreefryLayout layout);
+
+class Tracer {
+ public:
+  Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  /// The id of `t`: its latest recorded value, or a new constant (a tensor made before the trace,
+  /// or from constants only).
+  int value_of(const Tensor& t);
+  /// The id of a key: a value derived from an input key, or a new constant key.
+  int key_value(Key key);
+  /// A new value computed by `op` (or an input, op null).
+  int add_value(const Tensor& t, bool dynamic, const char* op);
+  /// Marks a key's words as the value `id` (an input key, or one derived from it).
+  void name_key(Key key, int id);
+  [[nodiscard]] bool dynamic(int id) const { return dynamic_[static_cast<std::size_t>(id)]; }
+  /// True when `words` are those of a key derived from an input key (in either layout).
+  [[nodiscard]] bool dynamic_key(std::array<std::uint32_t, 2> words) const;
+  /// The op that computed a recorded value, for messages ("an input" for an input).
+  [[nodiscard]] std::string producer(int id) const;
+  /// The id of `t` when it is a recorded value that depends on the inputs, else -1.
+  [[nodiscard]] int dynamic_value(const Tensor& t) const;
+
+  /// Leaf i of the per-op graphs: shared by every op, as LeafNode is immutable.
+  const std::shared_ptr<autodiff::Node>& leaf(std::size_t i);
+  [[nodiscard]] const std::vector<std::shared_ptr<autodiff::Node>>& leaves() const noexcept;
+  /// An op's boundary node, owned by output `output` of instruction `instruction`.
+  void own_node(const autodiff::Node* node, int instruction, int output);
+  /// The backward of `node` at trace time, recorded as a vjp step (weft::jit's error when the
+  /// node is not the boundary of a traced op).
+  void backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor> input_grads);
+
+  std::vector<JitInstruction> instructions;
+  std::vector<Tensor> values;  // by id; kept alive for the trace (ids are looked up by impl)
+  std::vector<int> producer_of;  // instruction index, -1 for an input, -2 for a constant
+
+ private:
+  std::vector<bool> dynamic_;
+  std::unordered_map<const TensorImpl*, int> ids_;
+  std::unordered_map<std::uint64_t, int> key_ids_;
+  std::unordered_map<const autodiff::Node*, std::pair<int, int>> node_owner_;
+  std::vector<std::shared_ptr<autodiff::Node>> leaves_;
+};
+
+/// The trace active on this thread at any depth (nested weft::jit calls inline into it).
+[[gnu::tls_model("initial-exec")]] extern thread_local Tracer* active_tracer;
+
+/// Throws when untraced code (`what`) draws from a key derived from an input key: the trace would
+/// keep this call's random words.
+void check_untraced_key(Tracer& tracer, std::array<std::uint32_t, 2> words, const char* what);
+
+/// While alive, this thread records nothing: an op's body runs its kernels and nested ops freely.
+class RecordingPause {
+ public:
+  RecordingPause() noexcept : saved_(recording_tracer) { recording_tracer = nullptr; }
+  ~RecordingPause() { recording_tracer = saved_; }
+  RecordingPause(const RecordingPause&) = delete;
+  RecordingPause& operator=(const RecordingPause&) = delete;
+
+ private:
+  Tracer* saved_;
+};
+
+// ---------------------------------------------------------------- argument and result kinds
+
+namespace jit_args {
+
+inline constexpr std::size_t count(const Tensor&) { return 1; }
+inline constexpr std::size_t count(const Key&) { return 1; }
+inline std::size_t count(const std::vector<Tensor>& ts) { return ts.size(); }
+
+/// Appends the ids of an argument and the real nodes of its tensors (null for untracked ones).
+inline void flatten(Tracer& tracer, const Tensor& t, JitInstruction& ins,
+                    std::vector<std::shared_ptr<autodiff::Node>>& nodes, std::vector<ThreefryLayout>&) {
+  if (!t.defined()) {  // an absent operand (a layer norm without scale): passed on as empty
+    ins.inputs.push_back(-1);
+    ins.tracked.push_back(false);
+    nodes.push_back(nullptr);
+    return;
+  }
+  const int id = tracer.value_of(t);
+  ins.inputs.push_back(id);
+  ins.dynamic = ins.dynamic || tracer.dynamic(id);
+  ins.tracked.push_back(node_of(t) != nullptr);
+  nodes.push_back(node_ptr(t));
+}
+inline void flatten(Tracer& tracer, const Key& k, JitInstruction& ins,
+                    std::vector<std::shared_ptr<autodiff::Node>>& nodes, std::vector<ThreefryLayout>& layouts) {
+  const int id = tracer.key_value(k);
+  ins.inputs.push_back(id);
+  ins.dynamic = ins.dynamic || tracer.dynamic(id);
+  ins.tracked.push_back(false);
+  nodes.push_back(nullptr);
+  layouts.push_back(k.layout());
+}
+inline void flatten(Tracer& tracer, const std::vector<Tensor>& ts, JitInstruction& ins,
+                    std::vector<std::shared_ptr<autodiff::Node>>& nodes, std::vector<ThreefryLayout>& layouts) {
+  for (const Tensor& t : ts) flatten(tracer, t, ins, nodes, layouts);
+}
+
+/// The argument rebuilt from replay values `in` from position `pos` on; `tracked` copies are
+/// leaves `pos`... of the op's own graph (trace time), none at replay.
+struct Source {
+  std::span<const Tensor> in;
+  const std::vector<ThreefryLayout>& layouts;
+  std::size_t pos = 0, key = 0;
+};
+template <class T>
+T rebuild(Source& s, std::size_t n);
+template <>
+inline Tensor rebuild<Tensor>(Source& s, std::size_t) {
+  return s.in[s.pos++];
+}
+template <>
+inline Key rebuild<Key>(Source& s, std::size_t) {
+  return key_from_tensor(s.in[s.pos++], s.layouts[s.key++]);
+}
+template <>
+inline std::vector<Tensor> rebuild<std::vector<Tensor>>(Source& s, std::size_t n) {
+  std::vector<Tensor> out(s.in.begin() + static_cast<std::ptrdiff_t>(s.pos),
+                          s.in.begin() + static_cast<std::ptrdiff_t>(s.pos + n));
+  s.pos += n;
+  return out;
+}
+
+/// Results: a Tensor, a Key, or a fixed-size list of either.
+template <class R>
+struct Result;
+template <>
+struct Result<Tensor> {
+  static void slots(Tensor& r, std::vector<Tensor*>& ts, std::vector<Key*>&) { ts.push_back(&r); }
+};
+template <>
+struct Result<Key> {
+  static void slots(Key& r, std::vector<Tensor*>&, std::vector<Key*>& ks) { ks.push_back(&r); }
+};
+template <>
+struct Result<std::vector<Tensor>> {
+  static void slots(std::vector<Tensor>& r, std::vector<Tensor*>& ts, std::vector<Key*>&) {
+    for (Tensor& t : r) ts.push_back(&t);
+  }
+};
+template <>
+struct Result<std::vector<Key>> {
+  static void slots(std::vector<Key>& r, std::vector<Tensor*>&, std::vector<Key*>& ks) {
+    for (Key& k : r) ks.push_back(&k);
+  }
+};
+template <std::size_t N>
+struct Result<std::array<Tensor, N>> {
+  static void slots(std::array<Tensor, N>& r, std::vector<Tensor*>& ts, std::vector<Key*>&) {
+    for (Tensor& t : r) ts.push_back(&t);
+  }
+};
+
+}  // namespace jit_args
+
+/// Output `output` of the op `instruction` carries a boundary node over `inputs` whose backward
+/// back-propagates through the op's own graph (the node `out` carries now) to its n inputs.
+void attach_boundary(Tracer& tracer, Tensor& out, const char* op, std::vector<std::shared_ptr<autodiff::Node>> inputs,
+                     int instruction, int output);
+
+template <class Body, class... Args>
+auto trace_call(Tracer& tracer, const char* op, const Body& body, const Args&... args) {
+  using R = std::invoke_result_t<const Body&, const Args&...>;
+  JitInstruction ins;
+  ins.op = op;
+  std::vector<std::shared_ptr<autodiff::Node>> nodes;
+  std::vector<ThreefryLayout> layouts;
+  (jit_args::flatten(tracer, args, ins, nodes, layouts), ...);
+  const std::array<std::size_t, sizeof...(Args)> counts{jit_args::count(args)...};
+  const bool any_tracked = std::ranges::find(ins.tracked, true) != ins.tracked.end();
+
+  // The values the body sees: the arguments, tracked as leaves of the op's own graph.
+  std::vector<Tensor> in;
+  in.reserve(ins.inputs.size());
+  for (std::size_t i = 0; i < ins.inputs.size(); ++i) {
+    Tensor v = ins.inputs[i] < 0 ? Tensor() : tracer.values[static_cast<std::size_t>(ins.inputs[i])];
+    if (ins.tracked[i]) set_node(v, tracer.leaf(i));
+    in.push_back(std::move(v));
+  }
+  auto call = [body, counts, layouts](std::span<const Tensor> values) -> R {
+    jit_args::Source source{values, layouts};
+    return [&]<std::size_t... I>(std::index_sequence<I...>) -> R {
+      // Braced initialisation reads the arguments left to right.
+      std::tuple<std::decay_t<Args>...> rebuilt{jit_args::rebuild<std::decay_t<Args>>(source, counts[I])...};
+      return std::apply(body, rebuilt);
+    }(std::index_sequence_for<Args...>{});
+  };
+  R result = [&] {
+    RecordingPause pause;
+    return call(in);
+  }();
+  ins.replay = [call](std::span<const Tensor> values, std::span<Tensor> out) {
+    R r = call(values);
+    std::vector<Tensor*> ts;
+    std::vector<Key*> ks;
+    jit_args::Result<R>::slots(r, ts, ks);
+    std::size_t o = 0;
+    for (Tensor* t : ts) out[o++] = std::move(*t);
+    for (Key* k : ks) out[o++] = key_tensor(*k);
+  };
+  if (!any_tracked) ins.tracked.clear();
+
+  const int index = static_cast<int>(tracer.instructions.size());
+  std::vector<Tensor*> ts;
+  std::vector<Key*> ks;
+  jit_args::Result<R>::slots(result, ts, ks);
+  for (std::size_t j = 0; j < ts.size(); ++j) {
+    if (node_of(*ts[j]) != nullptr) attach_boundary(tracer, *ts[j], op, nodes, index, static_cast<int>(j));
+    ins.outputs.push_back(tracer.add_value(*ts[j], ins.dynamic, op));
+  }
+  for (Key* k : ks) {
+    const int id = tracer.add_value(key_tensor(*k), ins.dynamic, op);
+    if (ins.dynamic) tracer.name_key(*k, id);
+    ins.outputs.push_back(id);
+  }
+  tracer.instructions.push_back(std::move(ins));
+  return result;
+}
+
+/// body(args...), recorded as op `op` when a weft::jit trace is being recorded on this thread.
+/// Arguments are Tensors, Keys and std::vector<Tensor>; the result a Tensor, a Key, or a
+/// std::vector or std::array of them. `body` must be a pure function of its arguments (it is
+/// replayed on new ones) and capture only attributes, by value.
+template <class Body, class... Args>
+auto traced(const char* op, const Body& body, const Args&... args) {
+  if (Tracer* tracer = recording_tracer; tracer != nullptr) [[unlikely]]
+    return trace_call(*tracer, op, body, args...);
+  return body(args...);
+}
+
+/// `traced` for an op that can be lowered: when the trace records it untracked, `lower(args...,
+/// result)` (the traced values, so their shapes) returns its JitKernel, or one without `run` to
+/// decline (a dtype or a layout the kernel does not cover).
+template <class Body, class Lower, class... Args>
+auto traced_lowered(const char* op, const Body& body, const Lower& lower, const Args&... args) {
+  if (Tracer* tracer = recording_tracer; tracer != nullptr) [[unlikely]] {
+    auto result = trace_call(*tracer, op, body, args...);
+    JitInstruction& ins = tracer->instructions.back();
+    if (ins.tracked.empty()) ins.kernel = lower(args..., result);
+    return result;
+  }
+  return body(args...);
+}
+
+}  // namespace weft::detail
