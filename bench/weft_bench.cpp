@@ -104,11 +104,14 @@ std::function<void()> train_step(Model model, const Shape& input_shape, bool jit
   const TrainStep<Model> step_fn{model, optim::adam(1e-3f)};
   auto opt_state = std::make_shared<Variables>(step_fn.adam.init(variables->collection("params")));
   auto step = std::make_shared<std::uint32_t>(0);
-  using Step = std::function<std::pair<Variables, Variables>(const Variables&, const Variables&, const Tensor&,
-                                                             const Tensor&, Key)>;
+  // The variables and the optimizer state are handed over (moved): jitted, the step updates them in
+  // place; eager, it reads them as it would a const reference.
+  using Step =
+      std::function<std::pair<Variables, Variables>(Variables&&, Variables&&, const Tensor&, const Tensor&, Key)>;
   const Step run = jitted ? Step(jit(step_fn)) : Step(step_fn);
   return [=] {
-    auto [next_variables, next_state] = run(*variables, *opt_state, x, labels, fold_in(Key(3), (*step)++));
+    auto [next_variables, next_state] =
+        run(std::move(*variables), std::move(*opt_state), x, labels, fold_in(Key(3), (*step)++));
     *variables = std::move(next_variables);
     *opt_state = std::move(next_state);
   };

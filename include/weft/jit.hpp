@@ -60,8 +60,9 @@ struct JitPlan;
 /// Runs f on recording copies of `inputs` (each tensor a distinct value, each key replaced by a
 /// fresh one so that keys f makes itself are told apart) and compiles what it recorded.
 std::shared_ptr<const JitPlan> jit_trace(const JitFlat& inputs, const std::function<JitFlat(const JitFlat&)>& f);
-/// The plan run on new inputs of the traced signature.
-JitFlat jit_run(const JitPlan& plan, const JitFlat& inputs);
+/// The plan run on new inputs of the traced signature. An input that only `inputs` holds (a donated
+/// argument) may have its elements overwritten by a result computed in place.
+JitFlat jit_run(const JitPlan& plan, JitFlat inputs);
 /// True while a trace is being recorded on this thread.
 bool jit_tracing() noexcept;
 /// True when a tensor of `flat` is being differentiated (weft::jit then runs f eagerly).
@@ -115,26 +116,13 @@ class Jitted {
   Jitted(F f, JitOptions options)
       : f_(std::move(f)), cache_(std::make_shared<detail::JitCache>(std::move(options))) {}
 
-  template <class... Args>
-  auto operator()(const Args&... args) const {
-    static_assert((JitTraceable<Args> && ...),
-                  "weft::jit: an argument type is not traceable; weft::Traceable<T> lists the types weft::jit "
-                  "takes (Tensor, Key, Variables, numbers, containers and WEFT_RECORD aggregates of them)");
-    using R = std::decay_t<std::invoke_result_t<const F&, const Args&...>>;
-    static_assert(JitTraceable<R>, "weft::jit: the function's result type is not traceable (see weft::Traceable)");
-    if (detail::jit_tracing()) return R(std::invoke(f_, args...));  // inlined into the enclosing trace
-    JitFlattener in;
-    in.signature.reserve(512);
-    in.flat.tensors.reserve(64);
-    static const std::size_t type = typeid(std::tuple<Args...>).hash_code();  // hashed once per type
-    in.static_bytes(&type, sizeof type, {});
-    (Traceable<Args>::flatten(args, in), ...);
-    if (detail::jit_any_tracked(in.flat)) return R(std::invoke(f_, args...));
-    detail::JitCache::Entry entry = cache_->find(in.signature, in.trees);
-    if (entry.plan == nullptr) entry = trace<R>(in, args...);
-    const detail::JitFlat out = detail::jit_run(*entry.plan, in.flat);
-    JitUnflattener u(out);
-    return Traceable<R>::unflatten(*static_cast<const R*>(entry.result.get()), u);
+  /// f(args...). An argument passed as an rvalue (std::move(params)) is donated, as jax.jit's
+  /// donate_argnums: the plan may compute a result in the buffers of its tensors where nothing else
+  /// holds them, so an optimizer step updates params and moments in place. The moved-from argument
+  /// is left empty. An lvalue argument is never written.
+  template <class... A>
+  auto operator()(A&&... a) const {
+    return call<std::decay_t<A>...>(std::forward<A>(a)...);
   }
 
   /// How many times f has been traced (once per new signature, again after one was dropped).
@@ -144,6 +132,34 @@ class Jitted {
   [[nodiscard]] const F& function() const noexcept { return f_; }
 
  private:
+  template <class... Args, class... A>
+  auto call(A&&... args) const {
+    static_assert((JitTraceable<Args> && ...),
+                  "weft::jit: an argument type is not traceable; weft::Traceable<T> lists the types weft::jit "
+                  "takes (Tensor, Key, Variables, numbers, containers and WEFT_RECORD aggregates of them)");
+    using R = std::decay_t<std::invoke_result_t<const F&, const Args&...>>;
+    static_assert(JitTraceable<R>, "weft::jit: the function's result type is not traceable (see weft::Traceable)");
+    if (detail::jit_tracing()) return R(std::invoke(f_, std::as_const(args)...));  // inlined into the outer trace
+    JitFlattener in;
+    in.signature.reserve(512);
+    in.flat.tensors.reserve(64);
+    static const std::size_t type = typeid(std::tuple<Args...>).hash_code();  // hashed once per type
+    in.static_bytes(&type, sizeof type, {});
+    (Traceable<Args>::flatten(args, in), ...);
+    if (detail::jit_any_tracked(in.flat)) return R(std::invoke(f_, std::as_const(args)...));
+    detail::JitCache::Entry entry = cache_->find(in.signature, in.trees);
+    if (entry.plan == nullptr) entry = trace<R, Args...>(in, args...);
+    (donate(std::forward<A>(args)), ...);  // the flat list then holds the only references
+    const detail::JitFlat out = detail::jit_run(*entry.plan, std::move(in.flat));
+    JitUnflattener u(out);
+    return Traceable<R>::unflatten(*static_cast<const R*>(entry.result.get()), u);
+  }
+
+  template <class T>
+  static void donate(T&& arg) {
+    if constexpr (!std::is_lvalue_reference_v<T>) [[maybe_unused]] const std::decay_t<T> gone = std::move(arg);
+  }
+
   template <class R, class... Args>
   detail::JitCache::Entry trace(const JitFlattener& in, const Args&... args) const {
     std::shared_ptr<const R> result;

@@ -82,6 +82,20 @@ void record(Tensor& out, const char* op, std::span<const Tensor> inputs, F backw
   weft::detail::set_node(out, std::move(node));
 }
 
+/// record, for a backward that only runs weft ops (traced ones) on values the op read or returned
+/// and on the gradient: a weft::jit trace then records those ops, which it can lower and fuse,
+/// instead of replaying the node.
+template <class F>
+void record_ops(Tensor& out, const char* op, std::initializer_list<const Tensor*> inputs, F backward) {
+  record(out, op, inputs, std::move(backward));
+  weft::detail::node_of(out)->backward_is_ops = true;
+}
+template <class F>
+void record_ops(Tensor& out, const char* op, std::span<const Tensor> inputs, F backward) {
+  record(out, op, inputs, std::move(backward));
+  weft::detail::node_of(out)->backward_is_ops = true;
+}
+
 /// Throws when `t` is tracked: `op` has no gradient rule.
 void require_untracked(const Tensor& t, const char* op);
 

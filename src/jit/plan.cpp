@@ -23,6 +23,7 @@ struct JitStep {
   JitKernel kernel;          // a kernel: the op lowered, and the outputs it writes
   std::vector<Shape> out_shapes;
   std::vector<DType> out_dtypes;
+  std::vector<bool> last_read;  // a kernel: per input, whether this step is its slot's last use
   std::vector<bool> tracked;  // an op whose graph a vjp step reads: the inputs to track
   int keep = -1;              // an op: its first kept output; a vjp step: the kept output it reads
   std::vector<int> grad_of;   // a vjp step
@@ -184,6 +185,9 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
   for (std::size_t s = 0; s < plan.kept; ++s)
     if (last_kept[s] >= 0)
       plan.steps[static_cast<std::size_t>(last_kept[s])].release_kept.push_back(static_cast<int>(s));
+  for (JitStep& step : plan.steps)
+    if (step.kind == JitStep::Kind::kernel)
+      for (int s : step.in) step.last_read.push_back(std::ranges::find(step.release, s) != step.release.end());
   assign_arena(plan, last_use);
 }
 
@@ -232,6 +236,27 @@ void assign_arena(JitPlan& plan, const std::vector<int>& last_use) {
     }
   }
   if (plan.arena_bytes > 0) plan.arena = allocate_buffer(plan.arena_bytes);
+}
+
+/// For output j of a kernel step that may overwrite an input (JitKernel::in_place): that input's
+/// tensor, when this step is its last use, it has the output's shape and dtype, and nothing outside
+/// this call holds its elements (a donated argument, or an intermediate): the update is in place.
+/// Else an empty tensor. A constant of the plan is never taken: the plan holds it too.
+Tensor take_dying_input(const JitStep& step, int j, std::vector<Tensor>& values) {
+  for (const auto& [out, in] : step.kernel.in_place) {
+    if (out != j || !step.last_read[static_cast<std::size_t>(in)]) continue;
+    const int s = step.in[static_cast<std::size_t>(in)];
+    if (s < 0) continue;
+    Tensor& t = values[static_cast<std::size_t>(s)];
+    if (!t.defined()) continue;
+    const auto& impl = TensorAccess::impl(t);
+    if (impl.use_count() != 1 || (impl->owner != nullptr && impl->owner.use_count() != 1)) continue;
+    if (impl->dtype != step.out_dtypes[static_cast<std::size_t>(j)] ||
+        impl->shape != step.out_shapes[static_cast<std::size_t>(j)])
+      continue;
+    return std::move(t);
+  }
+  return {};
 }
 
 /// The plan's arena and scratch vectors while this call holds them, or a call's own when another
@@ -306,7 +331,7 @@ std::shared_ptr<const JitPlan> jit_trace(const JitFlat& inputs, const std::funct
   return plan;
 }
 
-JitFlat jit_run(const JitPlan& plan, const JitFlat& inputs) {
+JitFlat jit_run(const JitPlan& plan, JitFlat inputs) {
   const CallState call(plan);
   JitPlan::Scratch& scratch = call.scratch();
   std::vector<Tensor>& values = scratch.values;
@@ -316,7 +341,7 @@ JitFlat jit_run(const JitPlan& plan, const JitFlat& inputs) {
   std::vector<const void*>& in_data = scratch.in_data;
   std::vector<void*>& out_data = scratch.out_data;
   for (std::size_t i = 0; i < plan.tensor_inputs.size(); ++i)
-    values[static_cast<std::size_t>(plan.tensor_inputs[i])] = inputs.tensors[i];
+    values[static_cast<std::size_t>(plan.tensor_inputs[i])] = std::move(inputs.tensors[i]);
   for (std::size_t i = 0; i < plan.key_inputs.size(); ++i)
     values[static_cast<std::size_t>(plan.key_inputs[i])] = key_tensor(inputs.keys[i]);
   for (const auto& [s, t] : plan.constants) values[static_cast<std::size_t>(s)] = t;
@@ -336,7 +361,8 @@ JitFlat jit_run(const JitPlan& plan, const JitFlat& inputs) {
         if (plan.arena_offset[u] >= 0) {
           out_data.push_back(call.arena() + plan.arena_offset[u]);
         } else {
-          values[u] = empty(step.out_shapes[j], step.out_dtypes[j]);
+          Tensor reused = take_dying_input(step, static_cast<int>(j), values);
+          values[u] = reused.defined() ? std::move(reused) : empty(step.out_shapes[j], step.out_dtypes[j]);
           out_data.push_back(TensorAccess::impl(values[u])->data);
         }
       }

@@ -126,6 +126,25 @@ void Tracer::backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor
 
 const std::vector<std::shared_ptr<autodiff::Node>>& Tracer::leaves() const noexcept { return leaves_; }
 
+bool adopt_inputs(Tracer& tracer, Tensor& out, const std::vector<std::shared_ptr<autodiff::Node>>& inputs) {
+  autodiff::Node* node = node_of(out);
+  if (!node->backward_is_ops) return false;
+  const auto& leaves = tracer.leaves();
+  std::vector<std::shared_ptr<autodiff::Node>> real;
+  real.reserve(node->inputs.size());
+  for (const auto& in : node->inputs) {
+    if (in == nullptr) {
+      real.push_back(nullptr);
+      continue;
+    }
+    const auto* leaf = dynamic_cast<const autodiff::LeafNode*>(in.get());
+    if (leaf == nullptr || leaf->index >= leaves.size() || leaves[leaf->index] != in) return false;
+    real.push_back(inputs[leaf->index]);
+  }
+  node->inputs = std::move(real);
+  return true;
+}
+
 void attach_boundary(Tracer& tracer, Tensor& out, const char* op, std::vector<std::shared_ptr<autodiff::Node>> inputs,
                      int instruction, int output) {
   const std::size_t n = inputs.size();

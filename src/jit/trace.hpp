@@ -44,6 +44,9 @@ using JitReplay = std::function<void(std::span<const Tensor> in, std::span<Tenso
 /// that are not differentiated at trace time; the results must be the body's, bit for bit.
 struct JitKernel {
   std::function<void(const void* const* in, void* const* out)> run;
+  /// (output, input) pairs: the output may be written over that input, element by element (an
+  /// elementwise kernel), which the plan does when the input dies here and nothing else holds it.
+  std::vector<std::pair<int, int>> in_place;
 };
 
 struct JitInstruction {
@@ -225,6 +228,11 @@ struct Result<std::array<Tensor, N>> {
 
 }  // namespace jit_args
 
+/// When `out`'s node records its backward as ops (Node::backward_is_ops) and reads only the op's
+/// own leaves, points its inputs at the op's real input nodes, so that the trace records that
+/// backward as the ops it runs; false (and nothing changed) otherwise.
+bool adopt_inputs(Tracer& tracer, Tensor& out, const std::vector<std::shared_ptr<autodiff::Node>>& inputs);
+
 /// Output `output` of the op `instruction` carries a boundary node over `inputs` whose backward
 /// back-propagates through the op's own graph (the node `out` carries now) to its n inputs.
 void attach_boundary(Tracer& tracer, Tensor& out, const char* op, std::vector<std::shared_ptr<autodiff::Node>> inputs,
@@ -239,7 +247,6 @@ auto trace_call(Tracer& tracer, const char* op, const Body& body, const Args&...
   std::vector<ThreefryLayout> layouts;
   (jit_args::flatten(tracer, args, ins, nodes, layouts), ...);
   const std::array<std::size_t, sizeof...(Args)> counts{jit_args::count(args)...};
-  const bool any_tracked = std::ranges::find(ins.tracked, true) != ins.tracked.end();
 
   // The values the body sees: the arguments, tracked as leaves of the op's own graph.
   std::vector<Tensor> in;
@@ -270,16 +277,21 @@ auto trace_call(Tracer& tracer, const char* op, const Body& body, const Args&...
     for (Tensor* t : ts) out[o++] = std::move(*t);
     for (Key* k : ks) out[o++] = key_tensor(*k);
   };
-  if (!any_tracked) ins.tracked.clear();
 
   const int index = static_cast<int>(tracer.instructions.size());
   std::vector<Tensor*> ts;
   std::vector<Key*> ks;
   jit_args::Result<R>::slots(result, ts, ks);
+  bool needs_graph = false;
   for (std::size_t j = 0; j < ts.size(); ++j) {
-    if (node_of(*ts[j]) != nullptr) attach_boundary(tracer, *ts[j], op, nodes, index, static_cast<int>(j));
+    if (node_of(*ts[j]) != nullptr && !adopt_inputs(tracer, *ts[j], nodes)) {
+      attach_boundary(tracer, *ts[j], op, nodes, index, static_cast<int>(j));
+      needs_graph = true;
+    }
     ins.outputs.push_back(tracer.add_value(*ts[j], ins.dynamic, op));
   }
+  // An op whose gradient is recorded as ops replays without tracking (and may be lowered).
+  if (!needs_graph) ins.tracked.clear();
   for (Key* k : ks) {
     const int id = tracer.add_value(key_tensor(*k), ins.dynamic, op);
     if (ins.dynamic) tracer.name_key(*k, id);

@@ -111,9 +111,10 @@ auto lower_binary(F f, const char* op) {
     if (a.dtype() != DType::float32 || b.dtype() != DType::float32) return {};
     const detail::BroadcastPlan p = detail::plan_broadcast(a.shape(), b.shape(), op);
     return {[p, f](const void* const* in, void* const* out) {
-      detail::binary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
-                                        static_cast<float*>(out[0]), p, f);
-    }};
+              detail::binary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                                                static_cast<float*>(out[0]), p, f);
+            },
+            {{0, 0}, {0, 1}}};
   };
 }
 
@@ -142,7 +143,7 @@ Tensor operator+(const Tensor& a, const Tensor& b) {
     Tensor out = arith(a, b, "add", add_f,
                        [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) + std::uint32_t(y)); });
     if (autodiff::any_tracked(a, b)) {
-      autodiff::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
         gr[0] = sum_to_shape(g, sa);
         gr[1] = sum_to_shape(g, sb);
       });
@@ -156,7 +157,7 @@ Tensor operator-(const Tensor& a, const Tensor& b) {
     Tensor out = arith(a, b, "subtract", subtract_f,
                        [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) - std::uint32_t(y)); });
     if (autodiff::any_tracked(a, b)) {
-      autodiff::record(out, "subtract", {&a, &b},
+      autodiff::record_ops(out, "subtract", {&a, &b},
                        [sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
                          gr[0] = sum_to_shape(g, sa);
                          gr[1] = sum_to_shape(-g, sb);
@@ -172,7 +173,7 @@ Tensor operator*(const Tensor& a, const Tensor& b) {
                        [](std::int32_t x, std::int32_t y) { return wrap_int32(std::uint32_t(x) * std::uint32_t(y)); });
     if (autodiff::any_tracked(a, b)) {
       const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
-      autodiff::record(out, "multiply", {&a, &b},
+      autodiff::record_ops(out, "multiply", {&a, &b},
                        [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
                          if (need_a) gr[0] = sum_to_shape(g * vb, va.shape());
                          if (need_b) gr[1] = sum_to_shape(g * va, vb.shape());
@@ -209,7 +210,7 @@ Tensor operator-(const Tensor& a) {
     Tensor out = a.dtype() == DType::float32 ? map_unary<float, float>(a, [](float x) { return -x; })
                                              : map_unary<std::int32_t, std::int32_t>(a, [](std::int32_t x) { return wrap_int32(0u - std::uint32_t(x)); });
     if (autodiff::any_tracked(a))
-      autodiff::record(out, "negative", {&a}, [](const Tensor& g, std::span<Tensor> gr) { gr[0] = -g; });
+      autodiff::record_ops(out, "negative", {&a}, [](const Tensor& g, std::span<Tensor> gr) { gr[0] = -g; });
     return out;
   }, a);
 }
@@ -248,31 +249,52 @@ Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
   }, a, b);
 }
 
+/// pd[i] = pg[i] * dfdx(px[i], py[i]) in one pass over the three arrays.
+template <class D>
+void unary_grad_loop(const float* pg, const float* px, const float* py, float* pd, std::int64_t n, D dfdx) {
+  detail::parallel_for(n, detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+    const D d = dfdx;  // a local copy: stores to pd cannot alias its captured values
+    for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * d(px[i], py[i]);
+  });
+}
+
+/// The gradient g * dfdx(x, y) of a unary op y = f(x), as an op of its own (lowered by weft::jit).
+template <class D>
+Tensor unary_grad(const Tensor& g, const Tensor& x, const Tensor& y, D dfdx) {
+  const auto lower = [dfdx](const Tensor& g, const Tensor&, const Tensor&, const Tensor&) -> detail::JitKernel {
+    return {[dfdx, n = g.size()](const void* const* in, void* const* out) {
+              unary_grad_loop(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                              static_cast<const float*>(in[2]), static_cast<float*>(out[0]), n, dfdx);
+            },
+            {{0, 0}}};
+  };
+  return detail::traced_lowered(
+      "unary_grad",
+      [dfdx](const Tensor& g, const Tensor& x, const Tensor& y) {
+        Tensor xy = detail::empty(x.shape(), DType::float32);
+        unary_grad_loop(data<float>(g), data<float>(x), data<float>(y), detail::mutable_data<float>(xy), x.size(),
+                        dfdx);
+        return xy;
+      },
+      lower, g, x, y);
+}
+
 /// A unary float op with derivative dfdx(x, y) where y = f(x).
 template <class F, class D>
 Tensor unary_op(const Tensor& x, const char* op, F f, D dfdx) {
   const auto lower = [f](const Tensor& x, const Tensor&) -> detail::JitKernel {
     if (x.dtype() != DType::float32) return {};
     return {[f, n = x.size()](const void* const* in, void* const* out) {
-      detail::unary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n, f);
-    }};
+              detail::unary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n, f);
+            },
+            {{0, 0}}};
   };
   return detail::traced_lowered(op, [=](const Tensor& x) -> Tensor {
     detail::require_float(x, op);
     Tensor out = map_unary<float, float>(x, f);
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx](const Tensor& g, std::span<Tensor> gr) {
-        // g * dfdx(x, y) in one pass over the three arrays.
-        Tensor xy = detail::empty(vx.shape(), DType::float32);
-        float* pd = detail::mutable_data<float>(xy);
-        const float* px = data<float>(vx);
-        const float* py = data<float>(vy);
-        const float* pg = data<float>(g);
-        detail::parallel_for(vx.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-          const D d = dfdx;  // a local copy: stores to pd cannot alias its captured values
-          for (std::int64_t i = b; i < e; ++i) pd[i] = pg[i] * d(px[i], py[i]);
-        });
-        gr[0] = xy;
+      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = unary_grad(g, vx, vy, dfdx);
       });
     }
     return out;

@@ -97,7 +97,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
         need.push_back(x.is_tracked());
         extents.push_back(x.shape()[a]);
       }
-      autodiff::record(out, "concat", std::span<const Tensor>(xs),
+      autodiff::record_ops(out, "concat", std::span<const Tensor>(xs),
                        [a, offsets, extents, need](const Tensor& g, std::span<Tensor> gr) {
                          for (std::size_t i = 0; i < need.size(); ++i)
                            if (need[i]) gr[i] = slice_axis(g, a, offsets[i], offsets[i] + extents[i]);

@@ -96,21 +96,21 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, MatmulOptions o) {
   }
   if (autodiff::any_tracked(a, b)) {
     const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
-    autodiff::record(out, "matmul", {&a, &b}, [va = detach(a), vb = detach(b), o, need_a, need_b](const Tensor& g,
+    autodiff::record_ops(out, "matmul", {&a, &b}, [va = detach(a), vb = detach(b), o, need_a, need_b](const Tensor& g,
                                                                                                std::span<Tensor> gr) {
       if (need_a) {
-        const Tensor ga = o.transpose_a ? matmul_nd(vb, g, {o.transpose_b, true}) : matmul_nd(g, vb, {false, !o.transpose_b});
+        const Tensor ga = o.transpose_a ? matmul(vb, g, {o.transpose_b, true}) : matmul(g, vb, {false, !o.transpose_b});
         gr[0] = detail::sum_to_shape(ga, va.shape());
       }
       if (need_b) {
         if (vb.rank() == 2 && !o.transpose_a && va.rank() > 2) {
           // b was shared by every batch slice: fold the batch into the contraction.
           const std::int64_t k = va.shape()[va.rank() - 1], n = g.shape()[g.rank() - 1];
-          const Tensor a2 = detail::alias(va, Shape{va.size() / k, k});
-          const Tensor g2 = detail::alias(g, Shape{g.size() / n, n});
-          gr[1] = o.transpose_b ? matmul_nd(g2, a2, {true, false}) : matmul_nd(a2, g2, {true, false});
+          const Tensor a2 = reshape(va, Shape{va.size() / k, k});
+          const Tensor g2 = reshape(g, Shape{g.size() / n, n});
+          gr[1] = o.transpose_b ? matmul(g2, a2, {true, false}) : matmul(a2, g2, {true, false});
         } else {
-          const Tensor gb = o.transpose_b ? matmul_nd(g, va, {true, o.transpose_a}) : matmul_nd(va, g, {!o.transpose_a, false});
+          const Tensor gb = o.transpose_b ? matmul(g, va, {true, o.transpose_a}) : matmul(va, g, {!o.transpose_a, false});
           gr[1] = detail::sum_to_shape(gb, vb.shape());
         }
       }

@@ -201,11 +201,17 @@ Tensor sum_int(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
 
 Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
-  const int lead = g.rank() - shape.rank();
-  std::vector<int> axes;
-  for (int i = 0; i < g.rank(); ++i)
-    if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)) axes.push_back(i);
-  return alias(reduce_raw(g, axes, true, ReduceKind::sum), shape);
+  // An op of its own for weft::jit: the gradients that record_ops nodes compute call it.
+  return traced(
+      "sum_to_shape",
+      [shape](const Tensor& g) {
+        const int lead = g.rank() - shape.rank();
+        std::vector<int> axes;
+        for (int i = 0; i < g.rank(); ++i)
+          if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)) axes.push_back(i);
+        return alias(reduce_raw(g, axes, true, ReduceKind::sum), shape);
+      },
+      g);
 }
 
 }  // namespace detail
@@ -217,8 +223,8 @@ Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
     if (x.dtype() == DType::int32) return detail::sum_int(x, ax, keepdims);
     Tensor out = detail::reduce_raw(x, ax, keepdims, detail::ReduceKind::sum);
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, "sum", {&x}, [sx = x.shape(), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
-        const Tensor gk = keepdims ? g : detail::alias(g, detail::reduced_shape(sx, ax, true));
+      autodiff::record_ops(out, "sum", {&x}, [sx = x.shape(), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+        const Tensor gk = keepdims ? g : reshape(g, detail::reduced_shape(sx, ax, true));
         gr[0] = broadcast_to(gk, sx);
       });
     }

@@ -83,8 +83,8 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
                                    x.shape().str(), x.size(), shape.str(), shape.numel()));
     Tensor out = detail::alias(x, shape);
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, "reshape", {&x}, [sx = x.shape()](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = detail::alias(g, sx);
+      autodiff::record_ops(out, "reshape", {&x}, [sx = x.shape()](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = reshape(g, sx);
       });
     }
     return out;
@@ -132,7 +132,7 @@ Tensor transpose(const Tensor& x, const std::vector<int>& perm_in) {
     if (autodiff::any_tracked(x)) {
       std::vector<int> inverse(static_cast<std::size_t>(rank));
       for (int d = 0; d < rank; ++d) inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(d)])] = d;
-      autodiff::record(out, "transpose", {&x}, [inverse](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, "transpose", {&x}, [inverse](const Tensor& g, std::span<Tensor> gr) {
         gr[0] = transpose(g, inverse);
       });
     }
@@ -162,7 +162,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     }
     Tensor out = dispatch_copy(x, shape, [&](const auto* px, auto* po) { strided_gather(px, po, shape, in_stride); });
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, "broadcast_to", {&x}, [s](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, "broadcast_to", {&x}, [s](const Tensor& g, std::span<Tensor> gr) {
         gr[0] = detail::sum_to_shape(g, s);
       });
     }

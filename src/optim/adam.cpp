@@ -2,10 +2,12 @@
 // param for AdamW), write mu', nu' and the update. PyTorch's Adam makes about eight elementwise passes.
 #include "weft/optim/adam.hpp"
 
+#include <array>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "../jit/trace.hpp"
 #include "internal.hpp"
 
 namespace weft::optim {
@@ -33,29 +35,25 @@ struct AdamStep {
 /// u = scale * ((mu' / bc1) / (sqrt(nu' / bc2) + eps) [+ weight_decay * p]), in Optax's order of operations
 /// except that the bias corrections multiply by their reciprocals (within an ulp of Optax's divisions):
 /// on tensors that fit in cache the divisions, not memory, bound the kernel (a third faster this way).
+/// Each output may be the buffer of the input it replaces (m2 of m, v2 of v, u of g): a weft::jit
+/// plan updates in place what the caller handed over; element i is read before it is written.
 template <bool kDecay>
 void adam_kernel(const AdamStep& c, const float* g, const float* m, const float* v, const float* p, float* m2,
                  float* v2, float* u, std::int64_t n) {
-  // By value, and restrict pointers: with the constants behind a reference every store could
-  // change them, and the compiler reloads them in the loop.
+  // The constants by value: behind a reference every store could change them, and the compiler
+  // would reload them in the loop.
   detail::for_chunks(n, [=](std::int64_t b, std::int64_t e) {
     const AdamStep k = c;
-    const float* __restrict pg = g;
-    const float* __restrict pm = m;
-    const float* __restrict pv = v;
-    float* __restrict pm2 = m2;
-    float* __restrict pv2 = v2;
-    float* __restrict pu = u;
 #pragma omp simd
     for (std::int64_t i = b; i < e; ++i) {
-      const float gi = pg[i];
-      const float mi = k.one_minus_b1 * gi + k.b1 * pm[i];
-      const float vi = k.one_minus_b2 * (gi * gi) + k.b2 * pv[i];
-      pm2[i] = mi;
-      pv2[i] = vi;
+      const float gi = g[i];
+      const float mi = k.one_minus_b1 * gi + k.b1 * m[i];
+      const float vi = k.one_minus_b2 * (gi * gi) + k.b2 * v[i];
       float d = (mi * k.inv_bc1) / (std::sqrt(vi * k.inv_bc2) + k.eps);
       if constexpr (kDecay) d += k.weight_decay * p[i];
-      pu[i] = k.scale * d;
+      m2[i] = mi;
+      v2[i] = vi;
+      u[i] = k.scale * d;
     }
   });
 }
@@ -65,6 +63,57 @@ void check_rate(float b, const char* name, const char* op) {
     throw ValueError(fmt::format("{}: {} is {:.6f}; it must be in [0, 1) (the decay rate of a moment estimate, e.g. "
                                  "0.9 or 0.999)",
                                  detail::where(op), name, b));
+}
+
+/// This step's constants from the step count before it.
+AdamStep step_constants(const AdamConfig& config, std::int32_t count) {
+  const std::int32_t t = detail::next_count(count);
+  AdamStep c{};
+  c.b1 = config.b1;
+  c.b2 = config.b2;
+  c.one_minus_b1 = static_cast<float>(1.0 - static_cast<double>(config.b1));
+  c.one_minus_b2 = static_cast<float>(1.0 - static_cast<double>(config.b2));
+  c.inv_bc1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(config.b1), t)));
+  c.inv_bc2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(config.b2), t)));
+  c.eps = config.eps;
+  c.weight_decay = config.weight_decay;
+  c.scale = -config.learning_rate.at(count, config.op());
+  return c;
+}
+
+/// (mu', nu', update) of one leaf: one op, which a weft::jit plan runs as one kernel that reads the
+/// step count itself (so the schedule and the bias corrections follow each call's count) and may
+/// update mu and nu in place. `p` is empty without weight decay.
+std::array<Tensor, 3> adam_leaf(const AdamConfig& config, bool decay, const Tensor& count, const Tensor& g,
+                                const Tensor& m, const Tensor& v, const Tensor& p) {
+  const auto run = [config, decay](const AdamStep& c, const float* pg, const float* pm, const float* pv,
+                                   const float* pp, float* m2, float* v2, float* u, std::int64_t n) {
+    (decay ? adam_kernel<true> : adam_kernel<false>)(c, pg, pm, pv, pp, m2, v2, u, n);
+  };
+  const auto lower = [config, run](const Tensor&, const Tensor& g, const Tensor&, const Tensor&, const Tensor&,
+                                   const std::array<Tensor, 3>&) -> weft::detail::JitKernel {
+    weft::detail::JitKernel k{[config, run, n = g.size()](const void* const* in, void* const* out) {
+      const AdamStep c = step_constants(config, detail::count_value_at(static_cast<const std::int32_t*>(in[0]),
+                                                                      config.op()));
+      run(c, static_cast<const float*>(in[1]), static_cast<const float*>(in[2]), static_cast<const float*>(in[3]),
+          static_cast<const float*>(in[4]), static_cast<float*>(out[0]), static_cast<float*>(out[1]),
+          static_cast<float*>(out[2]), n);
+    }};
+    k.in_place = {{0, 2}, {1, 3}, {2, 1}};  // mu' over mu, nu' over nu, the update over g
+    return k;
+  };
+  return weft::detail::traced_lowered(
+      config.op(),
+      [config, run](const Tensor& count, const Tensor& g, const Tensor& m, const Tensor& v, const Tensor& p) {
+        const AdamStep c = step_constants(config, detail::count_value(count, config.op()));
+        std::array<Tensor, 3> out{weft::detail::empty(g.shape(), DType::float32),
+                                  weft::detail::empty(g.shape(), DType::float32),
+                                  weft::detail::empty(g.shape(), DType::float32)};
+        run(c, data<float>(g), data<float>(m), data<float>(v), p.defined() ? data<float>(p) : nullptr,
+            mutable_data<float>(out[0]), mutable_data<float>(out[1]), mutable_data<float>(out[2]), g.size());
+        return out;
+      },
+      lower, count, g, m, v, p);
 }
 
 GradientTransformation make_adam(AdamConfig config) {
@@ -85,7 +134,7 @@ GradientTransformation make_adam(AdamConfig config) {
   };
   out.update = [config = std::move(config)](const Variables& grads, const Variables& state, const Variables& params) {
     const char* op = config.op();
-    const std::int32_t count = detail::read_count(state, op);
+    const Tensor& count = detail::count_tensor(state, op);
     const Variables mu = detail::state_part(state, "mu", grads, op);
     const Variables nu = detail::state_part(state, "nu", grads, op);
     if (config.decoupled) {
@@ -94,18 +143,6 @@ GradientTransformation make_adam(AdamConfig config) {
                                      "call update(grads, state, params)", detail::where(op)));
       detail::check_structure(grads, "the gradients", params, "the params", op);
     }
-    const std::int32_t t = detail::next_count(count);
-    AdamStep c{};
-    c.b1 = config.b1;
-    c.b2 = config.b2;
-    c.one_minus_b1 = static_cast<float>(1.0 - static_cast<double>(config.b1));
-    c.one_minus_b2 = static_cast<float>(1.0 - static_cast<double>(config.b2));
-    c.inv_bc1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(config.b1), t)));
-    c.inv_bc2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(config.b2), t)));
-    c.eps = config.eps;
-    c.weight_decay = config.weight_decay;
-    c.scale = -config.learning_rate.at(count, op);
-
     std::vector<Tensor> mus, nus;
     mus.reserve(grads.size());
     nus.reserve(grads.size());
@@ -113,14 +150,8 @@ GradientTransformation make_adam(AdamConfig config) {
       detail::check_leaf(path, g, &m, "the state's mu", op);
       detail::check_leaf(path, g, &v, "the state's nu", op);
       if (p != nullptr) detail::check_leaf(path, g, p, "the param", op);
-      Tensor m2 = weft::detail::empty(g.shape(), DType::float32);
-      Tensor v2 = weft::detail::empty(g.shape(), DType::float32);
-      Tensor u = weft::detail::empty(g.shape(), DType::float32);
       const bool decay = p != nullptr && config.mask.applies_to(path, op);
-      (decay ? adam_kernel<true> : adam_kernel<false>)(c, data<float>(g), data<float>(m), data<float>(v),
-                                                              p != nullptr ? data<float>(*p) : nullptr,
-                                                              mutable_data<float>(m2), mutable_data<float>(v2),
-                                                              mutable_data<float>(u), g.size());
+      auto [m2, v2, u] = adam_leaf(config, decay, count, g, m, v, decay ? *p : Tensor());
       mus.push_back(std::move(m2));
       nus.push_back(std::move(v2));
       return u;
@@ -134,7 +165,7 @@ GradientTransformation make_adam(AdamConfig config) {
                 return step(path, g, m, v, nullptr);
               },
                        grads, mu, nu);
-    Variables next = detail::count_state(t)
+    Variables next = detail::next_count_state(count, op)
                          .merge(detail::rebuild(grads, mus).prefixed("mu"))
                          .merge(detail::rebuild(grads, nus).prefixed("nu"));
     return std::pair{std::move(updates), std::move(next)};
@@ -145,13 +176,11 @@ GradientTransformation make_adam(AdamConfig config) {
 }  // namespace
 
 GradientTransformation adam(LearningRate learning_rate, float b1, float b2, float eps) {
-  return detail::traced_transformation("adam",
-                                       make_adam({std::move(learning_rate), b1, b2, eps, 0.0f, false, {}}));
+  return make_adam({std::move(learning_rate), b1, b2, eps, 0.0f, false, {}});
 }
 
 GradientTransformation adamw(LearningRate learning_rate, float b1, float b2, float eps, float weight_decay, Mask mask) {
-  return detail::traced_transformation(
-      "adamw", make_adam({std::move(learning_rate), b1, b2, eps, weight_decay, true, std::move(mask)}));
+  return make_adam({std::move(learning_rate), b1, b2, eps, weight_decay, true, std::move(mask)});
 }
 
 }  // namespace weft::optim

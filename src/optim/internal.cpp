@@ -99,6 +99,10 @@ Variables state_part(const Variables& state, std::string_view name, const Variab
 }
 
 std::int32_t read_count(const Variables& state, const char* op) {
+  return count_value(count_tensor(state, op), op);
+}
+
+const Tensor& count_tensor(const Variables& state, const char* op) {
   const Tensor* count = state.find("count/count");
   if (count == nullptr)
     throw KeyError(fmt::format("{}: the state has no step count \"count/count\"{}; {}",
@@ -109,7 +113,15 @@ std::int32_t read_count(const Variables& state, const char* op) {
   if (count->dtype() != DType::int32 || count->size() != 1)
     throw ValueError(fmt::format("{}: the step count \"count/count\" must be an int32 scalar, got {} {}; {}", where(op),
                                  name(count->dtype()), count->shape().str(), kStateHelp));
-  const std::int32_t value = count->values<std::int32_t>()[0];
+  return *count;
+}
+
+std::int32_t count_value(const Tensor& count, const char* op) {
+  return count_value_at(weft::detail::data<std::int32_t>(count), op);
+}
+
+std::int32_t count_value_at(const std::int32_t* count, const char* op) {
+  const std::int32_t value = *count;
   if (value < 0)
     throw ValueError(
         fmt::format("{}: the step count \"count/count\" is negative ({}); {}", where(op), value, kStateHelp));
@@ -118,6 +130,18 @@ std::int32_t read_count(const Variables& state, const char* op) {
 
 std::int32_t next_count(std::int32_t count) noexcept {
   return count == std::numeric_limits<std::int32_t>::max() ? count : count + 1;
+}
+
+Variables next_count_state(const Tensor& count, const char* op) {
+  return Variables().set("count/count", weft::detail::traced(
+                                            "increment_count",
+                                            [op](const Tensor& c) {
+                                              Tensor t = weft::detail::empty(Shape{}, DType::int32);
+                                              weft::detail::mutable_data<std::int32_t>(t)[0] =
+                                                  next_count(count_value(c, op));
+                                              return t;
+                                            },
+                                            count));
 }
 
 Variables count_state(std::int32_t count) {

@@ -38,6 +38,14 @@ Variables state_part(const Variables& state, std::string_view name, const Variab
 
 /// The step count of `state` ("count/count", an int32 scalar): the number of updates made so far.
 std::int32_t read_count(const Variables& state, const char* op);
+/// The step count leaf of `state`, checked to be an int32 scalar (its value is not read: a weft::jit
+/// trace reads it inside the ops that use it).
+const Tensor& count_tensor(const Variables& state, const char* op);
+/// The value of a count leaf, checked to be non-negative.
+std::int32_t count_value(const Tensor& count, const char* op);
+std::int32_t count_value_at(const std::int32_t* count, const char* op);
+/// "count/count" holding count + 1 (next_count), computed by an op (increment_count).
+Variables next_count_state(const Tensor& count, const char* op);
 /// count + 1, staying at the largest int32 instead of overflowing (optax.safe_increment).
 std::int32_t next_count(std::int32_t count) noexcept;
 /// A state holding only "count/count".

@@ -41,6 +41,18 @@ GradientTransformation chain(std::vector<GradientTransformation> parts) {
   return out;
 }
 
+namespace {
+
+/// po[i] = pp[i] + pu[i]; po may be pp or pu (element i is read before it is written).
+void add_leaf(const float* pp, const float* pu, float* po, std::int64_t n) {
+  detail::for_chunks(n, [=](std::int64_t b, std::int64_t e) {
+#pragma omp simd
+    for (std::int64_t i = b; i < e; ++i) po[i] = pp[i] + pu[i];
+  });
+}
+
+}  // namespace
+
 Variables apply_updates(const Variables& params, const Variables& updates) {
   constexpr const char* op = "apply_updates";
   detail::check_structure(params, "the params", updates, "the updates", op);
@@ -56,20 +68,23 @@ Variables apply_updates(const Variables& params, const Variables& updates) {
                                        detail::where(op), path, name(p.dtype()), p.shape().str(), name(u.dtype()),
                                        u.shape().str()));
         if (autodiff::any_tracked(p, u)) return p + u;  // differentiable, through the recorded add
-        return weft::detail::traced(
+        // One op, lowered for weft::jit to one pass that may write over a donated param.
+        const auto lower = [](const Tensor& p, const Tensor&, const Tensor&) -> weft::detail::JitKernel {
+          return {[n = p.size()](const void* const* in, void* const* out) {
+                    add_leaf(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                             static_cast<float*>(out[0]), n);
+                  },
+                  {{0, 0}, {0, 1}}};
+        };
+        return weft::detail::traced_lowered(
             "apply_updates",
             [](const Tensor& p, const Tensor& u) {
               Tensor out = weft::detail::empty(p.shape(), DType::float32);
-              const float* pp = weft::detail::data<float>(p);
-              const float* pu = weft::detail::data<float>(u);
-              float* po = weft::detail::mutable_data<float>(out);
-              detail::for_chunks(p.size(), [&](std::int64_t b, std::int64_t e) {
-#pragma omp simd
-                for (std::int64_t i = b; i < e; ++i) po[i] = pp[i] + pu[i];
-              });
+              add_leaf(weft::detail::data<float>(p), weft::detail::data<float>(u),
+                       weft::detail::mutable_data<float>(out), p.size());
               return out;
             },
-            p, u);
+            lower, p, u);
       },
       params, updates);
 }
