@@ -2,6 +2,8 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -117,11 +119,45 @@ std::function<void()> train_step(Model model, const Shape& input_shape, bool jit
   };
 }
 
-/// The workload `name` jitted, and `name`_eager in eager mode.
+/// The floor of the jitted step: its products on the GEMM backend back to back (taken from the
+/// plan weft::jit compiled), plus one pass over the optimizer state at copy bandwidth: an in-place
+/// Adam reads params, gradients and both moments and writes params and moments, seven arrays of
+/// the parameter count, which a memcpy of 3.5 of them moves. The pass is timed at setup (median of
+/// 21 copies) and added to each repetition: run together, it would evict what the products keep in
+/// cache, and the sum would no longer bound the step from below.
+template <class Model>
+std::function<void()> train_floor(Model model, const Shape& input_shape, const std::shared_ptr<double>& copy_ms) {
+  const Tensor x = normal(Key(1), input_shape);
+  const Tensor labels = astype(uniform(Key(2), Shape{input_shape[0]}, 0.0f, 10.0f), DType::int32);
+  const Variables variables = nn::init(model, Key(0), x, false);
+  const TrainStep<Model> step_fn{model, optim::adam(1e-3f)};
+  const auto jitted = jit(step_fn);
+  (void)jitted(variables, step_fn.adam.init(variables.collection("params")), x, labels, Key(3));
+  const auto floats = static_cast<std::size_t>(variables.collection("params").num_elements()) * 7 / 2;
+  std::vector<float> src(floats, 1.0f), dst(floats);
+  std::vector<double> ms;
+  for (int i = 0; i < 22; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::memcpy(dst.data(), src.data(), floats * sizeof(float));
+    asm volatile("" : : "r"(dst.data()) : "memory");
+    if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::ranges::sort(ms);
+  *copy_ms = ms[ms.size() / 2];
+  return detail::jit_gemm_floor(*jitted.latest_plan());
+}
+
+/// The workload `name` jitted, `name`_eager in eager mode, and `name`_floor.
 template <class Model>
 void add_train_step(std::vector<bench::Workload>& w, const std::string& name, Model model, Shape input_shape) {
   w.push_back({name, [=] { return train_step(model, input_shape, true); }});
   w.push_back({name + "_eager", [=] { return train_step(model, input_shape, false); }});
+  bench::Workload floor{name + "_floor", {}, 1, {}};
+  floor.setup = [model, input_shape, copy_ms = floor.added_ms] { return train_floor(model, input_shape, copy_ms); };
+  floor.extra = [copy_ms = floor.added_ms](double ms) {
+    return "gemm_ms=" + bench::fmt_ms(ms - *copy_ms) + " copy_ms=" + bench::fmt_ms(*copy_ms);
+  };
+  w.push_back(std::move(floor));
 }
 
 std::vector<bench::Workload> workloads() {

@@ -26,6 +26,7 @@
 #include "weft/io/fashion_mnist.hpp"
 #include "weft/io/restore.hpp"
 #include "weft/io/training_state.hpp"
+#include "weft/jit.hpp"
 #include "weft/losses.hpp"
 #include "weft/nn/conv.hpp"
 #include "weft/nn/linear.hpp"
@@ -118,6 +119,7 @@ struct Options {
   bool eval_only = false;
   float dropout = -1.0f;  // negative: the model's default
   bool data_parallel = false;
+  bool jit = true;  // --no-jit: eager mode
   std::string log_dir;  // empty: no metric logs
   int log_every = 1;
 };
@@ -160,6 +162,8 @@ Trains a model on Fashion-MNIST with Adam and prints the test accuracy after eac
                      every global batch, the gradients are averaged over the ranks, and rank 0
                      alone prints, saves and logs (--checkpoint-dir must be seen by every rank);
                      --resume works with any N. Each rank draws its own dropout masks
+  --no-jit           runs the training and evaluation steps eagerly instead of compiled by
+                     weft::jit (the same results, bit for bit; for comparison and debugging)
   --help             this text
 
 The last line reads: final model=NAME test_accuracy=X wall_s=Y examples_per_s=Z params_crc32=C,
@@ -185,8 +189,11 @@ Options parse(int argc, char** argv) {
     if (!a.starts_with("--"))
       usage_error("unexpected argument '" + std::string(a) +
                   "'; weft-train takes options only, each written --name VALUE (e.g. --epochs 5)");
-    if (a == "--resume" || a == "--eval-only" || a == "--data-parallel") {  // flags: no value
-      (a == "--resume" ? o.resume : a == "--eval-only" ? o.eval_only : o.data_parallel) = true;
+    if (a == "--resume" || a == "--eval-only" || a == "--data-parallel" || a == "--no-jit") {  // flags: no value
+      if (a == "--no-jit")
+        o.jit = false;
+      else
+        (a == "--resume" ? o.resume : a == "--eval-only" ? o.eval_only : o.data_parallel) = true;
       continue;
     }
     if (i + 1 >= argc) usage_error("option " + std::string(a) + " needs a value");
@@ -364,8 +371,8 @@ Variables mean_over_ranks(const Variables& tree, const Ranks& ranks) {
 }
 
 /// The test accuracy; with several ranks, each counts the correct answers of its part of the test set.
-template <class Model>
-double evaluate(const Model& model, const Variables& variables, const Tensor& images, const Tensor& labels,
+template <class Forward>
+double evaluate(const Forward& forward, const Variables& variables, const Tensor& images, const Tensor& labels,
                 const Ranks& ranks) {
   const std::int64_t n = images.shape()[0];
   const std::int64_t first = n * ranks.rank / ranks.size, last = n * (ranks.rank + 1) / ranks.size;
@@ -373,7 +380,7 @@ double evaluate(const Model& model, const Variables& variables, const Tensor& im
   if (last > first) {
     for (const io::Batch& b : io::batches(slice_axis(images, 0, first, last), slice_axis(labels, 0, first, last), 1000,
                                           std::nullopt, false)) {
-      const Tensor logits = nn::apply(model, variables, b.images, /*train=*/false);
+      const Tensor logits = forward(variables, b.images);
       correct += static_cast<std::int32_t>(sum(argmax(logits, -1) == b.labels).item());
     }
   }
@@ -465,6 +472,32 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
     auto [logits, state] = nn::apply(model, vars, nn::Mutable{"batch_stats"}, Rngs{{"dropout", key}}, x, true);
     return std::pair{mean(losses::softmax_cross_entropy(logits, y)), state};
   };
+  // The steps as pure functions, compiled by weft::jit unless --no-jit. In one process a step is
+  // one function (gradient, Adam, apply_updates); with several ranks the gradients are averaged
+  // between its two halves.
+  const auto grad_fn = [&loss_fn](const Variables& vars, const Tensor& x, const Tensor& y, Key key) {
+    auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(vars, x, y, key);
+    return std::tuple{loss, state, grads};
+  };
+  const auto update_fn = [&optimizer](const Variables& vars, const Variables& opt, const Variables& grads,
+                                      const Variables& state) {
+    const Variables params = vars.collection("params");
+    auto [updates, next_opt] = optimizer.update(grads, opt, params);
+    return std::pair{optim::apply_updates(params, updates).merge(state), next_opt};
+  };
+  const auto step_fn = [&](const Variables& vars, const Variables& opt, const Tensor& x, const Tensor& y, Key key) {
+    auto [loss, state, grads] = grad_fn(vars, x, y, key);
+    auto [next_vars, next_opt] = update_fn(vars, opt, grads, state);
+    return std::tuple{next_vars, next_opt, loss};
+  };
+  const auto forward_fn = [&model](const Variables& vars, const Tensor& x) { return nn::apply(model, vars, x, false); };
+  const auto jitted_grad = jit(grad_fn, {.name = "grad_step"});
+  const auto jitted_update = jit(update_fn, {.name = "update_step"});
+  const auto jitted_step = jit(step_fn, {.name = "train_step"});
+  const auto jitted_forward = jit(forward_fn, {.name = "eval_step"});
+  const auto forward = [&](const Variables& vars, const Tensor& x) {
+    return o.jit ? jitted_forward(vars, x) : forward_fn(vars, x);
+  };
 
   double accuracy = 0;
   std::int64_t step = 0;
@@ -489,7 +522,7 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
   }
   if (o.eval_only) {
     const auto eval_start = std::chrono::steady_clock::now();
-    accuracy = evaluate(model, variables, data.test_images, data.test_labels, ranks);
+    accuracy = evaluate(forward, variables, data.test_images, data.test_labels, ranks);
     const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const std::uint32_t crc = examples::params_crc32(variables);
@@ -514,19 +547,25 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
                                                   fold_in(shuffle_key, epoch), true, io::Shard{ranks.rank, ranks.size})) {
       // With several ranks each draws its own dropout masks, as each device does in a pmap program.
       const Key step_key = ranks.size == 1 ? fold_in(dropout_key, step) : fold_in(fold_in(dropout_key, step), ranks.rank);
-      auto [loss, state, grads] = value_and_grad_with_aux(loss_fn)(variables, b.images, b.labels, step_key);
-      if (ranks.size > 1) {
+      Tensor loss;
+      if (ranks.size == 1) {
+        // The state is handed over (moved): the jitted step updates params and moments in place.
+        std::tie(variables, opt_state, loss) =
+            o.jit ? jitted_step(std::move(variables), std::move(opt_state), b.images, b.labels, step_key)
+                  : step_fn(variables, opt_state, b.images, b.labels, step_key);
+      } else {
+        auto [batch_loss, state, grads] = o.jit ? jitted_grad(variables, b.images, b.labels, step_key)
+                                                : grad_fn(variables, b.images, b.labels, step_key);
         // One reduction per step: the gradients, the batch statistics (so that every rank keeps the
         // same ones) and the loss, averaged over the ranks' equal shares of the global batch.
         const Variables mean =
-            mean_over_ranks(grads.merge(state).merge(Variables::from_leaves({{"metrics/loss", loss}})), ranks);
-        grads = mean.collection("params");
-        state = mean.collection("batch_stats");
+            mean_over_ranks(grads.merge(state).merge(Variables::from_leaves({{"metrics/loss", batch_loss}})), ranks);
         loss = mean.at("metrics/loss");
+        std::tie(variables, opt_state) =
+            o.jit ? jitted_update(std::move(variables), std::move(opt_state), mean.collection("params"),
+                                  mean.collection("batch_stats"))
+                  : update_fn(variables, opt_state, mean.collection("params"), mean.collection("batch_stats"));
       }
-      auto [updates, new_opt_state] = optimizer.update(grads, opt_state, variables.collection("params"));
-      opt_state = std::move(new_opt_state);
-      variables = optim::apply_updates(variables.collection("params"), updates).merge(state);
       const double batch_loss = loss.item();
       if (!std::isfinite(batch_loss)) {
         if (!ranks.leader()) return 1;
@@ -549,7 +588,7 @@ int train(const Model& model, const Options& o, const Ranks& ranks) {
     }
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     trained += done * o.batch_size;
-    accuracy = evaluate(model, variables, data.test_images, data.test_labels, ranks);
+    accuracy = evaluate(forward, variables, data.test_images, data.test_labels, ranks);
     if (logs) logs->write(step, {{"test_accuracy", accuracy}});
     if (checkpoints && ranks.leader())
       save_checkpoint(*checkpoints, o, {variables, opt_state, step, root, {}}, epoch, accuracy);

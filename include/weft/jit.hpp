@@ -73,9 +73,12 @@ Tensor jit_placeholder();
 
 /// What a plan holds, for tests and logs: ops recorded at trace time, steps it runs.
 struct JitPlanStats {
-  std::size_t recorded_ops = 0, steps = 0, constants = 0;
+  std::size_t recorded_ops = 0, steps = 0, constants = 0, gemms = 0;
 };
 JitPlanStats jit_stats(const JitPlan& plan);
+/// The plan's products on the GEMM backend alone, back to back on zeroed buffers of their shapes:
+/// the floor weft-bench compares a jitted step with.
+std::function<void()> jit_gemm_floor(const JitPlan& plan);
 
 /// The plans of one jitted function, most recently used first; shared by its copies.
 class JitCache {
@@ -93,6 +96,7 @@ class JitCache {
                const std::string& description);
   [[nodiscard]] std::size_t trace_count() const;
   [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] std::shared_ptr<const JitPlan> latest() const;
   [[nodiscard]] const JitOptions& options() const noexcept { return options_; }
 
  private:
@@ -127,6 +131,8 @@ class Jitted {
 
   /// How many times f has been traced (once per new signature, again after one was dropped).
   [[nodiscard]] std::size_t trace_count() const { return cache_->trace_count(); }
+  /// The plan of the most recent call (null before the first), for benchmarks and tests.
+  [[nodiscard]] std::shared_ptr<const detail::JitPlan> latest_plan() const { return cache_->latest(); }
   /// Plans in the cache now.
   [[nodiscard]] std::size_t cache_size() const { return cache_->size(); }
   [[nodiscard]] const F& function() const noexcept { return f_; }

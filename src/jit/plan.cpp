@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,7 @@ struct JitStep {
   std::vector<Shape> out_shapes;
   std::vector<DType> out_dtypes;
   std::vector<bool> last_read;  // a kernel: per input, whether this step is its slot's last use
+  std::vector<std::size_t> in_bytes;  // a kernel: the bytes of each input
   std::vector<bool> tracked;  // an op whose graph a vjp step reads: the inputs to track
   int keep = -1;              // an op: its first kept output; a vjp step: the kept output it reads
   std::vector<int> grad_of;   // a vjp step
@@ -89,6 +91,51 @@ Key trace_key(std::size_t i, ThreefryLayout layout) {
 
 void assign_arena(JitPlan& plan, const std::vector<int>& last_use);
 
+/// A kernel whose output's only reader is an `adds` kernel (Adam's update, then apply_updates)
+/// becomes the kernel's fuse_add variant, which writes the sum in the same pass; the addition goes.
+void fuse_adds(JitPlan& plan) {
+  std::vector<int> readers(plan.slots, 0), producer(plan.slots, -1), output_of(plan.slots, -1);
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    for (int s : plan.steps[i].in)
+      if (s >= 0) ++readers[static_cast<std::size_t>(s)];
+    for (std::size_t j = 0; j < plan.steps[i].out.size(); ++j) {
+      producer[static_cast<std::size_t>(plan.steps[i].out[j])] = static_cast<int>(i);
+      output_of[static_cast<std::size_t>(plan.steps[i].out[j])] = static_cast<int>(j);
+    }
+  }
+  for (int s : plan.tensor_outputs) readers[static_cast<std::size_t>(s)] += 2;  // a result stays
+  for (int s : plan.key_outputs) readers[static_cast<std::size_t>(s)] += 2;
+  std::vector<bool> removed(plan.steps.size(), false);
+  for (std::size_t b = 0; b < plan.steps.size(); ++b) {
+    JitStep& add = plan.steps[b];
+    if (add.kind != JitStep::Kind::kernel || !add.kernel.adds) continue;
+    for (std::size_t k = 0; k < 2; ++k) {
+      const int u = add.in[k], addend = add.in[1 - k];
+      if (u < 0 || addend < 0 || readers[static_cast<std::size_t>(u)] != 1) continue;
+      const int a = producer[static_cast<std::size_t>(u)];
+      if (a < 0 || removed[static_cast<std::size_t>(a)]) continue;
+      JitStep& first = plan.steps[static_cast<std::size_t>(a)];
+      // The addend must exist when the first kernel runs.
+      if (first.kind != JitStep::Kind::kernel || !first.kernel.fuse_add ||
+          producer[static_cast<std::size_t>(addend)] >= a)
+        continue;
+      const int j = output_of[static_cast<std::size_t>(u)];
+      if (first.out_shapes[static_cast<std::size_t>(j)] != add.out_shapes[0]) continue;
+      JitKernel fused = first.kernel.fuse_add(j);
+      if (!fused.run) continue;
+      first.kernel = std::move(fused);
+      first.in.push_back(addend);
+      first.in_bytes.push_back(add.in_bytes[1 - k]);
+      first.out[static_cast<std::size_t>(j)] = add.out[0];
+      producer[static_cast<std::size_t>(add.out[0])] = a;
+      removed[b] = true;
+      break;
+    }
+  }
+  std::size_t i = 0;
+  std::erase_if(plan.steps, [&](const JitStep&) { return removed[i++]; });
+}
+
 void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_inputs,
                 const std::vector<int>& key_inputs, const std::vector<int>& tensor_outputs,
                 const std::vector<int>& key_outputs, std::vector<ThreefryLayout> output_layouts) {
@@ -153,6 +200,10 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
     } else if (x.kernel.run && !node_needed[i]) {
       s.kind = JitStep::Kind::kernel;
       s.kernel = x.kernel;
+      for (int in : x.inputs)
+        s.in_bytes.push_back(in < 0 ? 0
+                                    : byte_size(tracer.values[static_cast<std::size_t>(in)].shape(),
+                                                tracer.values[static_cast<std::size_t>(in)].dtype()));
       for (int o : x.outputs) {
         s.out_shapes.push_back(tracer.values[static_cast<std::size_t>(o)].shape());
         s.out_dtypes.push_back(tracer.values[static_cast<std::size_t>(o)].dtype());
@@ -169,6 +220,7 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
   }
   for (int v : tensor_outputs) plan.tensor_outputs.push_back(read_slot(v));
   for (int v : key_outputs) plan.key_outputs.push_back(read_slot(v));
+  fuse_adds(plan);
 
   // Liveness: each slot is freed after the last step that reads it, unless it is a result; so a
   // replay holds no more intermediates than eager mode does.
@@ -406,7 +458,31 @@ JitFlat jit_run(const JitPlan& plan, JitFlat inputs) {
   return result;
 }
 
-JitPlanStats jit_stats(const JitPlan& plan) { return {plan.recorded, plan.steps.size(), plan.constants.size()}; }
+JitPlanStats jit_stats(const JitPlan& plan) {
+  JitPlanStats s{plan.recorded, plan.steps.size(), plan.constants.size(), 0};
+  for (const JitStep& step : plan.steps) s.gemms += step.kind == JitStep::Kind::kernel && step.kernel.gemm ? 1 : 0;
+  return s;
+}
+
+std::function<void()> jit_gemm_floor(const JitPlan& plan) {
+  std::vector<JitKernel> gemms;
+  std::size_t bytes = kDataAlignment;
+  for (const JitStep& step : plan.steps) {
+    if (step.kind != JitStep::Kind::kernel || !step.kernel.gemm) continue;
+    gemms.push_back(step.kernel);
+    for (std::size_t b : step.in_bytes) bytes = std::max(bytes, b);
+    bytes = std::max(bytes, byte_size(step.out_shapes[0], step.out_dtypes[0]));
+  }
+  // Zeros: a product's time does not depend on its values, and no denormal slows it.
+  auto a = allocate_buffer(bytes), b = allocate_buffer(bytes), c = allocate_buffer(bytes);
+  std::memset(a.get(), 0, bytes);
+  std::memset(b.get(), 0, bytes);
+  return [gemms = std::move(gemms), a, b, c] {
+    const void* in[2] = {a.get(), b.get()};
+    void* out[1] = {c.get()};
+    for (const JitKernel& k : gemms) k.run(in, out);
+  };
+}
 
 Tensor jit_placeholder() {
   static const Tensor placeholder = zeros(Shape{0});  // immutable; shared by every cache
@@ -463,6 +539,11 @@ JitCache::Entry JitCache::insert(const std::string& signature, std::span<const V
 std::size_t JitCache::trace_count() const {
   const std::lock_guard lock(mutex_);
   return traces_;
+}
+
+std::shared_ptr<const JitPlan> JitCache::latest() const {
+  const std::lock_guard lock(mutex_);
+  return slots_.empty() ? nullptr : slots_.front().entry.plan;
 }
 
 std::size_t JitCache::size() const {

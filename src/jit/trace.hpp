@@ -43,10 +43,18 @@ using JitReplay = std::function<void(std::span<const Tensor> in, std::span<Tenso
 /// with the traced shape and dtype), with no checks, no tensors and no allocation. Only for ops
 /// that are not differentiated at trace time; the results must be the body's, bit for bit.
 struct JitKernel {
-  std::function<void(const void* const* in, void* const* out)> run;
+  std::function<void(const void* const* in, void* const* out)> run{};
   /// (output, input) pairs: the output may be written over that input, element by element (an
   /// elementwise kernel), which the plan does when the input dies here and nothing else holds it.
-  std::vector<std::pair<int, int>> in_place;
+  std::vector<std::pair<int, int>> in_place{};
+  /// A product on the GEMM backend (what weft-bench's floor lines time alone).
+  bool gemm = false;
+  /// An addition of two operands of the output's shape (in[0] + in[1]).
+  bool adds = false;
+  /// The kernel with output `output` replaced by addend + output, the addend an extra last input:
+  /// what the plan runs instead of this kernel and an `adds` kernel that is that output's only
+  /// reader (Adam's update and apply_updates in one pass). Empty where not offered.
+  std::function<JitKernel(int output)> fuse_add{};
 };
 
 struct JitInstruction {

@@ -2,6 +2,7 @@
 // param for AdamW), write mu', nu' and the update. PyTorch's Adam makes about eight elementwise passes.
 #include "weft/optim/adam.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -37,23 +38,38 @@ struct AdamStep {
 /// on tensors that fit in cache the divisions, not memory, bound the kernel (a third faster this way).
 /// Each output may be the buffer of the input it replaces (m2 of m, v2 of v, u of g): a weft::jit
 /// plan updates in place what the caller handed over; element i is read before it is written.
-template <bool kDecay>
+/// With `addend` (kApply), u[i] = addend[i] + update instead: the update applied to the params in
+/// the same pass (a weft::jit plan fuses apply_updates so), bit for bit as apply_updates adds. For
+/// that the update must be rounded before the add, as in two passes: g++ contracts a multiply and an
+/// add into one fused multiply-add by default (even with -std=c++20), so the update goes through a
+/// block in cache, a second loop adding it (a store and a load between them are not contracted).
+template <bool kDecay, bool kApply = false>
 void adam_kernel(const AdamStep& c, const float* g, const float* m, const float* v, const float* p, float* m2,
-                 float* v2, float* u, std::int64_t n) {
+                 float* v2, float* u, std::int64_t n, const float* addend = nullptr) {
+  constexpr std::int64_t kBlock = 512;
   // The constants by value: behind a reference every store could change them, and the compiler
   // would reload them in the loop.
   detail::for_chunks(n, [=](std::int64_t b, std::int64_t e) {
     const AdamStep k = c;
+    for (std::int64_t b0 = b; b0 < e; b0 += kBlock) {
+      const std::int64_t e0 = std::min(e, b0 + kBlock);
+      alignas(64) float update[kBlock];
+      float* out = kApply ? update : u + b0;  // the update of element i at i - b0
 #pragma omp simd
-    for (std::int64_t i = b; i < e; ++i) {
-      const float gi = g[i];
-      const float mi = k.one_minus_b1 * gi + k.b1 * m[i];
-      const float vi = k.one_minus_b2 * (gi * gi) + k.b2 * v[i];
-      float d = (mi * k.inv_bc1) / (std::sqrt(vi * k.inv_bc2) + k.eps);
-      if constexpr (kDecay) d += k.weight_decay * p[i];
-      m2[i] = mi;
-      v2[i] = vi;
-      u[i] = k.scale * d;
+      for (std::int64_t i = b0; i < e0; ++i) {
+        const float gi = g[i];
+        const float mi = k.one_minus_b1 * gi + k.b1 * m[i];
+        const float vi = k.one_minus_b2 * (gi * gi) + k.b2 * v[i];
+        float d = (mi * k.inv_bc1) / (std::sqrt(vi * k.inv_bc2) + k.eps);
+        if constexpr (kDecay) d += k.weight_decay * p[i];
+        m2[i] = mi;
+        v2[i] = vi;
+        out[i - b0] = k.scale * d;
+      }
+      if constexpr (kApply) {
+#pragma omp simd
+        for (std::int64_t i = b0; i < e0; ++i) u[i] = addend[i] + update[i - b0];
+      }
     }
   });
 }
@@ -88,9 +104,12 @@ std::array<Tensor, 3> adam_leaf(const AdamConfig& config, bool decay, const Tens
                                 const Tensor& m, const Tensor& v, const Tensor& p) {
   const auto run = [config, decay](const AdamStep& c, const float* pg, const float* pm, const float* pv,
                                    const float* pp, float* m2, float* v2, float* u, std::int64_t n) {
-    (decay ? adam_kernel<true> : adam_kernel<false>)(c, pg, pm, pv, pp, m2, v2, u, n);
+    if (decay)
+      adam_kernel<true>(c, pg, pm, pv, pp, m2, v2, u, n);
+    else
+      adam_kernel<false>(c, pg, pm, pv, pp, m2, v2, u, n);
   };
-  const auto lower = [config, run](const Tensor&, const Tensor& g, const Tensor&, const Tensor&, const Tensor&,
+  const auto lower = [config, decay, run](const Tensor&, const Tensor& g, const Tensor&, const Tensor&, const Tensor&,
                                    const std::array<Tensor, 3>&) -> weft::detail::JitKernel {
     weft::detail::JitKernel k{[config, run, n = g.size()](const void* const* in, void* const* out) {
       const AdamStep c = step_constants(config, detail::count_value_at(static_cast<const std::int32_t*>(in[0]),
@@ -100,6 +119,28 @@ std::array<Tensor, 3> adam_leaf(const AdamConfig& config, bool decay, const Tens
           static_cast<float*>(out[2]), n);
     }};
     k.in_place = {{0, 2}, {1, 3}, {2, 1}};  // mu' over mu, nu' over nu, the update over g
+    // params + update in the same pass, the params (input 5) as the addend: no update array.
+    k.fuse_add = [config, decay, n = g.size()](int output) -> weft::detail::JitKernel {
+      if (output != 2) return {};
+      weft::detail::JitKernel fused{[config, decay, n](const void* const* in, void* const* out) {
+        const AdamStep c = step_constants(config, detail::count_value_at(static_cast<const std::int32_t*>(in[0]),
+                                                                        config.op()));
+        const auto* g = static_cast<const float*>(in[1]);
+        const auto* m = static_cast<const float*>(in[2]);
+        const auto* v = static_cast<const float*>(in[3]);
+        const auto* p = static_cast<const float*>(in[4]);
+        const auto* params = static_cast<const float*>(in[5]);
+        auto* m2 = static_cast<float*>(out[0]);
+        auto* v2 = static_cast<float*>(out[1]);
+        auto* p2 = static_cast<float*>(out[2]);
+        if (decay)
+          adam_kernel<true, true>(c, g, m, v, p, m2, v2, p2, n, params);
+        else
+          adam_kernel<false, true>(c, g, m, v, p, m2, v2, p2, n, params);
+      }};
+      fused.in_place = {{0, 2}, {1, 3}, {2, 5}};  // and the new params over the old
+      return fused;
+    };
     return k;
   };
   return weft::detail::traced_lowered(

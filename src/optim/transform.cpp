@@ -74,7 +74,9 @@ Variables apply_updates(const Variables& params, const Variables& updates) {
                     add_leaf(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
                              static_cast<float*>(out[0]), n);
                   },
-                  {{0, 0}, {0, 1}}};
+                  {{0, 0}, {0, 1}},
+                  false,
+                  true};
         };
         return weft::detail::traced_lowered(
             "apply_updates",
