@@ -140,7 +140,7 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
                 const std::vector<int>& key_inputs, const std::vector<int>& tensor_outputs,
                 const std::vector<int>& key_outputs, std::vector<ThreefryLayout> output_layouts) {
   const auto& ins = tracer.instructions;
-  const std::size_t n_values = tracer.values.size(), n_ins = ins.size();
+  const std::size_t n_values = tracer.value_count(), n_ins = ins.size();
   std::vector<bool> needed_value(n_values, false), needed(n_ins, false), node_needed(n_ins, false), run(n_ins, false);
   for (int o : tensor_outputs) needed_value[static_cast<std::size_t>(o)] = true;
   for (int o : key_outputs) needed_value[static_cast<std::size_t>(o)] = true;
@@ -179,7 +179,7 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
     const auto v = static_cast<std::size_t>(value);
     if (slot[v] < 0) {
       new_slot(value);
-      plan.constants.emplace_back(slot[v], tracer.values[v]);
+      plan.constants.emplace_back(slot[v], tracer.constant(value));
     }
     return slot[v];
   };
@@ -201,12 +201,10 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
       s.kind = JitStep::Kind::kernel;
       s.kernel = x.kernel;
       for (int in : x.inputs)
-        s.in_bytes.push_back(in < 0 ? 0
-                                    : byte_size(tracer.values[static_cast<std::size_t>(in)].shape(),
-                                                tracer.values[static_cast<std::size_t>(in)].dtype()));
+        s.in_bytes.push_back(in < 0 ? 0 : byte_size(tracer.shape(in), tracer.dtype(in)));
       for (int o : x.outputs) {
-        s.out_shapes.push_back(tracer.values[static_cast<std::size_t>(o)].shape());
-        s.out_dtypes.push_back(tracer.values[static_cast<std::size_t>(o)].dtype());
+        s.out_shapes.push_back(tracer.shape(o));
+        s.out_dtypes.push_back(tracer.dtype(o));
       }
     } else {
       s.replay = x.replay;

@@ -37,9 +37,15 @@ std::uint64_t key_id(Key key) noexcept {
 
 Tracer::Tracer() = default;
 
+int Tracer::find(const std::shared_ptr<TensorImpl>& impl) const {
+  const auto it = ids_.find(impl.get());
+  if (it == ids_.end()) return -1;
+  return values_[static_cast<std::size_t>(it->second)].impl.lock() == impl ? it->second : -1;
+}
+
 int Tracer::value_of(const Tensor& t) {
   require_defined(t, "jit");
-  if (auto it = ids_.find(TensorAccess::impl(t).get()); it != ids_.end()) return it->second;
+  if (const int id = find(TensorAccess::impl(t)); id >= 0) return id;
   const int id = add_value(t, false, nullptr);
   producer_of.back() = -2;
   return id;
@@ -53,8 +59,9 @@ int Tracer::key_value(Key key) {
 }
 
 int Tracer::add_value(const Tensor& t, bool dynamic, const char* op) {
-  const int id = static_cast<int>(values.size());
-  values.push_back(detach(t));
+  const int id = static_cast<int>(values_.size());
+  const auto& impl = TensorAccess::impl(t);
+  values_.push_back({dynamic ? Tensor() : detach(t), impl, impl->shape, impl->dtype});
   dynamic_.push_back(dynamic);
   producer_of.push_back(op == nullptr ? -1 : static_cast<int>(instructions.size()));
   ids_[TensorAccess::impl(t).get()] = id;
@@ -82,8 +89,8 @@ std::string Tracer::producer(int id) const {
 int Tracer::dynamic_value(const Tensor& t) const {
   const auto& impl = TensorAccess::impl(t);
   if (impl == nullptr) return -1;
-  const auto it = ids_.find(impl.get());
-  return it != ids_.end() && dynamic_[static_cast<std::size_t>(it->second)] ? it->second : -1;
+  const int id = find(impl);
+  return id >= 0 && dynamic_[static_cast<std::size_t>(id)] ? id : -1;
 }
 
 const std::shared_ptr<autodiff::Node>& Tracer::leaf(std::size_t i) {

@@ -112,10 +112,26 @@ class Tracer {
   void backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor> input_grads);
 
   std::vector<JitInstruction> instructions;
-  std::vector<Tensor> values;  // by id; kept alive for the trace (ids are looked up by impl)
   std::vector<int> producer_of;  // instruction index, -1 for an input, -2 for a constant
 
+  [[nodiscard]] std::size_t value_count() const noexcept { return values_.size(); }
+  /// The tensor of a value that does not depend on the inputs (the plan keeps it as a constant).
+  /// A value that depends on them is held only by the code that uses it, as in eager mode, so
+  /// that a trace frees what eager mode frees; its shape and dtype stay.
+  [[nodiscard]] const Tensor& constant(int id) const { return values_[static_cast<std::size_t>(id)].constant; }
+  [[nodiscard]] const Shape& shape(int id) const { return values_[static_cast<std::size_t>(id)].shape; }
+  [[nodiscard]] DType dtype(int id) const { return values_[static_cast<std::size_t>(id)].dtype; }
+
  private:
+  struct Value {
+    Tensor constant;                  // a value that does not depend on the inputs
+    std::weak_ptr<TensorImpl> impl;   // tells a live value from a dead one at the same address
+    Shape shape;
+    DType dtype = DType::float32;
+  };
+  /// The id recorded for `impl`, or -1 (none, or one that died and whose address was reused).
+  [[nodiscard]] int find(const std::shared_ptr<TensorImpl>& impl) const;
+  std::vector<Value> values_;
   std::vector<bool> dynamic_;
   std::unordered_map<const TensorImpl*, int> ids_;
   std::unordered_map<std::uint64_t, int> key_ids_;
@@ -151,32 +167,40 @@ inline constexpr std::size_t count(const Key&) { return 1; }
 inline std::size_t count(const std::vector<Tensor>& ts) { return ts.size(); }
 
 /// Appends the ids of an argument and the real nodes of its tensors (null for untracked ones).
-inline void flatten(Tracer& tracer, const Tensor& t, JitInstruction& ins,
-                    std::vector<std::shared_ptr<autodiff::Node>>& nodes, std::vector<ThreefryLayout>&) {
+/// What flattening an op's arguments gathers: their ids (in the instruction), their real autodiff
+/// nodes, the layouts of keys, and the values the body sees (untracked; keys as word tensors).
+struct Flattened {
+  std::vector<std::shared_ptr<autodiff::Node>> nodes;
+  std::vector<ThreefryLayout> layouts;
+  std::vector<Tensor> values;
+};
+
+inline void flatten(Tracer& tracer, const Tensor& t, JitInstruction& ins, Flattened& f) {
   if (!t.defined()) {  // an absent operand (a layer norm without scale): passed on as empty
     ins.inputs.push_back(-1);
     ins.tracked.push_back(false);
-    nodes.push_back(nullptr);
+    f.nodes.push_back(nullptr);
+    f.values.emplace_back();
     return;
   }
   const int id = tracer.value_of(t);
   ins.inputs.push_back(id);
   ins.dynamic = ins.dynamic || tracer.dynamic(id);
   ins.tracked.push_back(node_of(t) != nullptr);
-  nodes.push_back(node_ptr(t));
+  f.nodes.push_back(node_ptr(t));
+  f.values.push_back(detach(t));
 }
-inline void flatten(Tracer& tracer, const Key& k, JitInstruction& ins,
-                    std::vector<std::shared_ptr<autodiff::Node>>& nodes, std::vector<ThreefryLayout>& layouts) {
+inline void flatten(Tracer& tracer, const Key& k, JitInstruction& ins, Flattened& f) {
   const int id = tracer.key_value(k);
   ins.inputs.push_back(id);
   ins.dynamic = ins.dynamic || tracer.dynamic(id);
   ins.tracked.push_back(false);
-  nodes.push_back(nullptr);
-  layouts.push_back(k.layout());
+  f.nodes.push_back(nullptr);
+  f.layouts.push_back(k.layout());
+  f.values.push_back(key_tensor(k));
 }
-inline void flatten(Tracer& tracer, const std::vector<Tensor>& ts, JitInstruction& ins,
-                    std::vector<std::shared_ptr<autodiff::Node>>& nodes, std::vector<ThreefryLayout>& layouts) {
-  for (const Tensor& t : ts) flatten(tracer, t, ins, nodes, layouts);
+inline void flatten(Tracer& tracer, const std::vector<Tensor>& ts, JitInstruction& ins, Flattened& f) {
+  for (const Tensor& t : ts) flatten(tracer, t, ins, f);
 }
 
 /// The argument rebuilt from replay values `in` from position `pos` on; `tracked` copies are
@@ -251,19 +275,16 @@ auto trace_call(Tracer& tracer, const char* op, const Body& body, const Args&...
   using R = std::invoke_result_t<const Body&, const Args&...>;
   JitInstruction ins;
   ins.op = op;
-  std::vector<std::shared_ptr<autodiff::Node>> nodes;
-  std::vector<ThreefryLayout> layouts;
-  (jit_args::flatten(tracer, args, ins, nodes, layouts), ...);
+  jit_args::Flattened flat;
+  (jit_args::flatten(tracer, args, ins, flat), ...);
   const std::array<std::size_t, sizeof...(Args)> counts{jit_args::count(args)...};
+  std::vector<std::shared_ptr<autodiff::Node>>& nodes = flat.nodes;
+  const std::vector<ThreefryLayout>& layouts = flat.layouts;
 
   // The values the body sees: the arguments, tracked as leaves of the op's own graph.
-  std::vector<Tensor> in;
-  in.reserve(ins.inputs.size());
-  for (std::size_t i = 0; i < ins.inputs.size(); ++i) {
-    Tensor v = ins.inputs[i] < 0 ? Tensor() : tracer.values[static_cast<std::size_t>(ins.inputs[i])];
-    if (ins.tracked[i]) set_node(v, tracer.leaf(i));
-    in.push_back(std::move(v));
-  }
+  std::vector<Tensor>& in = flat.values;
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (ins.tracked[i]) set_node(in[i], tracer.leaf(i));
   auto call = [body, counts, layouts](std::span<const Tensor> values) -> R {
     jit_args::Source source{values, layouts};
     return [&]<std::size_t... I>(std::index_sequence<I...>) -> R {
