@@ -303,12 +303,20 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& option
     if (autodiff::any_tracked(x, kernel)) {
       const bool need_x = detail::node_of(x) != nullptr, need_k = detail::node_of(kernel) != nullptr;
       // Each gradient needs only the other operand.
-      autodiff::record(y, "conv2d", {&x, &kernel},
-                       [vx = need_k ? detail::detach(x) : Tensor(), vk = need_x ? detail::detach(kernel) : Tensor(), g,
-                        need_x, need_k](const Tensor& dy, std::span<Tensor> gr) {
-                         if (need_x) gr[0] = detail::conv2d_input_grad(dy, vk, g);
-                         if (need_k) gr[1] = detail::conv2d_kernel_grad(vx, dy, g);
-                       });
+      // The two gradients are ops of their own, so that a weft::jit trace records them.
+      autodiff::record_ops(
+          y, "conv2d", {&x, &kernel},
+          [vx = need_k ? detail::detach(x) : Tensor(), vk = need_x ? detail::detach(kernel) : Tensor(), g, need_x,
+           need_k](const Tensor& dy, std::span<Tensor> gr) {
+            if (need_x)
+              gr[0] = detail::traced(
+                  "conv2d_input_grad", [g](const Tensor& d, const Tensor& k) { return detail::conv2d_input_grad(d, k, g); },
+                  dy, vk);
+            if (need_k)
+              gr[1] = detail::traced(
+                  "conv2d_kernel_grad",
+                  [g](const Tensor& v, const Tensor& d) { return detail::conv2d_kernel_grad(v, d, g); }, vx, dy);
+          });
     }
     return y;
   }, x, kernel);

@@ -105,6 +105,43 @@ inline RowNorm row_norm(const float* x, std::int64_t n) {
 // The per-row (m, ls) of the forward pass, kept for the backward pass: shape (rows, 2).
 constexpr std::int64_t kStats = 2;
 
+/// d logits = g * (softmax(x) - one_hot(label)), per row from its (m, ls): those of `stats` (the
+/// forward pass's), or formed again where `stats` is null (the same values: row_norm is
+/// deterministic).
+void integer_cross_entropy_grad_rows(const float* pg, const float* px, const std::int32_t* pl, const float* ps,
+                                     float* pd, const Rows& rows) {
+  const std::int64_t n = rows.classes;
+  for_rows(rows, [&](std::int64_t r) {
+    const float* xr = px + r * n;
+    const RowNorm norm = ps != nullptr ? RowNorm{ps[r * kStats], ps[r * kStats + 1]} : row_norm(xr, n);
+    const float gr = pg[r], m = norm.m, ls = norm.ls;
+    float* dr = pd + r * n;
+    for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * exp_nonpositive((xr[i] - m) - ls);
+    const std::int32_t k = pl[r];
+    dr[k] = gr * (exp_nonpositive((xr[k] - m) - ls) - 1.0f);
+  });
+}
+
+/// The gradient of integer_cross_entropy as an op (what a weft::jit plan runs, as a kernel).
+Tensor integer_cross_entropy_grad(const Tensor& g, const Tensor& logits, const Tensor& labels, const Rows& rows) {
+  const auto lower = [rows](const Tensor&, const Tensor&, const Tensor&, const Tensor&) -> detail::JitKernel {
+    return {[rows](const void* const* in, void* const* out) {
+      integer_cross_entropy_grad_rows(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                                      static_cast<const std::int32_t*>(in[2]), nullptr, static_cast<float*>(out[0]),
+                                      rows);
+    }};
+  };
+  return detail::traced_lowered(
+      "softmax_cross_entropy_grad",
+      [rows](const Tensor& g, const Tensor& x, const Tensor& l) {
+        Tensor dx = detail::empty(x.shape(), DType::float32);
+        integer_cross_entropy_grad_rows(data<float>(g), data<float>(x), data<std::int32_t>(l), nullptr,
+                                        detail::mutable_data<float>(dx), rows);
+        return dx;
+      },
+      lower, g, logits, labels);
+}
+
 Tensor integer_cross_entropy(const Tensor& logits, const Tensor& labels, const Rows& rows) {
   return detail::traced("softmax_cross_entropy", [=](const Tensor& logits, const Tensor& labels) -> Tensor {
     check_label_range(labels, rows, logits.shape(), kCrossEntropy);
@@ -126,23 +163,18 @@ Tensor integer_cross_entropy(const Tensor& logits, const Tensor& labels, const R
         ps[r * kStats + 1] = norm.ls;
       }
     });
-    if (tracked) {
+    if (tracked && detail::active_tracer != nullptr) {
+      // Traced, the gradient is an op of its own that forms each row's (m, ls) again.
+      autodiff::record_ops(out, kCrossEntropy, {&logits, &labels},
+                           [x = detail::detach(logits), labels, rows](const Tensor& g, std::span<Tensor> grads) {
+                             grads[0] = integer_cross_entropy_grad(g, x, labels, rows);
+                           });
+    } else if (tracked) {
       autodiff::record(out, kCrossEntropy, {&logits, &labels},
                        [x = detail::detach(logits), labels, stats, rows](const Tensor& g, std::span<Tensor> grads) {
-                         // d logits = g * (softmax(x) - one_hot(label)).
                          Tensor dx = detail::empty(x.shape(), DType::float32);
-                         const float *px = data<float>(x), *pg = data<float>(g), *ps = data<float>(stats);
-                         const std::int32_t* pl = data<std::int32_t>(labels);
-                         float* pd = detail::mutable_data<float>(dx);
-                         const std::int64_t n = rows.classes;
-                         for_rows(rows, [&](std::int64_t r) {
-                           const float* xr = px + r * n;
-                           const float gr = pg[r], m = ps[r * kStats], ls = ps[r * kStats + 1];
-                           float* dr = pd + r * n;
-                           for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * exp_nonpositive((xr[i] - m) - ls);
-                           const std::int32_t k = pl[r];
-                           dr[k] = gr * (exp_nonpositive((xr[k] - m) - ls) - 1.0f);
-                         });
+                         integer_cross_entropy_grad_rows(data<float>(g), data<float>(x), data<std::int32_t>(labels),
+                                                         data<float>(stats), detail::mutable_data<float>(dx), rows);
                          grads[0] = dx;
                        });
     }

@@ -162,6 +162,67 @@ BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Te
 
 namespace {
 
+/// The gradient of batch_norm_kernel's y: (dx, dscale, dbias), dx empty unless `need_x`. rstd is
+/// formed from var as the forward pass forms it; the per-channel sums are chunked as its own.
+std::array<Tensor, 3> batch_norm_grad(const Tensor& g, const Tensor& vx, const Tensor& vm, const Tensor& vv,
+                                      const Tensor& vs, float epsilon, bool need_x) {
+  const std::int64_t c = vx.shape()[vx.rank() - 1];
+  const std::int64_t rows = vx.size() / c;
+  const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
+  const float* pg = data<float>(g);
+  const float* px = data<float>(vx);
+  const float* pm = data<float>(vm);
+  const float* pv = data<float>(vv);
+  // Per-channel sums of g and g * (x - mean), chunked as the forward.
+  const std::vector<float> partial = chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
+    float* __restrict sg = block;
+    float* __restrict sgx = block + c;
+    const float* __restrict gr = pg + r * c;
+    const float* __restrict xr = px + r * c;
+#pragma omp simd
+    for (std::int64_t i = 0; i < c; ++i) {
+      sg[i] += gr[i];
+      sgx[i] += gr[i] * (xr[i] - pm[i]);
+    }
+  });
+  Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
+  Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
+  std::vector<float> k1(static_cast<std::size_t>(c)), k2(static_cast<std::size_t>(c)), k3(static_cast<std::size_t>(c));
+  const float* ps = vs.defined() ? data<float>(vs) : nullptr;
+  const auto n = static_cast<double>(rows);
+  for (std::int64_t i = 0; i < c; ++i) {
+    const double sg = chunk_total(partial, c, 2, 0, i), sgx = chunk_total(partial, c, 2, 1, i);
+    const auto u = static_cast<std::size_t>(i);
+    const double r = 1.0f / std::sqrt(pv[i] + epsilon), sc = ps ? ps[i] : 1.0;
+    mutable_data<float>(dbias)[i] = static_cast<float>(sg);
+    mutable_data<float>(dscale)[i] = static_cast<float>(r * sgx);
+    // dx = scale * rstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * rstd:
+    // k1 * g + k2 * (x - mean) + k3 per channel.
+    k1[u] = static_cast<float>(sc * r);
+    k2[u] = static_cast<float>(-sc * r * r * r * sgx / n);
+    k3[u] = static_cast<float>(-sc * r * sg / n);
+  }
+  Tensor dx;
+  if (need_x) {
+    dx = weft::detail::empty(vx.shape(), DType::float32);
+    float* pdx = mutable_data<float>(dx);
+    weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c),
+                               [&](std::int64_t r0, std::int64_t r1) {
+                                 const float* __restrict a1 = k1.data();
+                                 const float* __restrict a2 = k2.data();
+                                 const float* __restrict a3 = k3.data();
+                                 for (std::int64_t r = r0; r < r1; ++r) {
+                                   const float* __restrict gr = pg + r * c;
+                                   const float* __restrict xr = px + r * c;
+                                   float* __restrict dr = pdx + r * c;
+#pragma omp simd
+                                   for (std::int64_t i = 0; i < c; ++i) dr[i] = a1[i] * gr[i] + a2[i] * (xr[i] - pm[i]) + a3[i];
+                                 }
+                               });
+  }
+  return {dx, dscale, dbias};
+}
+
 BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
   const std::int64_t c = x.shape()[x.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : x.size() / c;
@@ -221,65 +282,34 @@ BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tenso
   });
   if (autodiff::any_tracked(x, scale, bias)) {
     const bool need_x = weft::detail::node_of(x) != nullptr;
-    autodiff::record(y, "batch_norm", {&x, &scale, &bias},
-                     [vx = weft::detail::detach(x), vm = mean, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
-                      rstd = std::move(rstd), rows, c, chunk_grain, need_x](const Tensor& g, std::span<Tensor> grads) {
-                       const float* pg = data<float>(g);
-                       const float* px = data<float>(vx);
-                       const float* pm = data<float>(vm);
-                       // Per-channel sums of g and g * (x - mean), chunked as the forward.
-                       const std::vector<float> partial =
-                           chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
-                             float* __restrict sg = block;
-                             float* __restrict sgx = block + c;
-                             const float* __restrict gr = pg + r * c;
-                             const float* __restrict xr = px + r * c;
-#pragma omp simd
-                             for (std::int64_t i = 0; i < c; ++i) {
-                               sg[i] += gr[i];
-                               sgx[i] += gr[i] * (xr[i] - pm[i]);
-                             }
-                           });
-                       Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
-                       Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
-                       std::vector<float> k1(static_cast<std::size_t>(c)), k2(static_cast<std::size_t>(c)),
-                           k3(static_cast<std::size_t>(c));
-                       const float* ps = vs.defined() ? data<float>(vs) : nullptr;
-                       const auto n = static_cast<double>(rows);
-                       for (std::int64_t i = 0; i < c; ++i) {
-                         const double sg = chunk_total(partial, c, 2, 0, i), sgx = chunk_total(partial, c, 2, 1, i);
-                         const auto u = static_cast<std::size_t>(i);
-                         const double r = rstd[u], sc = ps ? ps[i] : 1.0;
-                         mutable_data<float>(dbias)[i] = static_cast<float>(sg);
-                         mutable_data<float>(dscale)[i] = static_cast<float>(r * sgx);
-                         // dx = scale * rstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * rstd:
-                         // k1 * g + k2 * (x - mean) + k3 per channel.
-                         k1[u] = static_cast<float>(sc * r);
-                         k2[u] = static_cast<float>(-sc * r * r * r * sgx / n);
-                         k3[u] = static_cast<float>(-sc * r * sg / n);
-                       }
-                       if (need_x) {
-                         Tensor dx = weft::detail::empty(vx.shape(), DType::float32);
-                         float* pdx = mutable_data<float>(dx);
-                         weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c),
-                                                    [&](std::int64_t r0, std::int64_t r1) {
-                                                      const float* __restrict a1 = k1.data();
-                                                      const float* __restrict a2 = k2.data();
-                                                      const float* __restrict a3 = k3.data();
-                                                      for (std::int64_t r = r0; r < r1; ++r) {
-                                                        const float* __restrict gr = pg + r * c;
-                                                        const float* __restrict xr = px + r * c;
-                                                        float* __restrict dr = pdx + r * c;
-#pragma omp simd
-                                                        for (std::int64_t i = 0; i < c; ++i)
-                                                          dr[i] = a1[i] * gr[i] + a2[i] * (xr[i] - pm[i]) + a3[i];
-                                                      }
-                                                    });
-                         grads[0] = dx;
-                       }
-                       grads[1] = dscale;
-                       grads[2] = dbias;
-                     });
+    // The gradient is an op of its own (weft::jit records it): it reads the op's input, scale and
+    // its mean and var outputs, and forms rstd again from var, as above (the same float).
+    autodiff::record_ops(
+        y, "batch_norm", {&x, &scale, &bias},
+        [vx = weft::detail::detach(x), vm = mean, vv = var, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
+         epsilon, need_x](const Tensor& g, std::span<Tensor> grads) {
+          if (need_x) {
+            const auto r = traced(
+                "batch_norm_grad",
+                [epsilon](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& s) {
+                  return batch_norm_grad(g, x, m, v, s, epsilon, true);
+                },
+                g, vx, vm, vv, vs);
+            grads[0] = r[0];
+            grads[1] = r[1];
+            grads[2] = r[2];
+          } else {
+            const auto r = traced(
+                "batch_norm_grad",
+                [epsilon](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& s) {
+                  const auto all = batch_norm_grad(g, x, m, v, s, epsilon, false);
+                  return std::array<Tensor, 2>{all[1], all[2]};
+                },
+                g, vx, vm, vv, vs);
+            grads[1] = r[0];
+            grads[2] = r[1];
+          }
+        });
   }
   return {y, mean, var};
 }

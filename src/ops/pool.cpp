@@ -189,7 +189,23 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
     const bool tracked = autodiff::any_tracked(x);
     if (kind == PoolKind::max) {
       if (!tracked) return max_pool_forward(x, w, nullptr);
-      auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(Shape{w.n, w.oh, w.ow, w.c}.numel()));
+      const auto windows = static_cast<std::size_t>(Shape{w.n, w.oh, w.ow, w.c}.numel());
+      if (detail::active_tracer != nullptr) {
+        // Traced, the gradient is an op of its own that finds each window's maximum again.
+        Tensor y = max_pool_forward(x, w, nullptr);
+        autodiff::record_ops(y, op, {&x}, [vx = detail::detach(x), w, windows](const Tensor& g, std::span<Tensor> gr) {
+          gr[0] = detail::traced(
+              "max_pool_grad",
+              [w, windows](const Tensor& dy, const Tensor& input) {
+                std::vector<std::int32_t> argmax(windows);
+                (void)max_pool_forward(input, w, argmax.data());
+                return max_pool_backward(argmax, dy, w);
+              },
+              g, vx);
+        });
+        return y;
+      }
+      auto argmax = std::make_shared<std::vector<std::int32_t>>(windows);
       Tensor y = max_pool_forward(x, w, argmax->data());
       autodiff::record(y, op, {&x}, [argmax, w](const Tensor& g, std::span<Tensor> gr) {
         gr[0] = max_pool_backward(*argmax, g, w);
@@ -198,8 +214,9 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
     }
     Tensor y = avg_pool_forward(x, w, o.count_include_pad);
     if (tracked) {
-      autodiff::record(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = avg_pool_backward(g, w, include);
+      autodiff::record_ops(y, op, {&x}, [w, include = o.count_include_pad](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::traced(
+            "avg_pool_grad", [w, include](const Tensor& dy) { return avg_pool_backward(dy, w, include); }, g);
       });
     }
     return y;
