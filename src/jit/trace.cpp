@@ -98,8 +98,8 @@ const std::shared_ptr<autodiff::Node>& Tracer::leaf(std::size_t i) {
   return leaves_[i];
 }
 
-void Tracer::own_node(const autodiff::Node* node, int instruction, int output) {
-  node_owner_[node] = {instruction, output};
+void Tracer::own_node(const std::shared_ptr<autodiff::Node>& node, int instruction, int output) {
+  node_owner_[node.get()] = {node, instruction, output};
 }
 
 void Tracer::backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor> input_grads) {
@@ -108,14 +108,14 @@ void Tracer::backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor
     return;
   }
   const auto owner = node_owner_.find(&node);
-  if (owner == node_owner_.end())
+  if (owner == node_owner_.end() || owner->second.node.lock().get() != &node)
     throw Error(fmt::format("weft::jit: the gradient flows through '{}', which weft::jit cannot trace; call the "
                             "function without weft::jit",
                             node.op()));
   JitInstruction v;
   v.op = node.op();
-  v.forward = owner->second.first;
-  v.forward_output = owner->second.second;
+  v.forward = owner->second.instruction;
+  v.forward_output = owner->second.output;
   const int g = value_of(grad);
   v.inputs.push_back(g);
   v.dynamic = dynamic(g) || instructions[static_cast<std::size_t>(v.forward)].dynamic;
@@ -161,7 +161,7 @@ void attach_boundary(Tracer& tracer, Tensor& out, const char* op, std::vector<st
         for (std::size_t k = 0; k < n; ++k) grads[k] = std::move(r[k]);
       });
   boundary->inputs = std::move(inputs);
-  tracer.own_node(boundary.get(), instruction, output);
+  tracer.own_node(boundary, instruction, output);
   out = detach(out);
   set_node(out, std::move(boundary));
 }

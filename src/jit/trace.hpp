@@ -8,11 +8,13 @@
 // depend on the inputs: tensor_impl.hpp's element accessors report such a read as an error.
 //
 // Gradients: an op whose inputs carry autodiff nodes runs its body on copies tracked as leaves
-// 0..n-1 of a graph of its own, and its output carries one "boundary" node over the op's real
-// inputs whose backward is that graph's vector-Jacobian product. When the engine calls a boundary
-// node's backward, the trace records a vjp step; at replay, the op's body is run tracked again and
-// the vjp step back-propagates through the graph it recorded. So every op's gradient replays
-// without an op-specific rule.
+// 0..n-1 of a graph of its own. When that graph is one node made by autodiff::record_ops (its
+// backward runs only traced ops), the node is pointed at the op's real inputs and the trace
+// records the ops its backward runs. Otherwise the output carries one "boundary" node over the
+// real inputs whose backward is that graph's vector-Jacobian product: the engine's call of it is
+// recorded as a vjp step, and at replay the op's body runs tracked again and the vjp step
+// back-propagates through the graph it recorded. So every op's gradient replays, and those with
+// record_ops become plan kernels.
 #include <algorithm>
 #include <array>
 #include <concepts>
@@ -106,7 +108,7 @@ class Tracer {
   const std::shared_ptr<autodiff::Node>& leaf(std::size_t i);
   [[nodiscard]] const std::vector<std::shared_ptr<autodiff::Node>>& leaves() const noexcept;
   /// An op's boundary node, owned by output `output` of instruction `instruction`.
-  void own_node(const autodiff::Node* node, int instruction, int output);
+  void own_node(const std::shared_ptr<autodiff::Node>& node, int instruction, int output);
   /// The backward of `node` at trace time, recorded as a vjp step (weft::jit's error when the
   /// node is not the boundary of a traced op).
   void backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor> input_grads);
@@ -135,7 +137,11 @@ class Tracer {
   std::vector<bool> dynamic_;
   std::unordered_map<const TensorImpl*, int> ids_;
   std::unordered_map<std::uint64_t, int> key_ids_;
-  std::unordered_map<const autodiff::Node*, std::pair<int, int>> node_owner_;
+  struct Owner {
+    std::weak_ptr<autodiff::Node> node;  // tells the node from a later one at the same address
+    int instruction, output;
+  };
+  std::unordered_map<const autodiff::Node*, Owner> node_owner_;
   std::vector<std::shared_ptr<autodiff::Node>> leaves_;
 };
 
