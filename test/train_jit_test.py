@@ -36,7 +36,8 @@ def main():
             jitted = final_fields(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
             eager = final_fields(subprocess.run(args + ["--no-jit"], capture_output=True, text=True, check=True).stdout)
             for field in ("test_accuracy", "params_crc32"):
-                assert jitted[field] == eager[field], f"{model}: {field} {jitted[field]} (jit) != {eager[field]} (eager)"
+                assert jitted[field] == eager[field], \
+                    f"{model}: {field} {jitted[field]} (jit) != {eager[field]} (eager)"
             print(f"{model}: jit and --no-jit agree: test_accuracy={jitted['test_accuracy']} "
                   f"params_crc32={jitted['params_crc32']}")
 

@@ -226,7 +226,8 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     for (int s : plan.steps[i].in)
       if (s >= 0) last_use[static_cast<std::size_t>(s)] = static_cast<int>(i);
-    if (plan.steps[i].kind == JitStep::Kind::vjp) last_kept[static_cast<std::size_t>(plan.steps[i].keep)] = static_cast<int>(i);
+    if (plan.steps[i].kind == JitStep::Kind::vjp)
+      last_kept[static_cast<std::size_t>(plan.steps[i].keep)] = static_cast<int>(i);
   }
   for (int s : plan.tensor_outputs) last_use[static_cast<std::size_t>(s)] = -2;
   for (int s : plan.key_outputs) last_use[static_cast<std::size_t>(s)] = -2;

@@ -226,7 +226,8 @@ void JitFlattener::tensor(const Tensor& t) {
   const Shape& s = impl.shape;
   const char head[3] = {'T', static_cast<char>(impl.dtype), static_cast<char>(s.rank())};
   signature.append(head, 3);
-  signature.append(reinterpret_cast<const char*>(s.begin()), static_cast<std::size_t>(s.rank()) * sizeof(std::int64_t));
+  signature.append(reinterpret_cast<const char*>(s.begin()),
+                   static_cast<std::size_t>(s.rank()) * sizeof(std::int64_t));
   flat.tensors.push_back(t);
   if (describe_) {
     if (!opens_group(description)) description += ", ";
@@ -279,7 +280,8 @@ void JitFlattener::tree(const Variables& v) {
     const Shape& s = impl.shape;
     const char head[2] = {static_cast<char>(impl.dtype), static_cast<char>(s.rank())};
     signature.append(head, 2);
-    signature.append(reinterpret_cast<const char*>(s.begin()), static_cast<std::size_t>(s.rank()) * sizeof(std::int64_t));
+    signature.append(reinterpret_cast<const char*>(s.begin()),
+                     static_cast<std::size_t>(s.rank()) * sizeof(std::int64_t));
   }
 }
 

@@ -310,8 +310,8 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& option
            need_k](const Tensor& dy, std::span<Tensor> gr) {
             if (need_x)
               gr[0] = detail::traced(
-                  "conv2d_input_grad", [g](const Tensor& d, const Tensor& k) { return detail::conv2d_input_grad(d, k, g); },
-                  dy, vk);
+                  "conv2d_input_grad",
+                  [g](const Tensor& d, const Tensor& k) { return detail::conv2d_input_grad(d, k, g); }, dy, vk);
             if (need_k)
               gr[1] = detail::traced(
                   "conv2d_kernel_grad",

@@ -103,8 +103,9 @@ Tensor dropout(const Tensor& x, Key key, float keep) {
         grads[0] = dx;
       });
     } else if (tracked) {
-      autodiff::record_ops(y, "dropout", {&x},
-                           [key, keep](const Tensor& g, std::span<Tensor> grads) { grads[0] = dropout_grad(g, key, keep); });
+      autodiff::record_ops(y, "dropout", {&x}, [key, keep](const Tensor& g, std::span<Tensor> grads) {
+        grads[0] = dropout_grad(g, key, keep);
+      });
     }
     return y;
   }, lower, x, key);
