@@ -42,7 +42,7 @@ Tensor map_bits(Key key, const Shape& shape, F f) {
 std::array<std::uint32_t, 2> threefry2x32(std::array<std::uint32_t, 2> key,
                                           std::array<std::uint32_t, 2> counter) {
   if (detail::recording_tracer != nullptr) [[unlikely]]
-    detail::check_untraced_key(*detail::recording_tracer, key, "weft::threefry2x32");
+    detail::recording_tracer->check_key(key, "weft::threefry2x32");
   detail::threefry20(key[0], key[1], counter[0], counter[1]);
   return counter;
 }
@@ -158,7 +158,7 @@ void detail::random_bits_blocked(Key key, std::span<std::uint32_t> out, std::int
 
 void random_bits(Key key, std::span<std::uint32_t> out) {
   if (detail::recording_tracer != nullptr) [[unlikely]]
-    detail::check_untraced_key(*detail::recording_tracer, key.words(), "weft::random_bits");
+    detail::recording_tracer->check_key(key.words(), "weft::random_bits");
   if (key.layout() == ThreefryLayout::classic) {
     detail::random_bits_blocked(key, out, detail::kBlockWords);
     return;

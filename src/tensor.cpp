@@ -18,6 +18,8 @@ namespace weft {
 
 namespace detail {
 
+[[gnu::tls_model("initial-exec")]] thread_local TraceChecks* recording_tracer = nullptr;
+
 namespace {
 
 /// Allocates the control block of a std::allocate_shared<TensorImpl> with `extra` bytes after it, so
@@ -78,7 +80,7 @@ Tensor empty(const Shape& shape, DType dtype) {
 
 Tensor alias(const Tensor& t, const Shape& shape) {
   if (recording_tracer != nullptr) [[unlikely]]
-    check_untraced_read(*recording_tracer, t, "a view made outside weft's traced ops");
+    recording_tracer->check_read(t, "a view made outside weft's traced ops");
   const auto& src = TensorAccess::impl(t);
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
@@ -92,7 +94,7 @@ Tensor alias(const Tensor& t, const Shape& shape) {
 
 Tensor view(const Tensor& t, std::size_t byte_offset, const Shape& shape) {
   if (recording_tracer != nullptr) [[unlikely]]
-    check_untraced_read(*recording_tracer, t, "a view made outside weft's traced ops");
+    recording_tracer->check_read(t, "a view made outside weft's traced ops");
   const auto& src = TensorAccess::impl(t);
   const std::size_t bytes = byte_size(shape, src->dtype);
   if (byte_offset % kDataAlignment != 0 || byte_offset > byte_size(src->shape, src->dtype) ||
@@ -160,7 +162,7 @@ template <class T>
 std::span<const T> Tensor::values() const {
   detail::require_defined(*this, "Tensor::values");
   if (detail::recording_tracer != nullptr) [[unlikely]]
-    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::values()");
+    detail::recording_tracer->check_read(*this, "Tensor::values()");
   if (impl_->dtype != dtype_of<T>())
     throw DTypeError(fmt::format("weft::Tensor::values: the tensor is {} but its values were asked for as {}",
                                  name(impl_->dtype), name(dtype_of<T>())));
@@ -172,7 +174,7 @@ template std::span<const std::int32_t> Tensor::values<std::int32_t>() const;
 std::vector<float> Tensor::to_vector() const {
   detail::require_defined(*this, "Tensor::to_vector");
   if (detail::recording_tracer != nullptr) [[unlikely]]
-    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::to_vector()");
+    detail::recording_tracer->check_read(*this, "Tensor::to_vector()");
   if (impl_->dtype != DType::float32)
     throw DTypeError("weft::Tensor::to_vector: the tensor is int32; use to_int_vector()");
   auto v = values<float>();
@@ -182,7 +184,7 @@ std::vector<float> Tensor::to_vector() const {
 std::vector<std::int32_t> Tensor::to_int_vector() const {
   detail::require_defined(*this, "Tensor::to_int_vector");
   if (detail::recording_tracer != nullptr) [[unlikely]]
-    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::to_int_vector()");
+    detail::recording_tracer->check_read(*this, "Tensor::to_int_vector()");
   if (impl_->dtype != DType::int32)
     throw DTypeError("weft::Tensor::to_int_vector: the tensor is float32; use to_vector()");
   auto v = values<std::int32_t>();
@@ -192,7 +194,7 @@ std::vector<std::int32_t> Tensor::to_int_vector() const {
 float Tensor::item() const {
   detail::require_defined(*this, "Tensor::item");
   if (detail::recording_tracer != nullptr) [[unlikely]]
-    detail::check_untraced_read(*detail::recording_tracer, *this, "Tensor::item()");
+    detail::recording_tracer->check_read(*this, "Tensor::item()");
   if (impl_->shape.numel() != 1)
     throw ShapeError(fmt::format("weft::Tensor::item: needs a tensor of exactly one element, got shape {}; "
                                  "reduce it (weft::sum, weft::mean) or index it first", impl_->shape.str()));

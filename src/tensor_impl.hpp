@@ -1,24 +1,34 @@
 #pragma once
 // Internal: the representation behind weft::Tensor and the few ways kernels
 // may touch it. Not installed; only src/ includes this.
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "weft/tensor.hpp"
 
 namespace weft::detail {
 
-class Tracer;
+/// The checks a weft::jit trace makes on code outside its ops (jit/trace.hpp's Tracer implements
+/// them): a read of `t` (`what` says which access) or a write into it throws when `t` holds a value
+/// the trace computes from the jitted function's inputs, since the trace would bake in this call's
+/// value; so does a draw from a key derived from an input key. An interface, so that the element
+/// accessors below need nothing of the tracer at link time.
+class TraceChecks {
+ public:
+  virtual void check_read(const Tensor& t, const char* what) = 0;
+  virtual void check_write(const Tensor& t) = 0;
+  virtual void check_key(std::array<std::uint32_t, 2> words, const char* what) = 0;
+
+ protected:
+  ~TraceChecks() = default;
+};
 /// The weft::jit trace being recorded on this thread while control is outside every traced op
 /// (the function's own code, the autodiff engine), else null: inside an op the op's own kernels
 /// read and write freely. initial-exec: one load from the thread pointer, as the check below runs
-/// on every element access of every kernel.
-[[gnu::tls_model("initial-exec")]] extern thread_local Tracer* recording_tracer;
-/// Throws when `t` holds a value the trace computes from the jitted function's inputs: code that
-/// weft::jit does not trace read it on the host (`what` says which access), so the trace would
-/// bake in this call's value. Defined in jit/trace.cpp.
-void check_untraced_read(Tracer& tracer, const Tensor& t, const char* what);
-void check_untraced_write(Tracer& tracer, const Tensor& t);
+/// on every element access of every kernel. Defined in tensor.cpp.
+[[gnu::tls_model("initial-exec")]] extern thread_local TraceChecks* recording_tracer;
 
 /// Elements of tensors below this many bytes live in the same allocation as their impl (one
 /// allocation per tensor); larger ones in a separate, cached buffer (buffer.hpp).
@@ -49,14 +59,14 @@ Tensor empty(const Shape& shape, DType dtype);
 template <class T>
 T* mutable_data(Tensor& t) {
   if (recording_tracer != nullptr) [[unlikely]]
-    check_untraced_write(*recording_tracer, t);
+    recording_tracer->check_write(t);
   return static_cast<T*>(TensorAccess::impl(t)->data);
 }
 
 template <class T>
 const T* data(const Tensor& t) {
   if (recording_tracer != nullptr) [[unlikely]]
-    check_untraced_read(*recording_tracer, t, "a kernel");
+    recording_tracer->check_read(t, "a kernel");
   return static_cast<const T*>(TensorAccess::impl(t)->data);
 }
 

@@ -74,7 +74,7 @@ std::vector<Tensor> backpropagate(const Tensor& output, const Tensor& seed, std:
         continue;
       }
       input_grads.assign(node->inputs.size(), Tensor{});
-      if (weft::detail::Tracer* tracer = weft::detail::recording_tracer)
+      if (weft::detail::Tracer* tracer = weft::detail::recording())
         tracer->backward(*node, g, input_grads);  // recorded as one step of a weft::jit plan
       else
         node->backward(g, input_grads);

@@ -78,7 +78,7 @@ class TraceScope {
   TraceScope& operator=(const TraceScope&) = delete;
 
  private:
-  Tracer* recording_;
+  TraceChecks* recording_;
   Tracer* active_;
 };
 

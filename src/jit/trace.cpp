@@ -12,7 +12,6 @@ namespace weft {
 
 namespace detail {
 
-[[gnu::tls_model("initial-exec")]] thread_local Tracer* recording_tracer = nullptr;
 [[gnu::tls_model("initial-exec")]] thread_local Tracer* active_tracer = nullptr;
 
 Tensor key_tensor(Key key) {
@@ -166,31 +165,31 @@ void attach_boundary(Tracer& tracer, Tensor& out, const char* op, std::vector<st
   set_node(out, std::move(boundary));
 }
 
-void check_untraced_read(Tracer& tracer, const Tensor& t, const char* what) {
-  const int id = tracer.dynamic_value(t);
+void Tracer::check_read(const Tensor& t, const char* what) {
+  const int id = dynamic_value(t);
   if (id < 0) return;
   throw Error(fmt::format(
       "weft::jit: {} read the value of a tensor that the traced function computes from its inputs ({}). Under "
       "weft::jit the code between weft ops runs once, while the function is traced, so it cannot depend on values: "
       "a shape, a branch or a host computation that does would keep this call's value for every later call. Keep "
       "the computation in weft ops, or pass the value in as a non-tensor argument (each new value traces again)",
-      what, tracer.producer(id)));
+      what, producer(id)));
 }
 
-void check_untraced_key(Tracer& tracer, std::array<std::uint32_t, 2> words, const char* what) {
-  if (!tracer.dynamic_key(words)) return;
+void Tracer::check_key(std::array<std::uint32_t, 2> words, const char* what) {
+  if (!dynamic_key(words)) return;
   throw Error(fmt::format("weft::jit: {} drew random words from a key that the traced function derives from its "
                           "inputs, outside weft's traced ops; the trace would keep this call's words for every later "
                           "call. Draw with weft's random ops (uniform, normal, bernoulli, split, fold_in) instead",
                           what));
 }
 
-void check_untraced_write(Tracer& tracer, const Tensor& t) {
-  const int id = tracer.dynamic_value(t);
+void Tracer::check_write(const Tensor& t) {
+  const int id = dynamic_value(t);
   if (id < 0) return;
   throw Error(fmt::format("weft::jit: a kernel outside weft's traced ops writes into a tensor the trace holds ({}); "
                           "values are immutable under weft::jit",
-                          tracer.producer(id)));
+                          producer(id)));
 }
 
 bool jit_tracing() noexcept { return active_tracer != nullptr; }

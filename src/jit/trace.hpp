@@ -81,7 +81,7 @@ struct JitInstruction {
 Tensor key_tensor(Key key);
 Key key_from_tensor(const Tensor& words, ThreefryLayout layout);
 
-class Tracer {
+class Tracer final : public TraceChecks {
  public:
   Tracer();
   Tracer(const Tracer&) = delete;
@@ -109,6 +109,10 @@ class Tracer {
   [[nodiscard]] const std::vector<std::shared_ptr<autodiff::Node>>& leaves() const noexcept;
   /// An op's boundary node, owned by output `output` of instruction `instruction`.
   void own_node(const std::shared_ptr<autodiff::Node>& node, int instruction, int output);
+  void check_read(const Tensor& t, const char* what) override;
+  void check_write(const Tensor& t) override;
+  void check_key(std::array<std::uint32_t, 2> words, const char* what) override;
+
   /// The backward of `node` at trace time, recorded as a vjp step (weft::jit's error when the
   /// node is not the boundary of a traced op).
   void backward(autodiff::Node& node, const Tensor& grad, std::span<Tensor> input_grads);
@@ -148,9 +152,8 @@ class Tracer {
 /// The trace active on this thread at any depth (nested weft::jit calls inline into it).
 [[gnu::tls_model("initial-exec")]] extern thread_local Tracer* active_tracer;
 
-/// Throws when untraced code (`what`) draws from a key derived from an input key: the trace would
-/// keep this call's random words.
-void check_untraced_key(Tracer& tracer, std::array<std::uint32_t, 2> words, const char* what);
+/// The trace being recorded on this thread outside every traced op, or null.
+inline Tracer* recording() noexcept { return static_cast<Tracer*>(recording_tracer); }
 
 /// While alive, this thread records nothing: an op's body runs its kernels and nested ops freely.
 class RecordingPause {
@@ -161,7 +164,7 @@ class RecordingPause {
   RecordingPause& operator=(const RecordingPause&) = delete;
 
  private:
-  Tracer* saved_;
+  TraceChecks* saved_;
 };
 
 // ---------------------------------------------------------------- argument and result kinds
@@ -342,7 +345,7 @@ auto trace_call(Tracer& tracer, const char* op, const Body& body, const Args&...
 /// replayed on new ones) and capture only attributes, by value.
 template <class Body, class... Args>
 auto traced(const char* op, const Body& body, const Args&... args) {
-  if (Tracer* tracer = recording_tracer; tracer != nullptr) [[unlikely]]
+  if (Tracer* tracer = recording(); tracer != nullptr) [[unlikely]]
     return trace_call(*tracer, op, body, args...);
   return body(args...);
 }
@@ -352,7 +355,7 @@ auto traced(const char* op, const Body& body, const Args&... args) {
 /// decline (a dtype or a layout the kernel does not cover).
 template <class Body, class Lower, class... Args>
 auto traced_lowered(const char* op, const Body& body, const Lower& lower, const Args&... args) {
-  if (Tracer* tracer = recording_tracer; tracer != nullptr) [[unlikely]] {
+  if (Tracer* tracer = recording(); tracer != nullptr) [[unlikely]] {
     auto result = trace_call(*tracer, op, body, args...);
     JitInstruction& ins = tracer->instructions.back();
     if (ins.tracked.empty()) ins.kernel = lower(args..., result);
