@@ -14,14 +14,9 @@ import sys
 import tempfile
 
 from synthetic_fashion_mnist import write_data
+from train_resume_test import final_fields
 
 TRAIN, TEST, BATCH = 512, 1300, 64
-
-
-def final_fields(output):
-    line = output.strip().splitlines()[-1]
-    assert line.startswith("final "), f"no final line in:\n{output}"
-    return dict(field.split("=", 1) for field in line.split()[1:])
 
 
 def main():
