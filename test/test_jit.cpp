@@ -97,6 +97,53 @@ TEST_CASE("jit: an elementwise and reduction chain replays eager mode's bits and
   CHECK(f.cache_size() == 2);
 }
 
+TEST_CASE("jit: a chain of elementwise ops runs as one fused pass with eager mode's bits") {
+  // A bias row and a scalar broadcast, an intermediate also returned (so written to memory), and
+  // sizes that are not a multiple of the fused block, nor the row of it.
+  const auto chain_fn = [](const Tensor& x, const Tensor& y, const Tensor& b) {
+    const Tensor xy = x * y;
+    return std::pair{relu(xy + b) * 2.0f - tanh(xy), xy};
+  };
+  const auto f = jit(chain_fn);
+  for (const Shape& shape : {Shape{300, 70}, Shape{3, 7}}) {
+    const Tensor x = pattern(shape), y = pattern(shape, -2.0f, 2.0f, 1),
+                 b = pattern(Shape{shape[1]}, -1.0f, 1.0f, 2);
+    const auto [out, xy] = f(x, y, b);
+    const auto [out_e, xy_e] = chain_fn(x, y, b);
+    check_same(out, out_e);
+    check_same(xy, xy_e);
+    const detail::JitPlanStats stats = detail::jit_stats(*f.latest_plan());
+    CHECK(stats.fused_ops == 6);  // multiply, add, relu, multiply, tanh, subtract
+    CHECK(stats.steps == 1);
+  }
+  // The gradient's elementwise ops fuse too.
+  const auto loss = [](const Tensor& w, const Tensor& x) { return sum(tanh(x * w + 1.0f) * sigmoid(w)); };
+  const auto g = jit(grad(loss));
+  const Tensor w = pattern(Shape{64, 33}, -1.0f, 1.0f, 3), x = pattern(Shape{64, 33}, -1.0f, 1.0f, 4);
+  check_same(g(w, x), grad(loss)(w, x));
+  CHECK(detail::jit_stats(*g.latest_plan()).fused_ops >= 4);
+  // A donated input dies in the chain: the result is written over it.
+  const auto h = jit([](const Tensor& x) { return relu(x * 2.0f + 1.0f); });
+  Tensor d = pattern(Shape{1000});
+  const Tensor expected = relu(d * 2.0f + 1.0f);
+  const float* before = d.values<float>().data();
+  const Tensor r = h(std::move(d));
+  check_same(r, expected);
+  CHECK(r.values<float>().data() == before);
+}
+
+TEST_CASE("jit: an op repeated on the same inputs runs once (common subexpressions)") {
+  const auto fn = [](const Tensor& x, const Tensor& w) {
+    return matmul(tanh(x), w) + matmul(tanh(x), w) * exp(x) - exp(x) + matmul(tanh(x), w, {.transpose_b = true});
+  };
+  const auto f = jit(fn);
+  const Tensor x = pattern(Shape{6, 4}), w = pattern(Shape{4, 4}, -1.0f, 1.0f, 1);
+  check_same(f(x, w), fn(x, w));
+  const detail::JitPlanStats stats = detail::jit_stats(*f.latest_plan());
+  CHECK(stats.merged_ops == 4);  // tanh twice, the first product once, exp once
+  CHECK(stats.gemms == 2);       // the transposed product is another
+}
+
 TEST_CASE("jit: the least recently used plan is dropped beyond cache_size, and traced again when needed") {
   int calls = 0;  // a side effect: it happens at trace time only
   const auto f = jit(

@@ -74,6 +74,8 @@ Tensor jit_placeholder();
 /// What a plan holds, for tests and logs: ops recorded at trace time, steps it runs.
 struct JitPlanStats {
   std::size_t recorded_ops = 0, steps = 0, constants = 0, gemms = 0;
+  std::size_t fused_ops = 0;   // elementwise ops that run inside fused chains
+  std::size_t merged_ops = 0;  // ops that repeat an earlier one (common subexpressions), not run
 };
 JitPlanStats jit_stats(const JitPlan& plan);
 /// The plan's products on the GEMM backend alone, back to back on zeroed buffers of their shapes:

@@ -4,10 +4,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "../buffer.hpp"
+#include "../parallel.hpp"
 #include "trace.hpp"
 #include "weft/jit.hpp"
 
@@ -31,6 +34,7 @@ struct JitStep {
   std::vector<int> grad_of;   // a vjp step
   std::size_t forward_inputs = 0;
   std::vector<int> release, release_kept;
+  std::size_t fused = 0;  // a fused chain: the ops it runs
 };
 
 }  // namespace
@@ -58,7 +62,7 @@ struct JitPlan {
   std::vector<int> tensor_outputs, key_outputs;
   std::vector<ThreefryLayout> output_layouts;
   std::vector<std::shared_ptr<autodiff::Node>> leaves;
-  std::size_t recorded = 0;
+  std::size_t recorded = 0, merged = 0;
 };
 
 namespace {
@@ -136,6 +140,136 @@ void fuse_adds(JitPlan& plan) {
   std::erase_if(plan.steps, [&](const JitStep&) { return removed[i++]; });
 }
 
+/// A chain of elementwise kernels fused into one: per block of kBlock elements, each member
+/// runs on the block in turn, reading the chain's intermediates from block buffers on the stack
+/// (in cache) and writing to memory only the values read outside the chain.
+struct FusedChain {
+  static constexpr std::int64_t kBlock = 512;
+  static constexpr std::size_t kMaxMembers = 8;
+  struct Operand {
+    bool member = false;  // the output of an earlier member, else input `index` of the fused kernel
+    int index = 0;
+    bool aligned = true;
+  };
+  struct Member {
+    std::function<void(const float* const*, float*, std::int64_t, std::int64_t)> block;
+    std::vector<Operand> in;
+    int out = -1;  // the fused kernel's output it writes, or -1: a block buffer only
+  };
+  std::vector<Member> members;
+  std::int64_t size = 0;
+
+  void operator()(const void* const* in, void* const* out) const {
+    parallel_for(size, kParallelGrain, [&](std::int64_t b0, std::int64_t e0) {
+      alignas(64) float buffers[kMaxMembers][kBlock];
+      std::array<const float*, 4> args{};
+      for (std::int64_t begin = b0; begin < e0; begin += kBlock) {
+        const std::int64_t n = std::min(kBlock, e0 - begin);
+        for (std::size_t m = 0; m < members.size(); ++m) {
+          const Member& x = members[m];
+          for (std::size_t k = 0; k < x.in.size(); ++k) {
+            const Operand& o = x.in[k];
+            const auto i = static_cast<std::size_t>(o.index);
+            const Member& source = members[o.member ? i : 0];
+            args[k] = !o.member           ? static_cast<const float*>(in[i]) + (o.aligned ? begin : 0)
+                      : source.out >= 0   ? static_cast<const float*>(out[source.out]) + begin
+                                          : buffers[i];
+          }
+          float* dest = x.out >= 0 ? static_cast<float*>(out[x.out]) + begin : buffers[m];
+          x.block(args.data(), dest, begin, n);
+        }
+      }
+    });
+  }
+};
+
+/// Runs of consecutive elementwise kernels over outputs of one size become one FusedChain step: the
+/// values read only inside the run are never written to memory, and the run makes one pass.
+/// Bit for bit the same results: each member does its own arithmetic, element by element.
+void fuse_elementwise(JitPlan& plan) {
+  std::vector<int> outside_reads(plan.slots, 0);
+  for (int s : plan.tensor_outputs) outside_reads[static_cast<std::size_t>(s)] += 1;
+  for (int s : plan.key_outputs) outside_reads[static_cast<std::size_t>(s)] += 1;
+  for (const JitStep& step : plan.steps)
+    for (int s : step.in)
+      if (s >= 0) ++outside_reads[static_cast<std::size_t>(s)];
+  const auto fusable = [](const JitStep& s) {
+    return s.kind == JitStep::Kind::kernel && s.kernel.block && s.out.size() == 1 &&
+           s.out_dtypes[0] == DType::float32 && s.in.size() <= 4 &&
+           std::ranges::none_of(s.in, [](int i) { return i < 0; });
+  };
+  std::vector<JitStep> steps;
+  for (std::size_t i = 0; i < plan.steps.size();) {
+    std::size_t end = i + 1;
+    if (fusable(plan.steps[i]))
+      while (end < plan.steps.size() && end - i < FusedChain::kMaxMembers && fusable(plan.steps[end]) &&
+             plan.steps[end].out_shapes[0].numel() == plan.steps[i].out_shapes[0].numel())
+        ++end;
+    if (end - i < 2) {
+      steps.push_back(std::move(plan.steps[i++]));
+      continue;
+    }
+    // Reads by the run's own members do not count as reads from outside.
+    std::vector<int> produced_at(plan.slots, -1);
+    for (std::size_t m = i; m < end; ++m) {
+      for (int s : plan.steps[m].in)
+        if (produced_at[static_cast<std::size_t>(s)] >= 0) --outside_reads[static_cast<std::size_t>(s)];
+      produced_at[static_cast<std::size_t>(plan.steps[m].out[0])] = static_cast<int>(m - i);
+    }
+    JitStep fused;
+    fused.kind = JitStep::Kind::kernel;
+    fused.op = "fused_elementwise";
+    fused.fused = end - i;
+    auto chain = std::make_shared<FusedChain>();
+    chain->size = plan.steps[i].out_shapes[0].numel();
+    std::vector<std::size_t> last_reader;  // per fused input: the last member that reads it
+    std::vector<bool> aligned_only;        // per fused input: whether every member reads it aligned
+    for (std::size_t m = i; m < end; ++m) {
+      const JitStep& x = plan.steps[m];
+      FusedChain::Member member{x.kernel.block, {}, -1};
+      for (std::size_t k = 0; k < x.in.size(); ++k) {
+        const int s = x.in[k];
+        const int at = produced_at[static_cast<std::size_t>(s)];
+        if (at >= 0 && at < static_cast<int>(m - i)) {
+          member.in.push_back({true, at, true});
+          continue;
+        }
+        auto found = std::ranges::find(fused.in, s);
+        if (found == fused.in.end()) {
+          fused.in.push_back(s);
+          fused.in_bytes.push_back(x.in_bytes[k]);
+          last_reader.push_back(0);
+          aligned_only.push_back(true);
+          found = fused.in.end() - 1;
+        }
+        const auto e = static_cast<std::size_t>(found - fused.in.begin());
+        last_reader[e] = m - i;
+        aligned_only[e] = aligned_only[e] && x.kernel.aligned[k];
+        member.in.push_back({false, static_cast<int>(e), x.kernel.aligned[k]});
+      }
+      if (outside_reads[static_cast<std::size_t>(x.out[0])] > 0) {
+        member.out = static_cast<int>(fused.out.size());
+        fused.out.push_back(x.out[0]);
+        fused.out_shapes.push_back(x.out_shapes[0]);
+        fused.out_dtypes.push_back(x.out_dtypes[0]);
+      }
+      chain->members.push_back(std::move(member));
+    }
+    // An output may overwrite an input that only earlier members (or its own) read, element by
+    // element: each block is read before it is written.
+    for (std::size_t m = 0; m < chain->members.size(); ++m) {
+      const int out = chain->members[m].out;
+      if (out < 0) continue;
+      for (std::size_t e = 0; e < fused.in.size(); ++e)
+        if (aligned_only[e] && last_reader[e] <= m) fused.kernel.in_place.emplace_back(out, static_cast<int>(e));
+    }
+    fused.kernel.run = [chain](const void* const* in, void* const* out) { (*chain)(in, out); };
+    steps.push_back(std::move(fused));
+    i = end;
+  }
+  plan.steps = std::move(steps);
+}
+
 void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_inputs,
                 const std::vector<int>& key_inputs, const std::vector<int>& tensor_outputs,
                 const std::vector<int>& key_outputs, std::vector<ThreefryLayout> output_layouts) {
@@ -184,14 +318,32 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
     return slot[v];
   };
 
+  // Common subexpressions: a kernel with the op, identity and inputs of an earlier one reads its
+  // outputs instead of running again.
+  std::vector<int> same_as(n_values);
+  for (std::size_t v = 0; v < n_values; ++v) same_as[v] = static_cast<int>(v);
+  const auto resolve = [&](int value) { return value < 0 ? value : same_as[static_cast<std::size_t>(value)]; };
+  std::unordered_map<std::string, std::size_t> computed;
   std::vector<int> keep_of(n_ins, -1);
   for (std::size_t i = 0; i < n_ins; ++i) {
     if (!run[i]) continue;
     const JitInstruction& x = ins[i];
+    if (x.kernel.run && !x.kernel.identity.empty() && !node_needed[i]) {
+      std::string key = fmt::format("{}/{}", x.op, x.kernel.identity);
+      for (int in : x.inputs) key += fmt::format("/{}", resolve(in));
+      const auto [it, first] = computed.try_emplace(std::move(key), i);
+      if (!first) {
+        const JitInstruction& earlier = ins[it->second];
+        for (std::size_t o = 0; o < x.outputs.size(); ++o)
+          same_as[static_cast<std::size_t>(x.outputs[o])] = earlier.outputs[o];
+        ++plan.merged;
+        continue;
+      }
+    }
     JitStep s;
     s.kind = x.is_vjp() ? JitStep::Kind::vjp : JitStep::Kind::closure;
     s.op = x.op;
-    for (int in : x.inputs) s.in.push_back(read_slot(in));
+    for (int in : x.inputs) s.in.push_back(read_slot(resolve(in)));
     for (int o : x.outputs) s.out.push_back(new_slot(o));
     if (s.kind == JitStep::Kind::vjp) {
       s.keep = keep_of[static_cast<std::size_t>(x.forward)] + x.forward_output;
@@ -216,9 +368,10 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
     }
     plan.steps.push_back(std::move(s));
   }
-  for (int v : tensor_outputs) plan.tensor_outputs.push_back(read_slot(v));
-  for (int v : key_outputs) plan.key_outputs.push_back(read_slot(v));
+  for (int v : tensor_outputs) plan.tensor_outputs.push_back(read_slot(resolve(v)));
+  for (int v : key_outputs) plan.key_outputs.push_back(read_slot(resolve(v)));
   fuse_adds(plan);
+  fuse_elementwise(plan);
 
   // Liveness: each slot is freed after the last step that reads it, unless it is a result; so a
   // replay holds no more intermediates than eager mode does.
@@ -458,8 +611,11 @@ JitFlat jit_run(const JitPlan& plan, JitFlat inputs) {
 }
 
 JitPlanStats jit_stats(const JitPlan& plan) {
-  JitPlanStats s{plan.recorded, plan.steps.size(), plan.constants.size(), 0};
-  for (const JitStep& step : plan.steps) s.gemms += step.kind == JitStep::Kind::kernel && step.kernel.gemm ? 1 : 0;
+  JitPlanStats s{plan.recorded, plan.steps.size(), plan.constants.size(), 0, 0, plan.merged};
+  for (const JitStep& step : plan.steps) {
+    s.gemms += step.kind == JitStep::Kind::kernel && step.kernel.gemm ? 1 : 0;
+    s.fused_ops += step.fused;
+  }
   return s;
 }
 
@@ -520,8 +676,8 @@ JitCache::Entry JitCache::insert(const std::string& signature, std::span<const V
   ++traces_;
   if (options_.log_compiles) {
     const JitPlanStats s = jit_stats(*entry.plan);
-    fmt::print(stderr, "weft::jit: traced {} ({}): {} ops recorded, {} steps\n", options_.name, description,
-               s.recorded_ops, s.steps);
+    fmt::print(stderr, "weft::jit: traced {} ({}): {} ops recorded, {} steps ({} elementwise ops fused)\n",
+               options_.name, description, s.recorded_ops, s.steps, s.fused_ops);
   }
   std::vector<Variables> structures;
   for (const Variables* t : trees)

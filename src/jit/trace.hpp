@@ -57,6 +57,17 @@ struct JitKernel {
   /// what the plan runs instead of this kernel and an `adds` kernel that is that output's only
   /// reader (Adam's update and apply_updates in one pass). Empty where not offered.
   std::function<JitKernel(int output)> fuse_add{};
+  /// An elementwise float kernel's form on a range, which lets the plan fuse a chain of them into
+  /// one loop over blocks (the chain's intermediates then live in a block-sized buffer, in cache):
+  /// writes elements [begin, begin + count) of its one output to `out`. `in[k]` points at element
+  /// `begin` of input k where `aligned[k]` (an input of the output's shape), and at its start
+  /// otherwise (a broadcast operand, which the kernel indexes itself). Empty where not offered.
+  std::function<void(const float* const* in, float* out, std::int64_t begin, std::int64_t count)> block{};
+  std::vector<bool> aligned{};
+  /// What besides the op's name and its inputs decides its results (an attribute such as the
+  /// function of a unary op's gradient): two kernels alike in all three compute the same values,
+  /// and the plan keeps the first (common-subexpression elimination). Empty: never merged.
+  std::string identity{};
 };
 
 struct JitInstruction {

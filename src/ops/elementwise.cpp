@@ -104,17 +104,69 @@ constexpr auto subtract_f = [](float x, float y) { return x - y; };
 constexpr auto multiply_f = [](float x, float y) { return x * y; };
 constexpr auto divide_f = [](float x, float y) { return x / y; };
 
-/// The lowering of a float binary op with broadcasting: the broadcast plan is made once, at trace time.
+/// How an operand of shape `s` is read by an op whose output has shape `out` (for JitKernel::block):
+/// 0 when it has the output's shape (leading unit axes aside), its element count when it is a
+/// block repeated along the output's leading axes (a scalar, or a bias row), -1 otherwise.
+std::int64_t operand_period(const Shape& s, const Shape& out) {
+  if (s.numel() == out.numel()) return 0;
+  int lead = 0;
+  while (lead < s.rank() && s[lead] == 1) ++lead;
+  const int k = s.rank() - lead;
+  if (k > out.rank()) return -1;
+  for (int i = 0; i < k; ++i)
+    if (s[lead + i] != out[out.rank() - k + i]) return -1;
+  return s.numel();
+}
+
+/// out[i] = f(x[i], r[(begin + i) % period]) (or f(r, x) with kSwap) for i < n: an operand read
+/// aligned against one repeated with the given period.
+template <bool kSwap, class F>
+void periodic_loop(const float* x, const float* r, float* out, std::int64_t begin, std::int64_t n, std::int64_t period,
+                   F f) {
+  if (period == 1) {
+    const float c = r[0];
+    for (std::int64_t i = 0; i < n; ++i) out[i] = kSwap ? f(c, x[i]) : f(x[i], c);
+    return;
+  }
+  std::int64_t j = begin % period;
+  for (std::int64_t i = 0; i < n; j = 0) {
+    const std::int64_t len = std::min(n - i, period - j);
+    for (std::int64_t k = 0; k < len; ++k) out[i + k] = kSwap ? f(r[j + k], x[i + k]) : f(x[i + k], r[j + k]);
+    i += len;
+  }
+}
+
+/// The lowering of a float binary op with broadcasting: the broadcast plan is made once, at trace
+/// time. It offers a block form (fusable with its neighbours) when each operand is aligned with the
+/// output or repeated along its leading axes.
 template <class F>
 auto lower_binary(F f, const char* op) {
   return [f, op](const Tensor& a, const Tensor& b, const Tensor&) -> detail::JitKernel {
     if (a.dtype() != DType::float32 || b.dtype() != DType::float32) return {};
     const detail::BroadcastPlan p = detail::plan_broadcast(a.shape(), b.shape(), op);
-    return {[p, f](const void* const* in, void* const* out) {
-              detail::binary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
-                                                static_cast<float*>(out[0]), p, f);
-            },
-            {{0, 0}, {0, 1}}};
+    detail::JitKernel k{[p, f](const void* const* in, void* const* out) {
+                          detail::binary_loop<float, float>(static_cast<const float*>(in[0]),
+                                                            static_cast<const float*>(in[1]),
+                                                            static_cast<float*>(out[0]), p, f);
+                        },
+                        {{0, 0}, {0, 1}}};
+    const std::int64_t pa = operand_period(a.shape(), p.out), pb = operand_period(b.shape(), p.out);
+    if (pa == 0 && pb == 0)
+      k.block = [f](const float* const* in, float* out, std::int64_t, std::int64_t n) {
+        const F fn = f;
+        for (std::int64_t i = 0; i < n; ++i) out[i] = fn(in[0][i], in[1][i]);
+      };
+    else if (pa == 0 && pb > 0)
+      k.block = [f, pb](const float* const* in, float* out, std::int64_t begin, std::int64_t n) {
+        periodic_loop<false>(in[0], in[1], out, begin, n, pb, f);
+      };
+    else if (pb == 0 && pa > 0)
+      k.block = [f, pa](const float* const* in, float* out, std::int64_t begin, std::int64_t n) {
+        periodic_loop<true>(in[1], in[0], out, begin, n, pa, f);
+      };
+    if (k.block) k.aligned = {pa == 0, pb == 0};
+    k.identity = op;
+    return k;
   };
 }
 
@@ -260,13 +312,20 @@ void unary_grad_loop(const float* pg, const float* px, const float* py, float* p
 
 /// The gradient g * dfdx(x, y) of a unary op y = f(x), as an op of its own (lowered by weft::jit).
 template <class D>
-Tensor unary_grad(const Tensor& g, const Tensor& x, const Tensor& y, D dfdx) {
-  const auto lower = [dfdx](const Tensor& g, const Tensor&, const Tensor&, const Tensor&) -> detail::JitKernel {
-    return {[dfdx, n = g.size()](const void* const* in, void* const* out) {
-              unary_grad_loop(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
-                              static_cast<const float*>(in[2]), static_cast<float*>(out[0]), n, dfdx);
-            },
-            {{0, 0}}};
+Tensor unary_grad(const Tensor& g, const Tensor& x, const Tensor& y, D dfdx, const char* op) {
+  const auto lower = [dfdx, op](const Tensor& g, const Tensor&, const Tensor&, const Tensor&) -> detail::JitKernel {
+    detail::JitKernel k{[dfdx, n = g.size()](const void* const* in, void* const* out) {
+                          unary_grad_loop(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                                          static_cast<const float*>(in[2]), static_cast<float*>(out[0]), n, dfdx);
+                        },
+                        {{0, 0}}};
+    k.block = [dfdx](const float* const* in, float* out, std::int64_t, std::int64_t n) {
+      const D d = dfdx;
+      for (std::int64_t i = 0; i < n; ++i) out[i] = in[0][i] * d(in[1][i], in[2][i]);
+    };
+    k.aligned = {true, true, true};
+    k.identity = op;  // the unary op whose gradient this is
+    return k;
   };
   return detail::traced_lowered(
       "unary_grad",
@@ -282,19 +341,27 @@ Tensor unary_grad(const Tensor& g, const Tensor& x, const Tensor& y, D dfdx) {
 /// A unary float op with derivative dfdx(x, y) where y = f(x).
 template <class F, class D>
 Tensor unary_op(const Tensor& x, const char* op, F f, D dfdx) {
-  const auto lower = [f](const Tensor& x, const Tensor&) -> detail::JitKernel {
+  const auto lower = [f, op](const Tensor& x, const Tensor&) -> detail::JitKernel {
     if (x.dtype() != DType::float32) return {};
-    return {[f, n = x.size()](const void* const* in, void* const* out) {
-              detail::unary_loop<float, float>(static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n, f);
-            },
-            {{0, 0}}};
+    detail::JitKernel k{[f, n = x.size()](const void* const* in, void* const* out) {
+                          detail::unary_loop<float, float>(static_cast<const float*>(in[0]),
+                                                           static_cast<float*>(out[0]), n, f);
+                        },
+                        {{0, 0}}};
+    k.block = [f](const float* const* in, float* out, std::int64_t, std::int64_t n) {
+      const F fn = f;
+      for (std::int64_t i = 0; i < n; ++i) out[i] = fn(in[0][i]);
+    };
+    k.aligned = {true};
+    k.identity = op;
+    return k;
   };
   return detail::traced_lowered(op, [=](const Tensor& x) -> Tensor {
     detail::require_float(x, op);
     Tensor out = map_unary<float, float>(x, f);
     if (autodiff::any_tracked(x)) {
-      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = unary_grad(g, vx, vy, dfdx);
+      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx, op](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = unary_grad(g, vx, vy, dfdx, op);
       });
     }
     return out;

@@ -132,12 +132,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, MatmulOptions options) {
     const std::int64_t n = out.shape()[out.rank() - 1];
     const std::int64_t rows = options.transpose_a ? sa[1] : a.size() / k;
     const std::int64_t lda = sa[sa.rank() - 1], ldb = sb[1];
-    return {[=](const void* const* in, void* const* o) {
-              backend::sgemm(options.transpose_a, options.transpose_b, rows, n, k, static_cast<const float*>(in[0]),
-                             lda, static_cast<const float*>(in[1]), ldb, 0.0f, static_cast<float*>(o[0]), n);
-            },
-            {},
-            true};
+    detail::JitKernel kernel{[=](const void* const* in, void* const* o) {
+                               backend::sgemm(options.transpose_a, options.transpose_b, rows, n, k,
+                                              static_cast<const float*>(in[0]), lda, static_cast<const float*>(in[1]),
+                                              ldb, 0.0f, static_cast<float*>(o[0]), n);
+                             },
+                             {},
+                             true};
+    kernel.identity = fmt::format("transpose {} {}", options.transpose_a, options.transpose_b);
+    return kernel;
   };
   return detail::traced_lowered("matmul", [=](const Tensor& a, const Tensor& b) -> Tensor {
     detail::require_float(a, "matmul");
