@@ -54,26 +54,28 @@ float divisor(const Window2d& w, bool count_include_pad, std::int64_t oh, std::i
 /// Runs body(n, oh, ow, out) for every output pixel, in parallel over output rows; `out` points at
 /// the pixel's C channels.
 template <class F>
-Tensor pool_forward(const Window2d& w, F body, float** base = nullptr) {
-  Tensor y = detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::float32);
-  float* py = detail::mutable_data<float>(y);
-  if (base) *base = py;
+void pool_forward_into(const Window2d& w, float* py, F body) {
   const std::int64_t grain = std::max<std::int64_t>(1, image_grain(w) * w.oh);
   detail::parallel_for(w.n * w.oh, grain, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t row = b; row < e; ++row)
       for (std::int64_t ow = 0; ow < w.ow; ++ow) body(row / w.oh, row % w.oh, ow, py + (row * w.ow + ow) * w.c);
   });
+}
+
+template <class F>
+Tensor pool_forward(const Window2d& w, F body) {
+  Tensor y = detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::float32);
+  pool_forward_into(w, detail::mutable_data<float>(y), body);
   return y;
 }
 
-/// Max pooling; when `argmax` is given it receives, per output element, the offset within its image
-/// of the element chosen (the first maximum, or the first NaN), or -1 for a window of padding only.
-Tensor max_pool_forward(const Tensor& x, const Window2d& w, std::int32_t* argmax) {
-  const float* px = detail::data<float>(x);
-  float* y0 = nullptr;
-  Tensor y = pool_forward(w, [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* out) {
+/// Max pooling of px into py; when `argmax` is given it receives, per output element, the offset
+/// within its image of the element chosen (the first maximum, or the first NaN), or -1 for a window
+/// of padding only.
+void max_pool_forward_into(const float* px, const Window2d& w, float* py, std::int32_t* argmax) {
+  pool_forward_into(w, py, [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* out) {
     std::fill_n(out, w.c, -std::numeric_limits<float>::infinity());  // the padding value
-    std::int32_t* idx = argmax ? argmax + (out - y0) : nullptr;
+    std::int32_t* idx = argmax ? argmax + (out - py) : nullptr;
     if (idx) std::fill_n(idx, w.c, -1);
     const float* image = px + n * w.h * w.w * w.c;
     for_each_inside(w, oh, ow, [&](std::int64_t ih, std::int64_t iw) {
@@ -97,7 +99,12 @@ Tensor max_pool_forward(const Tensor& x, const Window2d& w, std::int32_t* argmax
         }
       }
     });
-  }, &y0);
+  });
+}
+
+Tensor max_pool_forward(const Tensor& x, const Window2d& w, std::int32_t* argmax) {
+  Tensor y = detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::float32);
+  max_pool_forward_into(detail::data<float>(x), w, detail::mutable_data<float>(y), argmax);
   return y;
 }
 
@@ -118,9 +125,7 @@ Tensor avg_pool_forward(const Tensor& x, const Window2d& w, bool count_include_p
 /// contribution, with body = make_body() made once per chunk (it may own scratch space). Parallel
 /// over images, each image's pixels in order, so sums are deterministic.
 template <class MakeBody>
-Tensor pool_backward(const Window2d& w, MakeBody make_body) {
-  Tensor dx = detail::empty(Shape{w.n, w.h, w.w, w.c}, DType::float32);
-  float* pdx = detail::mutable_data<float>(dx);
+void pool_backward_into(const Window2d& w, float* pdx, MakeBody make_body) {
   const std::int64_t image = w.h * w.w * w.c;
   detail::parallel_for(w.n, image_grain(w), [&](std::int64_t b, std::int64_t e) {
     auto body = make_body();
@@ -129,22 +134,77 @@ Tensor pool_backward(const Window2d& w, MakeBody make_body) {
       for (std::int64_t oh = 0; oh < w.oh; ++oh)
         for (std::int64_t ow = 0; ow < w.ow; ++ow) body(n, oh, ow, pdx + n * image);
   });
+}
+
+template <class MakeBody>
+Tensor pool_backward(const Window2d& w, MakeBody make_body) {
+  Tensor dx = detail::empty(Shape{w.n, w.h, w.w, w.c}, DType::float32);
+  pool_backward_into(w, detail::mutable_data<float>(dx), make_body);
   return dx;
 }
 
-/// Routes each output gradient to the element max_pool chose (`argmax`, per image).
-Tensor max_pool_backward(const std::vector<std::int32_t>& argmax, const Tensor& dy, const Window2d& w) {
-  const float* pg = detail::data<float>(dy);
+/// Routes each output gradient pg to the element max_pool chose (`argmax`, per image) in pdx.
+void max_pool_backward_into(const std::int32_t* argmax, const float* pg, const Window2d& w, float* pdx) {
   const std::int64_t per_image = w.oh * w.ow * w.c;
-  return pool_backward(w, [&] {
+  pool_backward_into(w, pdx, [&] {
     return [&](std::int64_t n, std::int64_t oh, std::int64_t ow, float* dx) {
       const std::int64_t o = n * per_image + (oh * w.ow + ow) * w.c;
       for (std::int64_t c = 0; c < w.c; ++c) {
-        const std::int32_t i = argmax[static_cast<std::size_t>(o + c)];
+        const std::int32_t i = argmax[o + c];
         if (i >= 0) dx[i] += pg[o + c];
       }
     };
   });
+}
+
+Tensor max_pool_backward(const std::int32_t* argmax, const Tensor& dy, const Window2d& w) {
+  Tensor dx = detail::empty(Shape{w.n, w.h, w.w, w.c}, DType::float32);
+  max_pool_backward_into(argmax, detail::data<float>(dy), w, detail::mutable_data<float>(dx));
+  return dx;
+}
+
+/// The gradient of a traced max pooling: an op over the chosen offsets its forward op wrote (an
+/// int32 output of the trace), lowered to a kernel.
+Tensor max_pool_grad(const Tensor& dy, const Tensor& argmax, const Window2d& w) {
+  const auto lower = [w](const Tensor&, const Tensor&, const Tensor&) {
+    return detail::JitKernel{[w](const void* const* in, void* const* out) {
+      max_pool_backward_into(static_cast<const std::int32_t*>(in[1]), static_cast<const float*>(in[0]), w,
+                             static_cast<float*>(out[0]));
+    }};
+  };
+  return detail::traced_lowered(
+      "max_pool_grad",
+      [w](const Tensor& dy, const Tensor& argmax) {
+        return max_pool_backward(detail::data<std::int32_t>(argmax), dy, w);
+      },
+      lower, dy, argmax);
+}
+
+/// Max pooling of a tracked input while a weft::jit trace records: one op, lowered, whose outputs
+/// are the pooled values and the offsets chosen (the argmax eager mode keeps), so that the gradient
+/// is a kernel too and finds no maximum again.
+Tensor traced_max_pool(const Tensor& x, const Window2d& w) {
+  const auto lower = [w](const Tensor&, const std::array<Tensor, 2>&) {
+    return detail::JitKernel{[w](const void* const* in, void* const* out) {
+      max_pool_forward_into(static_cast<const float*>(in[0]), w, static_cast<float*>(out[0]),
+                            static_cast<std::int32_t*>(out[1]));
+    }};
+  };
+  const std::array<Tensor, 2> out = detail::traced_lowered(
+      "max_pool",
+      [w](const Tensor& x) {
+        std::array<Tensor, 2> r{detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::float32),
+                                detail::empty(Shape{w.n, w.oh, w.ow, w.c}, DType::int32)};
+        max_pool_forward_into(detail::data<float>(x), w, detail::mutable_data<float>(r[0]),
+                              detail::mutable_data<std::int32_t>(r[1]));
+        return r;
+      },
+      lower, detail::detach(x));  // untracked: the op is a kernel, its gradient recorded below
+  Tensor y = out[0];
+  autodiff::record_ops(y, "max_pool", {&x}, [argmax = out[1], w](const Tensor& g, std::span<Tensor> gr) {
+    gr[0] = max_pool_grad(g, argmax, w);
+  });
+  return y;
 }
 
 Tensor avg_pool_backward(const Tensor& dy, const Window2d& w, bool count_include_pad) {
@@ -163,9 +223,28 @@ Tensor avg_pool_backward(const Tensor& dy, const Window2d& w, bool count_include
 
 enum class PoolKind { max, avg };
 
+/// The window of pooling an NHWC input, or the error that says why it cannot be pooled.
+Window2d pool_window(const Tensor& x, const PoolOptions& o, const char* op) {
+  const std::string where = fmt::format("weft::{}: ", op);
+  if (x.rank() != 4)
+    throw ShapeError(fmt::format("{}the input must be NHWC (rank 4) or HWC (rank 3), got shape {}; pooling runs over "
+                                 "the two spatial axes",
+                                 where, x.shape().str()));
+  if (o.window.size() != 2)
+    throw ValueError(fmt::format("{}window {} has {} entries; give two, (height, width)", where,
+                                 detail::extents_str(o.window), o.window.size()));
+  if (o.window[0] < 1 || o.window[1] < 1)
+    throw ValueError(fmt::format("{}window {} must be positive", where, detail::extents_str(o.window)));
+  const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
+  return detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
+}
+
 Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
-  return detail::traced(kind == PoolKind::max ? "max_pool" : "avg_pool", [=](const Tensor& x) -> Tensor {
-    const char* op = kind == PoolKind::max ? "max_pool" : "avg_pool";
+  const char* op = kind == PoolKind::max ? "max_pool" : "avg_pool";
+  if (kind == PoolKind::max && detail::recording() != nullptr && autodiff::any_tracked(x) && x.rank() == 4 &&
+      x.dtype() == DType::float32)
+    return traced_max_pool(x, pool_window(x, o, op));
+  return detail::traced(op, [=](const Tensor& x) -> Tensor {
     detail::require_defined(x, op);
     detail::require_float(x, op);
     if (x.rank() == 3) {  // HWC: Flax adds a batch axis
@@ -173,25 +252,14 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
       const Tensor y = pool(reshape(x, Shape{1, s[0], s[1], s[2]}), o, kind);
       return reshape(y, Shape{y.shape()[1], y.shape()[2], y.shape()[3]});
     }
-    const std::string where = fmt::format("weft::{}: ", op);
-    if (x.rank() != 4)
-      throw ShapeError(fmt::format("{}the input must be NHWC (rank 4) or HWC (rank 3), got shape {}; pooling runs over "
-                                   "the two spatial axes",
-                                   where, x.shape().str()));
-    if (o.window.size() != 2)
-      throw ValueError(fmt::format("{}window {} has {} entries; give two, (height, width)", where,
-                                   detail::extents_str(o.window), o.window.size()));
-    if (o.window[0] < 1 || o.window[1] < 1)
-      throw ValueError(fmt::format("{}window {} must be positive", where, detail::extents_str(o.window)));
-    const std::vector<std::int64_t> strides = o.strides.empty() ? std::vector<std::int64_t>{1, 1} : o.strides;
-    const Window2d w = detail::window2d(x.shape(), o.window[0], o.window[1], strides, o.padding, {1, 1}, op);
-
+    const Window2d w = pool_window(x, o, op);
     const bool tracked = autodiff::any_tracked(x);
     if (kind == PoolKind::max) {
       if (!tracked) return max_pool_forward(x, w, nullptr);
       const auto windows = static_cast<std::size_t>(Shape{w.n, w.oh, w.ow, w.c}.numel());
       if (detail::active_tracer != nullptr) {
-        // Traced, the gradient is an op of its own that finds each window's maximum again.
+        // Inside another traced op's body (the offsets are not a value of the trace), the gradient
+        // is an op of its own that finds each window's maximum again.
         Tensor y = max_pool_forward(x, w, nullptr);
         autodiff::record_ops(y, op, {&x}, [vx = detail::detach(x), w, windows](const Tensor& g, std::span<Tensor> gr) {
           gr[0] = detail::traced(
@@ -199,7 +267,7 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
               [w, windows](const Tensor& dy, const Tensor& input) {
                 std::vector<std::int32_t> argmax(windows);
                 (void)max_pool_forward(input, w, argmax.data());
-                return max_pool_backward(argmax, dy, w);
+                return max_pool_backward(argmax.data(), dy, w);
               },
               g, vx);
         });
@@ -208,7 +276,7 @@ Tensor pool(const Tensor& x, const PoolOptions& o, PoolKind kind) {
       auto argmax = std::make_shared<std::vector<std::int32_t>>(windows);
       Tensor y = max_pool_forward(x, w, argmax->data());
       autodiff::record(y, op, {&x}, [argmax, w](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = max_pool_backward(*argmax, g, w);
+        gr[0] = max_pool_backward(argmax->data(), g, w);
       });
       return y;
     }
