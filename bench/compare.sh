@@ -15,7 +15,7 @@ set -eu
 
 build=build
 threads=1,2
-only=mlp_infer_b1,mlp_infer_b1_eager,mlp_train_b32,mlp_train_b32_eager,mlp_train_b32_floor,mlp_train_b256_large,mlp_train_b256_large_eager,mlp_train_b256_large_floor,residual_mlp_train,residual_mlp_train_eager,residual_mlp_train_floor,conv_train_b32,conv_train_b32_eager,dropout_fwd_16M,layernorm_fwd,op_overhead,gemm_1024,gemm_1024_backend_direct
+only=mlp_infer_b1,mlp_infer_b1_eager,mlp_train_b32,mlp_train_b32_eager,mlp_train_b32_floor,mlp_train_b256_large,mlp_train_b256_large_eager,mlp_train_b256_large_floor,residual_mlp_train,residual_mlp_train_eager,residual_mlp_train_floor,conv_train_b32,conv_train_b32_eager,conv_train_b32_floor,dropout_fwd_16M,layernorm_fwd,op_overhead,gemm_1024,gemm_1024_backend_direct
 time_opt=
 repeat=3
 usage="usage: bench/compare.sh [--build DIR] [--threads 1,2] [--only a,b] [--time SECONDS] [--repeat N]"

@@ -147,14 +147,12 @@ std::function<void()> train_floor(Model model, const Shape& input_shape, const s
   return detail::jit_gemm_floor(*jitted.latest_plan());
 }
 
-/// The workload `name` jitted, `name`_eager in eager mode, and `name`_floor where every product of
-/// the step is a GEMM kernel of its plan (not yet for convolutions, which run as one op each).
+/// The workload `name` jitted, `name`_eager in eager mode, and `name`_floor: the step's products
+/// alone (a convolution's at the shapes its im2col chunks give them) and the optimizer's pass.
 template <class Model>
-void add_train_step(std::vector<bench::Workload>& w, const std::string& name, Model model, Shape input_shape,
-                    bool floor_line = true) {
+void add_train_step(std::vector<bench::Workload>& w, const std::string& name, Model model, Shape input_shape) {
   w.push_back({name, [=] { return train_step(model, input_shape, true); }});
   w.push_back({name + "_eager", [=] { return train_step(model, input_shape, false); }});
-  if (!floor_line) return;
   bench::Workload floor{name + "_floor", {}, 1, {}};
   floor.setup = [model, input_shape, copy_ms = floor.added_ms] { return train_floor(model, input_shape, copy_ms); };
   floor.extra = [copy_ms = floor.added_ms](double ms) {
@@ -185,7 +183,7 @@ std::vector<bench::Workload> workloads() {
   add_train_step(w, "mlp_train_b256_large", models::Mlp{.sizes = {1024, 1024, 10}, .drop_rate = 0.1f},
                  Shape{256, 784});
   add_train_step(w, "residual_mlp_train", models::ResidualMlp{}, Shape{128, 784});
-  add_train_step(w, "conv_train_b32", models::ConvNet{}, Shape{32, 28, 28, 1}, /*floor_line=*/false);
+  add_train_step(w, "conv_train_b32", models::ConvNet{}, Shape{32, 28, 28, 1});
 
   // Dropout's random bits in the default (partitionable) layout and in the classic one, and the
   // floor of both: a copy of the same bytes (16M floats in, 16M out).

@@ -52,6 +52,13 @@ class BlockCache {
     cached_ += cls;
     return true;
   }
+  void release_all() noexcept {
+    std::lock_guard lock(mutex_);
+    for (auto& [cls, blocks] : free_)
+      for (void* p : blocks) release(p, cls);
+    free_.clear();
+    cached_ = 0;
+  }
   static void release(void* p, std::size_t cls) {
     ::operator delete(p, cls >= kHugeFrom ? std::align_val_t{kHugeAlignment} : kAlignment);
   }
@@ -101,6 +108,11 @@ void count_tensor_bytes_allocated(std::size_t bytes) noexcept {
 }
 
 void count_tensor_bytes_freed(std::size_t bytes) noexcept { live_bytes.fetch_sub(bytes, std::memory_order_relaxed); }
+
+void release_cached_blocks() noexcept {
+  cache().release_all();
+  ::malloc_trim(0);  // the heap's free pages too: keep_freed_memory told glibc to keep them
+}
 
 TensorBytes tensor_bytes() noexcept {
   return {live_bytes.load(std::memory_order_relaxed), peak_bytes.load(std::memory_order_relaxed)};

@@ -10,6 +10,9 @@ inline constexpr std::size_t kDataAlignment = 64;
 
 /// A kDataAlignment-aligned, uninitialised buffer of `bytes` bytes.
 std::shared_ptr<void> allocate_buffer(std::size_t bytes);
+/// Hands the freed blocks kept for reuse back to the system: what weft::jit does after a trace,
+/// whose values (held as in eager mode) a plan mostly replaces by its arena.
+void release_cached_blocks() noexcept;
 
 /// The element bytes of the tensors alive now, and the most alive at once since the last
 /// reset_tensor_bytes_peak: how tests measure what a computation keeps (nn::Remat's saving).

@@ -144,6 +144,18 @@ TEST_CASE("jit: an op repeated on the same inputs runs once (common subexpressio
   CHECK(stats.gemms == 2);       // the transposed product is another
 }
 
+TEST_CASE("jit: an elementwise kernel writes over a dying value of the arena") {
+  // matmul's output dies in exp, which may run in place: both live in the same arena bytes.
+  const auto fn = [](const Tensor& x, const Tensor& w, const Tensor& w2) { return matmul(exp(matmul(x, w)), w2); };
+  const auto f = jit(fn);
+  const Tensor x = pattern(Shape{8, 16}), w = pattern(Shape{16, 32}, -0.5f, 0.5f, 1),
+               w2 = pattern(Shape{32, 4}, -1.0f, 1.0f, 2);
+  check_same(f(x, w, w2), fn(x, w, w2));
+  const Tensor x2 = pattern(Shape{8, 16}, -2.0f, 2.0f, 3);
+  check_same(f(x2, w, w2), fn(x2, w, w2));
+  CHECK(detail::jit_stats(*f.latest_plan()).arena_bytes == 8 * 32 * sizeof(float));
+}
+
 TEST_CASE("jit: the least recently used plan is dropped beyond cache_size, and traced again when needed") {
   int calls = 0;  // a side effect: it happens at trace time only
   const auto f = jit(

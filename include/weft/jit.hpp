@@ -76,6 +76,7 @@ struct JitPlanStats {
   std::size_t recorded_ops = 0, steps = 0, constants = 0, gemms = 0;
   std::size_t fused_ops = 0;   // elementwise ops that run inside fused chains
   std::size_t merged_ops = 0;  // ops that repeat an earlier one (common subexpressions), not run
+  std::size_t arena_bytes = 0;  // the buffer that holds the values only kernels read and write
 };
 JitPlanStats jit_stats(const JitPlan& plan);
 /// The plan's products on the GEMM backend alone, back to back on zeroed buffers of their shapes:

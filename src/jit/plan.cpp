@@ -397,7 +397,7 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
 
 /// Arena offsets for the values that kernels alone write and read (none is a result): first fit
 /// among the values still live, so values whose lifetimes do not overlap share bytes. A kernel's
-/// output never shares its inputs' bytes (a GEMM cannot run in place).
+/// output shares an input's bytes only where the kernel may write over it (a GEMM cannot).
 void assign_arena(JitPlan& plan, const std::vector<int>& last_use) {
   plan.arena_offset.assign(plan.slots, -1);
   std::vector<bool> kernel_only(plan.slots, false), read(plan.slots, false);
@@ -417,7 +417,7 @@ void assign_arena(JitPlan& plan, const std::vector<int>& last_use) {
     }
   struct Live {
     std::size_t offset, bytes;
-    int last;
+    int last, slot;
   };
   std::vector<Live> live;
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
@@ -428,13 +428,32 @@ void assign_arena(JitPlan& plan, const std::vector<int>& last_use) {
       if (!kernel_only[slot] || !read[slot] || last_use[slot] < 0) continue;  // a result, or held as a tensor
       const std::size_t bytes = (byte_size(s.out_shapes[j], s.out_dtypes[j]) + kDataAlignment - 1) &
                                 ~(kDataAlignment - 1);
+      // In place: the bytes of an input that dies here, of the output's shape and dtype, where the
+      // kernel may write over it (an elementwise op); as take_dying_input does for tensors.
+      const auto dying = std::ranges::find_if(s.kernel.in_place, [&](const std::pair<int, int>& p) {
+        const int u = p.first == static_cast<int>(j) ? s.in[static_cast<std::size_t>(p.second)] : -1;
+        if (u < 0 || plan.arena_offset[static_cast<std::size_t>(u)] < 0 || last_use[static_cast<std::size_t>(u)] != static_cast<int>(i))
+          return false;
+        const JitStep& producer = plan.steps[static_cast<std::size_t>(produced_by[static_cast<std::size_t>(u)])];
+        const auto k = static_cast<std::size_t>(std::ranges::find(producer.out, u) - producer.out.begin());
+        return producer.out_shapes[k] == s.out_shapes[j] && producer.out_dtypes[k] == s.out_dtypes[j] &&
+               std::ranges::any_of(live, [&](const Live& l) { return l.slot == u; });
+      });
+      if (dying != s.kernel.in_place.end()) {
+        const int u = s.in[static_cast<std::size_t>(dying->second)];
+        Live& l = *std::ranges::find(live, u, &Live::slot);
+        l.slot = static_cast<int>(slot);
+        l.last = last_use[slot];
+        plan.arena_offset[slot] = plan.arena_offset[static_cast<std::size_t>(u)];
+        continue;
+      }
       std::ranges::sort(live, {}, &Live::offset);
       std::size_t offset = 0;
       for (const Live& l : live) {
         if (offset + bytes <= l.offset) break;
         offset = std::max(offset, l.offset + l.bytes);
       }
-      live.push_back({offset, bytes, last_use[slot]});
+      live.push_back({offset, bytes, last_use[slot], static_cast<int>(slot)});
       plan.arena_offset[slot] = static_cast<std::ptrdiff_t>(offset);
       plan.arena_bytes = std::max(plan.arena_bytes, offset + bytes);
     }
@@ -532,6 +551,7 @@ std::shared_ptr<const JitPlan> jit_trace(const JitFlat& inputs, const std::funct
   }
   auto plan = std::make_shared<JitPlan>();
   build_plan(*plan, tracer, tensor_inputs, key_inputs, tensor_outputs, key_outputs, std::move(layouts));
+  release_cached_blocks();
   return plan;
 }
 
@@ -611,7 +631,7 @@ JitFlat jit_run(const JitPlan& plan, JitFlat inputs) {
 }
 
 JitPlanStats jit_stats(const JitPlan& plan) {
-  JitPlanStats s{plan.recorded, plan.steps.size(), plan.constants.size(), 0, 0, plan.merged};
+  JitPlanStats s{plan.recorded, plan.steps.size(), plan.constants.size(), 0, 0, plan.merged, plan.arena_bytes};
   for (const JitStep& step : plan.steps) {
     s.gemms += step.kind == JitStep::Kind::kernel && step.kernel.gemm ? 1 : 0;
     s.fused_ops += step.fused;
@@ -623,19 +643,25 @@ std::function<void()> jit_gemm_floor(const JitPlan& plan) {
   std::vector<JitKernel> gemms;
   std::size_t bytes = kDataAlignment;
   for (const JitStep& step : plan.steps) {
-    if (step.kind != JitStep::Kind::kernel || !step.kernel.gemm) continue;
+    if (step.kind != JitStep::Kind::kernel || (!step.kernel.gemm && !step.kernel.products)) continue;
     gemms.push_back(step.kernel);
     for (std::size_t b : step.in_bytes) bytes = std::max(bytes, b);
-    bytes = std::max(bytes, byte_size(step.out_shapes[0], step.out_dtypes[0]));
+    bytes = std::max({bytes, byte_size(step.out_shapes[0], step.out_dtypes[0]), step.kernel.product_bytes});
   }
   // Zeros: a product's time does not depend on its values, and no denormal slows it.
   auto a = allocate_buffer(bytes), b = allocate_buffer(bytes), c = allocate_buffer(bytes);
   std::memset(a.get(), 0, bytes);
   std::memset(b.get(), 0, bytes);
+  std::memset(c.get(), 0, bytes);
   return [gemms = std::move(gemms), a, b, c] {
     const void* in[2] = {a.get(), b.get()};
     void* out[1] = {c.get()};
-    for (const JitKernel& k : gemms) k.run(in, out);
+    for (const JitKernel& k : gemms) {
+      if (k.products)
+        k.products(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<float*>(out[0]));
+      else
+        k.run(in, out);
+    }
   };
 }
 

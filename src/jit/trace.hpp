@@ -68,6 +68,11 @@ struct JitKernel {
   /// function of a unary op's gradient): two kernels alike in all three compute the same values,
   /// and the plan keeps the first (common-subexpression elimination). Empty: never merged.
   std::string identity{};
+  /// An op whose work includes products on the GEMM backend beside other passes (a convolution's
+  /// im2col and col2im): those products alone, at the op's shapes, on buffers of `product_bytes`
+  /// each; what weft-bench's floor lines time for it.
+  std::function<void(const float* a, const float* b, float* c)> products{};
+  std::size_t product_bytes = 0;
 };
 
 struct JitInstruction {

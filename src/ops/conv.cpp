@@ -179,18 +179,16 @@ ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions
   return g;
 }
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry& g) {
+namespace {
+
+void conv2d_forward_into(const float* px, const float* pk, float* py, const ConvGeometry& g) {
   const Window2d& w = g.win;
-  Tensor y = empty(Shape{w.n, w.oh, w.ow, g.out}, DType::float32);
-  float* py = mutable_data<float>(y);
   const std::int64_t rows = w.rows(), cols = patch_cols(g);
-  if (y.size() == 0) return y;
+  if (rows * g.out == 0) return;
   if (cols == 0) {  // no input channels: an empty sum
-    std::fill_n(py, y.size(), 0.0f);
-    return y;
+    std::fill_n(py, rows * g.out, 0.0f);
+    return;
   }
-  const float* px = data<float>(x);
-  const float* pk = data<float>(kernel);
   const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
   const std::int64_t step = rows_per_chunk(cols);
   run_chunks(ceil_div(rows, step), [&](std::int64_t chunk) {
@@ -201,21 +199,16 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry&
       backend::sgemm(false, false, r1 - r0, out_per_group, block, patches + gi * block, cols, pk + gi * out_per_group,
                      g.out, 0.0f, py + r0 * g.out + gi * out_per_group, g.out);
   });
-  return y;
 }
 
-Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeometry& g) {
+void conv2d_input_grad_into(const float* pdy, const float* pk, float* pdx, const ConvGeometry& g) {
   const Window2d& w = g.win;
-  Tensor dx = empty(Shape{w.n, w.h, w.w, w.c}, DType::float32);
-  float* pdx = mutable_data<float>(dx);
   const std::int64_t rows = w.rows(), cols = patch_cols(g);
-  if (dx.size() == 0) return dx;
+  if (w.n * w.h * w.w * w.c == 0) return;
   if (g.out == 0) {  // nothing depends on x
-    std::fill_n(pdx, dx.size(), 0.0f);
-    return dx;
+    std::fill_n(pdx, w.n * w.h * w.w * w.c, 0.0f);
+    return;
   }
-  const float* pdy = data<float>(dy);
-  const float* pk = data<float>(kernel);
   const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
   const std::int64_t step = rows_per_chunk(cols);
   // d patches[r0:r1] = dy[r0:r1] . kernel^T, group by group, into `dst` with leading dimension cols.
@@ -229,7 +222,7 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeome
       const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
       patch_grad(r0, r1, pdx + r0 * w.c);
     });
-    return dx;
+    return;
   }
   // Chunks of whole images, so that no two chunks add onto the same input pixel; within a chunk,
   // blocks of rows in order.
@@ -245,21 +238,16 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeome
       col2im_add(buffer.get(), g, r0, r1, pdx);
     }
   });
-  return dx;
 }
 
-Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry& g) {
+void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, const ConvGeometry& g) {
   const Window2d& w = g.win;
-  Tensor dk = empty(Shape{w.kh, w.kw, g.in_per_group, g.out}, DType::float32);
-  float* pdk = mutable_data<float>(dk);
-  const std::int64_t ksize = dk.size(), rows = w.rows(), cols = patch_cols(g);
-  if (ksize == 0) return dk;
+  const std::int64_t ksize = w.kh * w.kw * g.in_per_group * g.out, rows = w.rows(), cols = patch_cols(g);
+  if (ksize == 0) return;
   if (rows == 0) {  // an empty batch
     std::fill_n(pdk, ksize, 0.0f);
-    return dk;
+    return;
   }
-  const float* px = data<float>(x);
-  const float* pdy = data<float>(dy);
   const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
   const std::int64_t step = rows_per_chunk(cols), chunks = ceil_div(rows, step);
   // Each slice sums a fixed run of chunks into its own partial; the partials are added in order.
@@ -287,13 +275,81 @@ Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry&
       }
     });
   }
+}
+
+enum class ConvPass { forward, input_grad, kernel_grad };
+
+/// The products of one pass alone, chunk by chunk at the shapes the pass runs them (its im2col and
+/// col2im left out), on buffers a, b, c of conv_product_bytes each: what weft-bench's floor lines
+/// time for a convolution.
+void conv_products(ConvPass pass, const ConvGeometry& g, const float* a, const float* b, float* c) {
+  const std::int64_t rows = g.win.rows(), cols = patch_cols(g);
+  if (rows == 0 || cols == 0 || g.out == 0) return;
+  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups, step = rows_per_chunk(cols);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
+    const std::int64_t m = std::min(rows, r0 + step) - r0;
+    for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+      if (pass == ConvPass::forward)
+        backend::sgemm(false, false, m, out_per_group, block, a + gi * block, cols, b + gi * out_per_group, g.out,
+                       0.0f, c + r0 * g.out + gi * out_per_group, g.out);
+      else if (pass == ConvPass::input_grad)
+        backend::sgemm(false, true, m, block, out_per_group, a + r0 * g.out + gi * out_per_group, g.out,
+                       b + gi * out_per_group, g.out, 0.0f, c + gi * block, cols);
+      else
+        backend::sgemm(true, false, block, out_per_group, m, a + gi * block, cols, b + r0 * g.out + gi * out_per_group,
+                       g.out, 1.0f, c + gi * out_per_group, g.out);
+    }
+  }
+}
+
+/// Bytes each of conv_products' buffers needs: the largest of the input, the output, the kernel and
+/// a chunk's patches.
+std::size_t conv_product_bytes(const ConvGeometry& g) {
+  const Window2d& w = g.win;
+  const std::int64_t floats = std::max({w.n * w.h * w.w * w.c, w.rows() * g.out, w.kh * w.kw * g.in_per_group * g.out,
+                                        rows_per_chunk(patch_cols(g)) * patch_cols(g)});
+  return static_cast<std::size_t>(floats) * sizeof(float);
+}
+
+/// A pass lowered for weft::jit plans: `into` on the plan's buffers (inputs in order, one output).
+template <class Into>
+JitKernel lower_conv(Into into, ConvPass pass, const ConvGeometry& g) {
+  JitKernel k{[into, g](const void* const* in, void* const* out) {
+    into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<float*>(out[0]), g);
+  }};
+  k.products = [pass, g](const float* a, const float* b, float* c) { conv_products(pass, g, a, b, c); };
+  k.product_bytes = conv_product_bytes(g);
+  return k;
+}
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry& g) {
+  Tensor y = empty(Shape{g.win.n, g.win.oh, g.win.ow, g.out}, DType::float32);
+  if (y.size() > 0) conv2d_forward_into(data<float>(x), data<float>(kernel), mutable_data<float>(y), g);
+  return y;
+}
+
+Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeometry& g) {
+  Tensor dx = empty(Shape{g.win.n, g.win.h, g.win.w, g.win.c}, DType::float32);
+  if (dx.size() > 0) conv2d_input_grad_into(data<float>(dy), data<float>(kernel), mutable_data<float>(dx), g);
+  return dx;
+}
+
+Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry& g) {
+  Tensor dk = empty(Shape{g.win.kh, g.win.kw, g.in_per_group, g.out}, DType::float32);
+  if (dk.size() > 0) conv2d_kernel_grad_into(data<float>(x), data<float>(dy), mutable_data<float>(dk), g);
   return dk;
 }
 
 }  // namespace detail
 
 Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& options) {
-  return detail::traced("conv2d", [=](const Tensor& x, const Tensor& kernel) -> Tensor {
+  const auto lower = [options](const Tensor& x, const Tensor& kernel, const Tensor&) {
+    return detail::lower_conv(detail::conv2d_forward_into, detail::ConvPass::forward,
+                              detail::conv2d_geometry(x.shape(), kernel.shape(), options));
+  };
+  return detail::traced_lowered("conv2d", [=](const Tensor& x, const Tensor& kernel) -> Tensor {
     detail::require_defined(x, "conv2d");
     detail::require_defined(kernel, "conv2d");
     detail::require_float(x, "conv2d");
@@ -309,17 +365,25 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& option
           [vx = need_k ? detail::detach(x) : Tensor(), vk = need_x ? detail::detach(kernel) : Tensor(), g, need_x,
            need_k](const Tensor& dy, std::span<Tensor> gr) {
             if (need_x)
-              gr[0] = detail::traced(
+              gr[0] = detail::traced_lowered(
                   "conv2d_input_grad",
-                  [g](const Tensor& d, const Tensor& k) { return detail::conv2d_input_grad(d, k, g); }, dy, vk);
+                  [g](const Tensor& d, const Tensor& k) { return detail::conv2d_input_grad(d, k, g); },
+                  [g](const Tensor&, const Tensor&, const Tensor&) {
+                    return detail::lower_conv(detail::conv2d_input_grad_into, detail::ConvPass::input_grad, g);
+                  },
+                  dy, vk);
             if (need_k)
-              gr[1] = detail::traced(
+              gr[1] = detail::traced_lowered(
                   "conv2d_kernel_grad",
-                  [g](const Tensor& v, const Tensor& d) { return detail::conv2d_kernel_grad(v, d, g); }, vx, dy);
+                  [g](const Tensor& v, const Tensor& d) { return detail::conv2d_kernel_grad(v, d, g); },
+                  [g](const Tensor&, const Tensor&, const Tensor&) {
+                    return detail::lower_conv(detail::conv2d_kernel_grad_into, detail::ConvPass::kernel_grad, g);
+                  },
+                  vx, dy);
           });
     }
     return y;
-  }, x, kernel);
+  }, lower, x, kernel);
 }
 
 }  // namespace weft
