@@ -199,17 +199,43 @@ Tensor sum_int(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
   return out;
 }
 
+namespace {
+
+/// A float sum over `axes` (sorted) of an array of shape `shape` lowered for weft::jit plans, where
+/// reduce_raw makes one pass: the axes one run of neighbours (a bias gradient's batch axes, a loss's
+/// every axis). The same reduce_dispatch call, so the same bits. Declined otherwise.
+JitKernel lower_sum(const Shape& shape, const std::vector<int>& axes) {
+  if (axes.empty() || axes.back() - axes.front() + 1 != static_cast<int>(axes.size())) return {};
+  std::int64_t outer = 1, r = 1, inner = 1;
+  for (int i = 0; i < shape.rank(); ++i)
+    (i < axes.front() ? outer : i <= axes.back() ? r : inner) *= shape[i];
+  return {[outer, r, inner](const void* const* in, void* const* out) {
+    if (r == 0)
+      std::fill_n(static_cast<float*>(out[0]), outer * inner, 0.0f);
+    else
+      reduce_dispatch(ReduceKind::sum, static_cast<const float*>(in[0]), static_cast<float*>(out[0]), outer, r, inner);
+  }};
+}
+
+/// The axes sum_to_shape reduces: the leading ones g has beyond `shape`, and those `shape` has as 1.
+std::vector<int> summed_axes(const Shape& g, const Shape& shape) {
+  const int lead = g.rank() - shape.rank();
+  std::vector<int> axes;
+  for (int i = 0; i < g.rank(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && g[i] != 1)) axes.push_back(i);
+  return axes;
+}
+
+}  // namespace
+
 Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
   // An op of its own for weft::jit: the gradients that record_ops nodes compute call it.
-  return traced(
+  return traced_lowered(
       "sum_to_shape",
-      [shape](const Tensor& g) {
-        const int lead = g.rank() - shape.rank();
-        std::vector<int> axes;
-        for (int i = 0; i < g.rank(); ++i)
-          if (i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)) axes.push_back(i);
-        return alias(reduce_raw(g, axes, true, ReduceKind::sum), shape);
+      [shape](const Tensor& g) { return alias(reduce_raw(g, summed_axes(g.shape(), shape), true, ReduceKind::sum), shape); },
+      [shape](const Tensor& g, const Tensor&) {
+        return g.dtype() == DType::float32 ? lower_sum(g.shape(), summed_axes(g.shape(), shape)) : JitKernel{};
       },
       g);
 }
@@ -217,7 +243,11 @@ Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
 }  // namespace detail
 
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
-  return detail::traced("sum", [=](const Tensor& x) -> Tensor {
+  const auto lower = [axes](const Tensor& x, const Tensor&) {
+    return x.dtype() == DType::float32 ? detail::lower_sum(x.shape(), detail::normalize_axes(axes, x.rank(), "sum"))
+                                       : detail::JitKernel{};
+  };
+  return detail::traced_lowered("sum", [=](const Tensor& x) -> Tensor {
     detail::require_defined(x, "sum");
     const auto ax = detail::normalize_axes(axes, x.rank(), "sum");
     if (x.dtype() == DType::int32) return detail::sum_int(x, ax, keepdims);
@@ -229,7 +259,7 @@ Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
       });
     }
     return out;
-  }, x);
+  }, lower, x);
 }
 
 Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
