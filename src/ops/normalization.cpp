@@ -146,33 +146,38 @@ Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& 
 namespace {
 
 BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon);
+void batch_norm_into(const float* px, const float* ps, const float* pb, float* py, float* pmean, float* pvar,
+                     std::int64_t rows, std::int64_t c, float epsilon);
 
 }  // namespace
 
 BatchNormOut batch_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
-  const auto r = traced(
+  const auto lower = [epsilon](const Tensor& x, const Tensor&, const Tensor&, const std::array<Tensor, 3>&) {
+    const std::int64_t c = x.shape()[x.rank() - 1], rows = x.size() / c;
+    return JitKernel{[rows, c, epsilon](const void* const* in, void* const* out) {
+      batch_norm_into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                      static_cast<const float*>(in[2]), static_cast<float*>(out[0]), static_cast<float*>(out[1]),
+                      static_cast<float*>(out[2]), rows, c, epsilon);
+    }};
+  };
+  const auto r = traced_lowered(
       "batch_norm",
       [epsilon](const Tensor& x, const Tensor& scale, const Tensor& bias) {
         BatchNormOut o = batch_norm_kernel(x, scale, bias, epsilon);
         return std::array<Tensor, 3>{std::move(o.y), std::move(o.mean), std::move(o.var)};
       },
-      x, scale, bias);
+      lower, x, scale, bias);
   return {r[0], r[1], r[2]};
 }
 
 namespace {
 
-/// The gradient of batch_norm_kernel's y: (dx, dscale, dbias), dx empty unless `need_x`. rstd is
-/// formed from var as the forward pass forms it; the per-channel sums are chunked as its own.
-std::array<Tensor, 3> batch_norm_grad(const Tensor& g, const Tensor& vx, const Tensor& vm, const Tensor& vv,
-                                      const Tensor& vs, float epsilon, bool need_x) {
-  const std::int64_t c = vx.shape()[vx.rank() - 1];
-  const std::int64_t rows = vx.size() / c;
+/// The gradient of batch_norm_kernel's y into pdx (skipped when null), pdscale and pdbias, for
+/// `rows` rows of c channels; ps null without a scale. rstd is formed from var as the forward pass
+/// forms it; the per-channel sums are chunked as its own.
+void batch_norm_grad_into(const float* pg, const float* px, const float* pm, const float* pv, const float* ps,
+                          float* pdx, float* pdscale, float* pdbias, std::int64_t rows, std::int64_t c, float epsilon) {
   const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
-  const float* pg = data<float>(g);
-  const float* px = data<float>(vx);
-  const float* pm = data<float>(vm);
-  const float* pv = data<float>(vv);
   // Per-channel sums of g and g * (x - mean), chunked as the forward.
   const std::vector<float> partial = chunk_sums(rows, c, 2, chunk_grain, [&](std::int64_t r, float* block) {
     float* __restrict sg = block;
@@ -185,51 +190,65 @@ std::array<Tensor, 3> batch_norm_grad(const Tensor& g, const Tensor& vx, const T
       sgx[i] += gr[i] * (xr[i] - pm[i]);
     }
   });
-  Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
-  Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
   std::vector<float> k1(static_cast<std::size_t>(c)), k2(static_cast<std::size_t>(c)), k3(static_cast<std::size_t>(c));
-  const float* ps = vs.defined() ? data<float>(vs) : nullptr;
   const auto n = static_cast<double>(rows);
   for (std::int64_t i = 0; i < c; ++i) {
     const double sg = chunk_total(partial, c, 2, 0, i), sgx = chunk_total(partial, c, 2, 1, i);
     const auto u = static_cast<std::size_t>(i);
     const double r = 1.0f / std::sqrt(pv[i] + epsilon), sc = ps ? ps[i] : 1.0;
-    mutable_data<float>(dbias)[i] = static_cast<float>(sg);
-    mutable_data<float>(dscale)[i] = static_cast<float>(r * sgx);
+    pdbias[i] = static_cast<float>(sg);
+    pdscale[i] = static_cast<float>(r * sgx);
     // dx = scale * rstd * (g - mean(g) - xhat * mean(g * xhat)), xhat = (x - mean) * rstd:
     // k1 * g + k2 * (x - mean) + k3 per channel.
     k1[u] = static_cast<float>(sc * r);
     k2[u] = static_cast<float>(-sc * r * r * r * sgx / n);
     k3[u] = static_cast<float>(-sc * r * sg / n);
   }
-  Tensor dx;
-  if (need_x) {
-    dx = weft::detail::empty(vx.shape(), DType::float32);
-    float* pdx = mutable_data<float>(dx);
-    weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c),
-                               [&](std::int64_t r0, std::int64_t r1) {
-                                 const float* __restrict a1 = k1.data();
-                                 const float* __restrict a2 = k2.data();
-                                 const float* __restrict a3 = k3.data();
-                                 for (std::int64_t r = r0; r < r1; ++r) {
-                                   const float* __restrict gr = pg + r * c;
-                                   const float* __restrict xr = px + r * c;
-                                   float* __restrict dr = pdx + r * c;
+  if (pdx == nullptr) return;
+  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c),
+                             [&](std::int64_t r0, std::int64_t r1) {
+                               const float* __restrict a1 = k1.data();
+                               const float* __restrict a2 = k2.data();
+                               const float* __restrict a3 = k3.data();
+                               for (std::int64_t r = r0; r < r1; ++r) {
+                                 const float* __restrict gr = pg + r * c;
+                                 const float* __restrict xr = px + r * c;
+                                 float* __restrict dr = pdx + r * c;
 #pragma omp simd
-                                   for (std::int64_t i = 0; i < c; ++i) dr[i] = a1[i] * gr[i] + a2[i] * (xr[i] - pm[i]) + a3[i];
-                                 }
-                               });
-  }
+                                 for (std::int64_t i = 0; i < c; ++i) dr[i] = a1[i] * gr[i] + a2[i] * (xr[i] - pm[i]) + a3[i];
+                               }
+                             });
+}
+
+/// (dx, dscale, dbias) as tensors, dx empty unless `need_x`.
+std::array<Tensor, 3> batch_norm_grad(const Tensor& g, const Tensor& vx, const Tensor& vm, const Tensor& vv,
+                                      const Tensor& vs, float epsilon, bool need_x) {
+  const std::int64_t c = vx.shape()[vx.rank() - 1];
+  Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
+  Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
+  Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor();
+  batch_norm_grad_into(data<float>(g), data<float>(vx), data<float>(vm), data<float>(vv),
+                       vs.defined() ? data<float>(vs) : nullptr, need_x ? mutable_data<float>(dx) : nullptr,
+                       mutable_data<float>(dscale), mutable_data<float>(dbias), vx.size() / c, c, epsilon);
   return {dx, dscale, dbias};
 }
 
-BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
-  const std::int64_t c = x.shape()[x.rank() - 1];
-  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
-  if (rows == 0)
-    throw ShapeError(fmt::format("weft::core::batch_norm: the input of shape {} has no "
-                                 "elements to take batch statistics over", x.shape().str()));
-  const float* px = data<float>(x);
+/// batch_norm_grad lowered for weft::jit plans: its outputs in order (dx first when `need_x`).
+JitKernel lower_batch_norm_grad(const Tensor& x, float epsilon, bool need_x) {
+  const std::int64_t c = x.shape()[x.rank() - 1], rows = x.size() / c;
+  return {[rows, c, epsilon, need_x](const void* const* in, void* const* out) {
+    batch_norm_grad_into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                         static_cast<const float*>(in[2]), static_cast<const float*>(in[3]),
+                         static_cast<const float*>(in[4]), need_x ? static_cast<float*>(out[0]) : nullptr,
+                         static_cast<float*>(out[need_x ? 1 : 0]), static_cast<float*>(out[need_x ? 2 : 1]), rows, c,
+                         epsilon);
+  }};
+}
+
+/// Batch norm over the rows of px (`rows` rows of c channels, rows > 0) into py, with the batch
+/// mean and var into pmean and pvar; ps and pb null when absent.
+void batch_norm_into(const float* px, const float* ps, const float* pb, float* py, float* pmean, float* pvar,
+                     std::int64_t rows, std::int64_t c, float epsilon) {
   const std::int64_t chunk_grain = std::max<std::int64_t>(1, weft::detail::kParallelGrain / (kRowsPerChunk * c));
   std::vector<float> pivot(static_cast<std::size_t>(c), 0.0f);
   {
@@ -251,35 +270,43 @@ BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tenso
       q[i] += d * d;
     }
   });
-  Tensor mean = weft::detail::empty(Shape{c}, DType::float32), var = weft::detail::empty(Shape{c}, DType::float32);
   std::vector<float> a(static_cast<std::size_t>(c)), b(static_cast<std::size_t>(c)), rstd(static_cast<std::size_t>(c));
-  const float* ps = scale.defined() ? data<float>(scale) : nullptr;
-  const float* pb = bias.defined() ? data<float>(bias) : nullptr;
   for (std::int64_t i = 0; i < c; ++i) {
     const double sum = chunk_total(partial, c, 2, 0, i), sq = chunk_total(partial, c, 2, 1, i);
     const double shift = sum / static_cast<double>(rows);  // mean(d)
     const double m = pivot[static_cast<std::size_t>(i)] + shift;
     const double v = std::max(0.0, sq / static_cast<double>(rows) - shift * shift);
-    mutable_data<float>(mean)[i] = static_cast<float>(m);
-    mutable_data<float>(var)[i] = static_cast<float>(v);
+    pmean[i] = static_cast<float>(m);
+    pvar[i] = static_cast<float>(v);
     const auto u = static_cast<std::size_t>(i);
     rstd[u] = 1.0f / std::sqrt(static_cast<float>(v) + epsilon);
     a[u] = ps ? rstd[u] * ps[i] : rstd[u];
     b[u] = pb ? pb[i] : 0.0f;
   }
-  Tensor y = weft::detail::empty(x.shape(), DType::float32);
-  float* py = mutable_data<float>(y);
   weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / c), [&](std::int64_t r0, std::int64_t r1) {
     const float* __restrict pa = a.data();
     const float* __restrict pbb = b.data();
-    const float* __restrict pmean = data<float>(mean);
+    const float* __restrict pm = pmean;
     for (std::int64_t r = r0; r < r1; ++r) {
       const float* __restrict xr = px + r * c;
       float* __restrict yr = py + r * c;
 #pragma omp simd
-      for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - pmean[i]) * pa[i] + pbb[i];
+      for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - pm[i]) * pa[i] + pbb[i];
     }
   });
+}
+
+BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+  if (rows == 0)
+    throw ShapeError(fmt::format("weft::core::batch_norm: the input of shape {} has no "
+                                 "elements to take batch statistics over", x.shape().str()));
+  Tensor mean = weft::detail::empty(Shape{c}, DType::float32), var = weft::detail::empty(Shape{c}, DType::float32);
+  Tensor y = weft::detail::empty(x.shape(), DType::float32);
+  batch_norm_into(data<float>(x), scale.defined() ? data<float>(scale) : nullptr,
+                  bias.defined() ? data<float>(bias) : nullptr, mutable_data<float>(y), mutable_data<float>(mean),
+                  mutable_data<float>(var), rows, c, epsilon);
   if (autodiff::any_tracked(x, scale, bias)) {
     const bool need_x = weft::detail::node_of(x) != nullptr;
     // The gradient is an op of its own (weft::jit records it): it reads the op's input, scale and
@@ -289,22 +316,26 @@ BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tenso
         [vx = weft::detail::detach(x), vm = mean, vv = var, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
          epsilon, need_x](const Tensor& g, std::span<Tensor> grads) {
           if (need_x) {
-            const auto r = traced(
+            const auto r = traced_lowered(
                 "batch_norm_grad",
                 [epsilon](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& s) {
                   return batch_norm_grad(g, x, m, v, s, epsilon, true);
                 },
+                [epsilon](const Tensor&, const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
+                          const std::array<Tensor, 3>&) { return lower_batch_norm_grad(x, epsilon, true); },
                 g, vx, vm, vv, vs);
             grads[0] = r[0];
             grads[1] = r[1];
             grads[2] = r[2];
           } else {
-            const auto r = traced(
+            const auto r = traced_lowered(
                 "batch_norm_grad",
                 [epsilon](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& s) {
                   const auto all = batch_norm_grad(g, x, m, v, s, epsilon, false);
                   return std::array<Tensor, 2>{all[1], all[2]};
                 },
+                [epsilon](const Tensor&, const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
+                          const std::array<Tensor, 2>&) { return lower_batch_norm_grad(x, epsilon, false); },
                 g, vx, vm, vv, vs);
             grads[1] = r[0];
             grads[2] = r[1];
