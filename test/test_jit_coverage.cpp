@@ -1,6 +1,7 @@
-// weft::jit against eager mode on every layer, loss and optimizer: each jitted training step
-// (value, gradient, batch statistics; an optimizer's updates and state) equals eager mode's bit for
-// bit over a few calls with new keys, and a new batch size traces again.
+// weft::jit against eager mode on every layer, loss and optimizer, and on the training steps of a
+// transformer: each jitted step (value, gradient, batch statistics; an optimizer's updates and
+// state) equals eager mode's bit for bit over a few calls with new keys, and a new batch size
+// traces again.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -115,9 +116,50 @@ struct Embedding {
   }
 };
 
+/// A small transformer classifier: embed, a pre-norm self-attention block with dropout and a gelu
+/// MLP block, mean over the sequence, classes.
+struct Transformer {
+  Tensor operator()(nn::Scope& s, const Tensor& x) const {
+    Tensor h = s(nn::Dense{.features = 8}, x);
+    h = h + s(nn::SelfAttention{.num_heads = 2, .dropout_rate = 0.1f, .deterministic = false}, s(nn::LayerNorm{}, h));
+    h = h + s(nn::Dense{.features = 8}, gelu(s(nn::Dense{.features = 16}, s(nn::LayerNorm{}, h))));
+    return s(nn::Dense{.features = 4}, mean(h, Axes(1)));
+  }
+};
+
 }  // namespace jit_coverage
 
 using namespace jit_coverage;
+
+TEST_CASE("jit on an attention model's training steps (AdamW): eager mode's bits, retraced per batch size") {
+  const Transformer model;
+  const auto tx = optim::adamw(1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f);
+  const auto step = [model, tx](const Variables& p, const Variables& state, const Tensor& x, const Tensor& labels,
+                                Key key) {
+    const auto loss = [&](const Variables& q) {
+      return mean(losses::softmax_cross_entropy_with_integer_labels(nn::apply(model, q, Rngs{{"dropout", key}}, x), labels));
+    };
+    auto [value, grads] = value_and_grad(loss)(p);
+    auto [updates, next] = tx.update(grads, state, p);
+    return std::tuple{optim::apply_updates(p, updates), next, value};
+  };
+  const auto jitted = jit(step);
+  const Tensor x = pattern(Shape{4, 6, 5}), x2 = pattern(Shape{3, 6, 5}, -1.0f, 1.0f, 1);
+  const Variables params = nn::init(model, Key(0), x);
+  Variables p1 = params, s1 = tx.init(params), p2 = p1, s2 = s1;
+  int i = 0;
+  for (const Tensor& input : {x, x, x, x2, x2}) {
+    const Tensor labels = astype(pattern(Shape{input.shape()[0]}, 0.0f, 3.99f, 5 + i), DType::int32);
+    const Key key = fold_in(Key(7), static_cast<std::uint32_t>(i++));
+    Tensor v1, v2;
+    std::tie(p1, s1, v1) = step(p1, s1, input, labels, key);
+    std::tie(p2, s2, v2) = jitted(std::move(p2), std::move(s2), input, labels, key);
+    CHECK(same_bits(v2, v1));
+    check_same(p2, p1);
+    check_same(s2, s1);
+  }
+  CHECK(jitted.trace_count() == 2);
+}
 
 TEST_CASE("jit on every layer: a training step's value, gradient and batch statistics equal eager mode's") {
   const Tensor seq = pattern(Shape{2, 5, 3}), seq2 = pattern(Shape{3, 5, 3}, -1.0f, 1.0f, 1);
