@@ -81,12 +81,22 @@ void im2col(const float* x, const ConvGeometry& g, std::int64_t r0, std::int64_t
   const Window2d& w = g.win;
   const std::int64_t in = g.in_per_group, block = w.kh * w.kw * in, cols = block * g.groups;
   const std::int64_t pixels = w.oh * w.ow;
+  std::int64_t n = r0 / pixels, oh = (r0 % pixels) / w.ow, ow = r0 % w.ow;
   for (std::int64_t r = r0; r < r1; ++r) {
-    const std::int64_t n = r / pixels, oh = (r % pixels) / w.ow, ow = r % w.ow;
     float* row = dst + (r - r0) * cols;
+    // One group, no dilation across columns, the window's columns all inside: each window row is
+    // one contiguous run of KW * C input floats (a copy, not KW of them).
+    const std::int64_t iw0 = w.in_col(ow, 0);
+    const bool run = g.groups == 1 && w.dw == 1 && iw0 >= 0 && iw0 + w.kw <= w.w;
     for (std::int64_t kh = 0; kh < w.kh; ++kh) {
       const std::int64_t ih = w.in_row(oh, kh);
       const bool row_inside = ih >= 0 && ih < w.h;
+      if (row_inside && run) {
+        const float* __restrict s = x + ((n * w.h + ih) * w.w + iw0) * w.c;
+        float* __restrict d = row + kh * w.kw * in;
+        for (std::int64_t i = 0; i < w.kw * in; ++i) d[i] = s[i];
+        continue;
+      }
       for (std::int64_t kw = 0; kw < w.kw; ++kw) {
         const std::int64_t iw = w.in_col(ow, kw);
         float* d = row + (kh * w.kw + kw) * in;
@@ -100,6 +110,13 @@ void im2col(const float* x, const ConvGeometry& g, std::int64_t r0, std::int64_t
         } else {
           for (std::int64_t gi = 0; gi < g.groups; ++gi) std::fill_n(d + gi * block, in, 0.0f);
         }
+      }
+    }
+    if (++ow == w.ow) {
+      ow = 0;
+      if (++oh == w.oh) {
+        oh = 0;
+        ++n;
       }
     }
   }
