@@ -156,6 +156,21 @@ TEST_CASE("jit: an elementwise kernel writes over a dying value of the arena") {
   CHECK(detail::jit_stats(*f.latest_plan()).arena_bytes == 8 * 32 * sizeof(float));
 }
 
+TEST_CASE("jit: the gradients of softmax, extrema, where, divide, slice and take are recorded as ops") {
+  const auto loss = [](const Tensor& x, const Tensor& y, const Tensor& ids) {
+    const Tensor a = softmax(x, 1) * log_softmax(y, 0) + maximum(x, y) / (1.0f + abs(y));
+    const Tensor b = where(x > y, x, y * 2.0f) - minimum(x, 0.5f * y);
+    return sum(a * b) + sum(max(x, 1)) + sum(slice(y, {1, 0}, {3, 4})) + sum(take(x, ids) * y);
+  };
+  const auto g = jit(grad(loss));
+  const Tensor x = pattern(Shape{4, 4}), y = pattern(Shape{4, 4}, -2.0f, 2.0f, 1);
+  const Tensor ids(std::vector<std::int32_t>{3, 0, 3, 1}, Shape{4});
+  check_same(g(x, y, ids), grad(loss)(x, y, ids));
+  const Tensor x2 = pattern(Shape{4, 4}, -1.0f, 1.0f, 2);
+  check_same(g(x2, y, ids), grad(loss)(x2, y, ids));
+  CHECK(detail::jit_stats(*g.latest_plan()).vjp_steps == 0);
+}
+
 TEST_CASE("jit: the least recently used plan is dropped beyond cache_size, and traced again when needed") {
   int calls = 0;  // a side effect: it happens at trace time only
   const auto f = jit(

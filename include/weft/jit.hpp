@@ -77,6 +77,7 @@ struct JitPlanStats {
   std::size_t fused_ops = 0;   // elementwise ops that run inside fused chains
   std::size_t merged_ops = 0;  // ops that repeat an earlier one (common subexpressions), not run
   std::size_t arena_bytes = 0;  // the buffer that holds the values only kernels read and write
+  std::size_t vjp_steps = 0;    // gradients replayed through an op's recorded graph, not as ops
 };
 JitPlanStats jit_stats(const JitPlan& plan);
 /// The plan's products on the GEMM backend alone, back to back on zeroed buffers of their shapes:

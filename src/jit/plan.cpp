@@ -635,6 +635,7 @@ JitPlanStats jit_stats(const JitPlan& plan) {
   for (const JitStep& step : plan.steps) {
     s.gemms += step.kind == JitStep::Kind::kernel && step.kernel.gemm ? 1 : 0;
     s.fused_ops += step.fused;
+    s.vjp_steps += step.kind == JitStep::Kind::vjp ? 1 : 0;
   }
   return s;
 }

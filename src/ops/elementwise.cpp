@@ -243,14 +243,19 @@ Tensor operator/(const Tensor& a, const Tensor& b) {
     Tensor out = map_binary<float, float>(a, b, "divide", divide_f);
     if (autodiff::any_tracked(a, b)) {
       const bool need_a = detail::node_of(a) != nullptr, need_b = detail::node_of(b) != nullptr;
-      autodiff::record(out, "divide", {&a, &b},
-                       [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
-                         if (need_a) gr[0] = sum_to_shape(g / vb, va.shape());
-                         if (need_b)
-                           gr[1] = sum_to_shape(map_binary<float, float>(g * va, vb, "divide",
-                                                                         [](float ga, float y) { return -ga / (y * y); }),
-                                                vb.shape());
-                       });
+      autodiff::record_ops(out, "divide", {&a, &b},
+                           [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
+                             if (need_a) gr[0] = sum_to_shape(g / vb, va.shape());
+                             if (need_b)
+                               gr[1] = sum_to_shape(detail::traced(
+                                                        "divide_grad",
+                                                        [](const Tensor& ga, const Tensor& y) {
+                                                          return map_binary<float, float>(
+                                                              ga, y, "divide", [](float u, float w) { return -u / (w * w); });
+                                                        },
+                                                        g * va, vb),
+                                                    vb.shape());
+                           });
     }
     return out;
   }, lower_binary(divide_f, "divide"), a, b);
@@ -288,11 +293,16 @@ Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
                         : arith(a, b, op, [](float x, float y) { return x < y ? x : y; },
                                 [](std::int32_t x, std::int32_t y) { return x < y ? x : y; });
     if (autodiff::any_tracked(a, b)) {
-      autodiff::record(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g, std::span<Tensor> gr) {
-        auto share = [is_max](float x, float y) {  // fraction of the gradient that goes to x
-          return x == y ? 0.5f : ((x > y) == is_max ? 1.0f : 0.0f);
-        };
-        const Tensor wa = map_binary<float, float>(va, vb, "maximum", share);
+      autodiff::record_ops(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g, std::span<Tensor> gr) {
+        // The fraction of the gradient that goes to a: an op of its own, which a weft::jit trace records.
+        const Tensor wa = detail::traced(
+            is_max ? "maximum_share" : "minimum_share",
+            [is_max](const Tensor& x, const Tensor& y) {
+              return map_binary<float, float>(x, y, "maximum", [is_max](float u, float w) {
+                return u == w ? 0.5f : ((u > w) == is_max ? 1.0f : 0.0f);
+              });
+            },
+            va, vb);
         gr[0] = sum_to_shape(g * wa, va.shape());
         gr[1] = sum_to_shape(g * (1.0f - wa), vb.shape());
       });
@@ -549,7 +559,7 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
     };
     Tensor out = select(a, b);
     if (autodiff::any_tracked(a, b)) {
-      autodiff::record(out, "where", {&a, &b},
+      autodiff::record_ops(out, "where", {&a, &b},
                        [c = detach(c), sa = a.shape(), sb = b.shape()](const Tensor& g, std::span<Tensor> gr) {
                          const Tensor z = zeros(g.shape());
                          gr[0] = sum_to_shape(where(c, g, z), sa);

@@ -24,11 +24,14 @@ Tensor extremum(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
     Tensor out = detail::reduce_raw(x, ax, keepdims, is_max ? detail::ReduceKind::max : detail::ReduceKind::min);
     if (autodiff::any_tracked(x)) {
       // As JAX: the gradient is shared equally among the positions that attain the extremum.
-      autodiff::record(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+      // Of ops only (reshape and sum, the reductions reduce_raw and keep_axes make without one), so
+      // that a weft::jit trace records them.
+      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
         const Shape& sx = vx.shape();
-        const Tensor hit = astype(vx == detail::keep_axes(vy, sx, ax, keepdims), DType::float32);
-        const Tensor count = detail::reduce_raw(hit, ax, true, detail::ReduceKind::sum);
-        gr[0] = hit * (detail::keep_axes(g, sx, ax, keepdims) / count);
+        const auto kept = [&](const Tensor& t) { return keepdims ? t : reshape(t, detail::reduced_shape(sx, ax, true)); };
+        const Tensor hit = astype(vx == kept(vy), DType::float32);
+        const Tensor count = sum(hit, Axes(ax), true);
+        gr[0] = hit * (kept(g) / count);
       });
     }
     return out;

@@ -151,10 +151,16 @@ Tensor slice_impl(const Tensor& x, const std::vector<std::int64_t>& start, const
       detail::strided_gather(data<T>(x) + offset, detail::mutable_data<T>(out), out_shape, in_stride);
     });
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, op, {&x}, [sx = x.shape(), offset, in_stride](const Tensor& g, std::span<Tensor> gr) {
-        Tensor gx = zeros(sx);
-        detail::strided_scatter(data<float>(g), detail::mutable_data<float>(gx) + offset, g.shape(), in_stride);
-        gr[0] = gx;
+      // The gradient is an op of its own, which a weft::jit trace records.
+      autodiff::record_ops(out, op, {&x}, [sx = x.shape(), offset, in_stride](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::traced(
+            "slice_grad",
+            [sx, offset, in_stride](const Tensor& g) {
+              Tensor gx = zeros(sx);
+              detail::strided_scatter(data<float>(g), detail::mutable_data<float>(gx) + offset, g.shape(), in_stride);
+              return gx;
+            },
+            g);
       });
     }
     return out;
@@ -249,23 +255,30 @@ Tensor take(const Tensor& x, const Tensor& indices) {
                            });
     });
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, "take", {&x}, [sx = x.shape(), vi = detach(indices), row](const Tensor& g, std::span<Tensor> gr) {
-        // Scatter-add without atomics: threads split the columns of a row, and each column adds
-        // the selected rows in index order, so the sums are the same on any thread count.
-        Tensor gx = zeros(sx);
-        float* pgx = detail::mutable_data<float>(gx);
-        const float* pg = data<float>(g);
-        const std::int32_t* ix = data<std::int32_t>(vi);
-        const std::int64_t count = vi.size();
-        detail::parallel_for(row, std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(count, 1)),
-                             [&](std::int64_t c0, std::int64_t c1) {
-                               for (std::int64_t p = 0; p < count; ++p) {
-                                 float* dst = pgx + ix[p] * row;
-                                 const float* src = pg + p * row;
-                                 for (std::int64_t c = c0; c < c1; ++c) dst[c] += src[c];
-                               }
-                             });
-        gr[0] = gx;
+      autodiff::record_ops(out, "take", {&x}, [sx = x.shape(), vi = detach(indices), row](const Tensor& g, std::span<Tensor> gr) {
+        // An op of its own (a weft::jit trace records it). Scatter-add without atomics: threads
+        // split the columns of a row, and each column adds the selected rows in index order, so
+        // the sums are the same on any thread count.
+        gr[0] = detail::traced(
+            "take_grad",
+            [sx, row](const Tensor& g, const Tensor& vi) {
+              Tensor gx = zeros(sx);
+              float* pgx = detail::mutable_data<float>(gx);
+              const float* pg = data<float>(g);
+              const std::int32_t* ix = data<std::int32_t>(vi);
+              const std::int64_t count = vi.size();
+              detail::parallel_for(row,
+                                   std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(count, 1)),
+                                   [&](std::int64_t c0, std::int64_t c1) {
+                                     for (std::int64_t p = 0; p < count; ++p) {
+                                       float* dst = pgx + ix[p] * row;
+                                       const float* src = pg + p * row;
+                                       for (std::int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+                                     }
+                                   });
+              return gx;
+            },
+            g, vi);
       });
     }
     return out;

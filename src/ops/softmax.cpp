@@ -163,8 +163,10 @@ Tensor softmax(const Tensor& x, int axis) {
     const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "softmax"));
     Tensor out = softmax_forward(x, v);
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, "softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = softmax_backward(g, y, v);
+      // The gradient is an op of its own over g and the output, which a weft::jit trace records.
+      autodiff::record_ops(out, "softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::traced(
+            "softmax_grad", [v](const Tensor& g, const Tensor& y) { return softmax_backward(g, y, v); }, g, y);
       });
     }
     return out;
@@ -177,8 +179,9 @@ Tensor log_softmax(const Tensor& x, int axis) {
     const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "log_softmax"));
     Tensor out = log_softmax_forward(x, v);
     if (autodiff::any_tracked(x)) {
-      autodiff::record(out, "log_softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = log_softmax_backward(g, y, v);
+      autodiff::record_ops(out, "log_softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::traced(
+            "log_softmax_grad", [v](const Tensor& g, const Tensor& y) { return log_softmax_backward(g, y, v); }, g, y);
       });
     }
     return out;
