@@ -159,6 +159,8 @@ TEST_CASE("jit on an attention model's training steps (AdamW): eager mode's bits
     check_same(s2, s1);
   }
   CHECK(jitted.trace_count() == 2);
+  // Every gradient is recorded as ops (none replays a recorded graph).
+  CHECK(detail::jit_stats(*jitted.latest_plan()).vjp_steps == 0);
 }
 
 TEST_CASE("jit on every layer: a training step's value, gradient and batch statistics equal eager mode's") {

@@ -48,97 +48,150 @@ double chunk_total(const std::vector<float>& partial, std::int64_t c, std::int64
 // Layer norm: two passes over each row (mean, then centred variance, more accurate than Flax's
 // E[x^2] - E[x]^2; equal up to rounding), then the output. Saves each row's mean and 1/std for
 // the gradient.
-Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
-  return detail::traced("layer_norm", [=](const Tensor& x, const Tensor& scale, const Tensor& bias) -> Tensor {
-    const std::int64_t c = x.shape()[x.rank() - 1];
-    const std::int64_t rows = c == 0 ? 0 : x.size() / c;
-    Tensor y = weft::detail::empty(x.shape(), DType::float32);
-    auto stats = std::make_shared<std::vector<float>>(static_cast<std::size_t>(2 * rows));  // mean, rstd
-    const float* px = data<float>(x);
-    const float* ps = scale.defined() ? data<float>(scale) : nullptr;
-    const float* pb = bias.defined() ? data<float>(bias) : nullptr;
-    float* py = mutable_data<float>(y);
-    float* st = stats->data();
-    weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / std::max<std::int64_t>(c, 1)),
-                               [&](std::int64_t r0, std::int64_t r1) {
-                                 for (std::int64_t r = r0; r < r1; ++r) {
-                                   const float* xr = px + r * c;
-                                   float* yr = py + r * c;
-                                   // Lane sums: vectorised, and in a fixed order (deterministic).
-                                   const float mean =
-                                       weft::detail::lanes_accumulate(c, [&](std::int64_t i) { return xr[i]; }) /
-                                       static_cast<float>(c);
-                                   const float sq = weft::detail::lanes_accumulate(c, [&](std::int64_t i) {
-                                     const float d = xr[i] - mean;
-                                     return d * d;
-                                   });
-                                   const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
-                                   if (ps && pb) {
-                                     for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mean) * rstd * ps[i] + pb[i];
-                                   } else {
-                                     for (std::int64_t i = 0; i < c; ++i) {
-                                       float v = (xr[i] - mean) * rstd;
-                                       if (ps) v *= ps[i];
-                                       if (pb) v += pb[i];
-                                       yr[i] = v;
-                                     }
+namespace {
+
+/// Layer norm of `rows` rows of c channels of px into py, each row's (mean, rstd) into st; ps and
+/// pb null when absent.
+void layer_norm_into(const float* px, const float* ps, const float* pb, float* py, float* st, std::int64_t rows,
+                     std::int64_t c, float epsilon) {
+  weft::detail::parallel_for(rows, std::max<std::int64_t>(1, weft::detail::kParallelGrain / std::max<std::int64_t>(c, 1)),
+                             [&](std::int64_t r0, std::int64_t r1) {
+                               for (std::int64_t r = r0; r < r1; ++r) {
+                                 const float* xr = px + r * c;
+                                 float* yr = py + r * c;
+                                 // Lane sums: vectorised, and in a fixed order (deterministic).
+                                 const float mean =
+                                     weft::detail::lanes_accumulate(c, [&](std::int64_t i) { return xr[i]; }) /
+                                     static_cast<float>(c);
+                                 const float sq = weft::detail::lanes_accumulate(c, [&](std::int64_t i) {
+                                   const float d = xr[i] - mean;
+                                   return d * d;
+                                 });
+                                 const float rstd = 1.0f / std::sqrt(sq / static_cast<float>(c) + epsilon);
+                                 if (ps && pb) {
+                                   for (std::int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mean) * rstd * ps[i] + pb[i];
+                                 } else {
+                                   for (std::int64_t i = 0; i < c; ++i) {
+                                     float v = (xr[i] - mean) * rstd;
+                                     if (ps) v *= ps[i];
+                                     if (pb) v += pb[i];
+                                     yr[i] = v;
                                    }
-                                   st[2 * r] = mean;
-                                   st[2 * r + 1] = rstd;
                                  }
-                               });
-    if (autodiff::any_tracked(x, scale, bias)) {
-      const bool need_x = weft::detail::node_of(x) != nullptr;
-      autodiff::record(y, "layer_norm", {&x, &scale, &bias},
-                       [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{}, stats,
-                        c, rows, need_x](const Tensor& g, std::span<Tensor> grads) {
-                         const float* pg = data<float>(g);
-                         const float* px = data<float>(vx);
-                         const float* ps = vs.defined() ? data<float>(vs) : nullptr;
-                         const float* st = stats->data();
-                         Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor{};
-                         float* pdx = need_x ? mutable_data<float>(dx) : nullptr;
-                         // Per chunk: the sums of dscale's terms, then dbias's.
-                         const std::vector<float> partial = chunk_sums(rows, c, 2, 1, [&](std::int64_t r, float* block) {
-                           float* ds = block;
-                           float* db = block + c;
-                           const float* xr = px + r * c;
-                           const float* gr = pg + r * c;
-                           const float mean = st[2 * r], rstd = st[2 * r + 1];
-                           float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
-                           for (std::int64_t i = 0; i < c; ++i) {
-                             const float xhat = (xr[i] - mean) * rstd;
-                             const float dxhat = ps ? gr[i] * ps[i] : gr[i];
-                             ds[i] += gr[i] * xhat;
-                             db[i] += gr[i];
-                             m1 += dxhat;
-                             m2 += dxhat * xhat;
-                           }
-                           if (!pdx) return;
-                           m1 /= static_cast<float>(c);
-                           m2 /= static_cast<float>(c);
-                           float* dr = pdx + r * c;
-                           for (std::int64_t i = 0; i < c; ++i) {
-                             const float xhat = (xr[i] - mean) * rstd;
-                             const float dxhat = ps ? gr[i] * ps[i] : gr[i];
-                             dr[i] = rstd * (dxhat - m1 - xhat * m2);
-                           }
-                         });
-                         // Chunk sums combined in chunk order, in float: independent of the thread count.
-                         auto combine = [&](std::int64_t t) {
-                           Tensor out = zeros(Shape{c});
-                           float* po = mutable_data<float>(out);
-                           for (std::size_t k = 0; k < partial.size(); k += static_cast<std::size_t>(2 * c))
-                             for (std::int64_t i = 0; i < c; ++i) po[i] += partial[k + static_cast<std::size_t>(t * c + i)];
-                           return out;
-                         };
-                         if (need_x) grads[0] = dx;
-                         grads[1] = combine(0);
-                         grads[2] = combine(1);
-                       });
+                                 st[2 * r] = mean;
+                                 st[2 * r + 1] = rstd;
+                               }
+                             });
+}
+
+/// The gradient of layer_norm_into's y given g: dx into pdx (skipped when null), dscale and dbias
+/// into pdscale and pdbias; ps null without a scale.
+void layer_norm_grad_into(const float* pg, const float* px, const float* ps, const float* st, float* pdx,
+                          float* pdscale, float* pdbias, std::int64_t rows, std::int64_t c) {
+  // Per chunk: the sums of dscale's terms, then dbias's.
+  const std::vector<float> partial = chunk_sums(rows, c, 2, 1, [&](std::int64_t r, float* block) {
+    float* ds = block;
+    float* db = block + c;
+    const float* xr = px + r * c;
+    const float* gr = pg + r * c;
+    const float mean = st[2 * r], rstd = st[2 * r + 1];
+    float m1 = 0.0f, m2 = 0.0f;  // mean of dxhat, mean of dxhat * xhat
+    for (std::int64_t i = 0; i < c; ++i) {
+      const float xhat = (xr[i] - mean) * rstd;
+      const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+      ds[i] += gr[i] * xhat;
+      db[i] += gr[i];
+      m1 += dxhat;
+      m2 += dxhat * xhat;
     }
-    return y;
-  }, x, scale, bias);
+    if (!pdx) return;
+    m1 /= static_cast<float>(c);
+    m2 /= static_cast<float>(c);
+    float* dr = pdx + r * c;
+    for (std::int64_t i = 0; i < c; ++i) {
+      const float xhat = (xr[i] - mean) * rstd;
+      const float dxhat = ps ? gr[i] * ps[i] : gr[i];
+      dr[i] = rstd * (dxhat - m1 - xhat * m2);
+    }
+  });
+  // Chunk sums combined in chunk order, in float: independent of the thread count.
+  std::fill_n(pdscale, c, 0.0f);
+  std::fill_n(pdbias, c, 0.0f);
+  for (std::size_t k = 0; k < partial.size(); k += static_cast<std::size_t>(2 * c))
+    for (std::int64_t i = 0; i < c; ++i) {
+      pdscale[i] += partial[k + static_cast<std::size_t>(i)];
+      pdbias[i] += partial[k + static_cast<std::size_t>(c + i)];
+    }
+}
+
+/// (dx, dscale, dbias), dx empty unless `need_x`: one op, which a weft::jit plan runs as a kernel.
+std::array<Tensor, 3> layer_norm_grad(const Tensor& g, const Tensor& x, const Tensor& scale, const Tensor& stats,
+                                      bool need_x) {
+  const auto run = [need_x](const float* pg, const float* px, const float* ps, const float* st, float* pdx,
+                            float* pds, float* pdb, std::int64_t rows, std::int64_t c) {
+    layer_norm_grad_into(pg, px, ps, st, need_x ? pdx : nullptr, pds, pdb, rows, c);
+  };
+  const auto lower = [run](const Tensor&, const Tensor& x, const Tensor&, const Tensor&,
+                           const std::array<Tensor, 3>&) {
+    const std::int64_t c = x.shape()[x.rank() - 1], rows = c == 0 ? 0 : x.size() / c;
+    return JitKernel{[run, rows, c](const void* const* in, void* const* out) {
+      run(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<const float*>(in[2]),
+          static_cast<const float*>(in[3]), static_cast<float*>(out[0]), static_cast<float*>(out[1]),
+          static_cast<float*>(out[2]), rows, c);
+    }};
+  };
+  return traced_lowered(
+      "layer_norm_grad",
+      [run](const Tensor& g, const Tensor& x, const Tensor& scale, const Tensor& stats) {
+        const std::int64_t c = x.shape()[x.rank() - 1], rows = c == 0 ? 0 : x.size() / c;
+        // dx always has its shape (a plan's outputs are fixed); it is written only when needed.
+        std::array<Tensor, 3> r{weft::detail::empty(x.shape(), DType::float32),
+                                weft::detail::empty(Shape{c}, DType::float32),
+                                weft::detail::empty(Shape{c}, DType::float32)};
+        run(data<float>(g), data<float>(x), scale.defined() ? data<float>(scale) : nullptr, data<float>(stats),
+            mutable_data<float>(r[0]), mutable_data<float>(r[1]), mutable_data<float>(r[2]), rows, c);
+        return r;
+      },
+      lower, g, x, scale, stats);
+}
+
+}  // namespace
+
+Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon) {
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : x.size() / c;
+  const auto lower = [rows, c, epsilon](const Tensor&, const Tensor&, const Tensor&, const std::array<Tensor, 2>&) {
+    return JitKernel{[rows, c, epsilon](const void* const* in, void* const* out) {
+      layer_norm_into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                      static_cast<const float*>(in[2]), static_cast<float*>(out[0]), static_cast<float*>(out[1]),
+                      rows, c, epsilon);
+    }};
+  };
+  // One op with two outputs: y, and each row's (mean, rstd), which the gradient reads.
+  const std::array<Tensor, 2> out = traced_lowered(
+      "layer_norm",
+      [rows, c, epsilon](const Tensor& x, const Tensor& scale, const Tensor& bias) {
+        std::array<Tensor, 2> r{weft::detail::empty(x.shape(), DType::float32),
+                                weft::detail::empty(Shape{rows, 2}, DType::float32)};
+        layer_norm_into(data<float>(x), scale.defined() ? data<float>(scale) : nullptr,
+                        bias.defined() ? data<float>(bias) : nullptr, mutable_data<float>(r[0]),
+                        mutable_data<float>(r[1]), rows, c, epsilon);
+        return r;
+      },
+      lower, weft::detail::detach(x), weft::detail::detach(scale), weft::detail::detach(bias));
+  Tensor y = out[0];
+  if (autodiff::any_tracked(x, scale, bias)) {
+    const bool need_x = weft::detail::node_of(x) != nullptr;
+    autodiff::record_ops(y, "layer_norm", {&x, &scale, &bias},
+                         [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
+                          stats = out[1], need_x](const Tensor& g, std::span<Tensor> grads) {
+                           const auto r = layer_norm_grad(g, vx, vs, stats, need_x);
+                           if (need_x) grads[0] = r[0];
+                           grads[1] = r[1];
+                           grads[2] = r[2];
+                         });
+  }
+  return y;
 }
 
 // Batch norm: pivoted per-chunk sums for the statistics (see fused.hpp for why), then one pass for
