@@ -212,6 +212,19 @@ bool opens_group(const std::string& d) noexcept {
 
 }  // namespace
 
+namespace {
+
+/// A tensor's dtype, rank and extents onto a signature. One fixed-size append per extent: a copy of
+/// the variable-length run compiles to a string instruction whose start-up costs more than the
+/// rest of a small call's flattening.
+void append_shape(std::string& signature, DType dtype, const Shape& s) {
+  signature += static_cast<char>(dtype);
+  signature += static_cast<char>(s.rank());
+  for (const std::int64_t extent : s) signature.append(reinterpret_cast<const char*>(&extent), sizeof extent);
+}
+
+}  // namespace
+
 void JitFlattener::tensor(const Tensor& t) {
   if (!t.defined()) {
     signature += 'E';
@@ -223,10 +236,8 @@ void JitFlattener::tensor(const Tensor& t) {
   }
   const detail::TensorImpl& impl = *detail::TensorAccess::impl(t);
   const Shape& s = impl.shape;
-  const char head[3] = {'T', static_cast<char>(impl.dtype), static_cast<char>(s.rank())};
-  signature.append(head, 3);
-  signature.append(reinterpret_cast<const char*>(s.begin()),
-                   static_cast<std::size_t>(s.rank()) * sizeof(std::int64_t));
+  signature += 'T';
+  append_shape(signature, impl.dtype, s);
   flat.tensors.push_back(t);
   if (describe_) {
     if (!opens_group(description)) description += ", ";
@@ -276,11 +287,7 @@ void JitFlattener::tree(const Variables& v) {
   detail::append_leaves(v, flat.tensors);
   for (std::size_t i = first; i < flat.tensors.size(); ++i) {
     const detail::TensorImpl& impl = *detail::TensorAccess::impl(flat.tensors[i]);
-    const Shape& s = impl.shape;
-    const char head[2] = {static_cast<char>(impl.dtype), static_cast<char>(s.rank())};
-    signature.append(head, 2);
-    signature.append(reinterpret_cast<const char*>(s.begin()),
-                     static_cast<std::size_t>(s.rank()) * sizeof(std::int64_t));
+    append_shape(signature, impl.dtype, impl.shape);
   }
 }
 
