@@ -55,10 +55,7 @@ inline void cols_max(const float* x, std::int64_t n, std::int64_t stride, std::i
     for (std::int64_t i = 0; i < w; ++i) m[i] = max_nan(m[i], x[k * stride + i]);
 }
 
-Tensor softmax_forward(const Tensor& x, const AxisView& v) {
-  Tensor out = detail::empty(x.shape(), DType::float32);
-  const float* px = data<float>(x);
-  float* py = detail::mutable_data<float>(out);
+void softmax_forward_into(const float* px, float* py, const AxisView& v) {
   const std::int64_t n = v.n, stride = v.inner;
   for_each_row(
       v,
@@ -80,13 +77,9 @@ Tensor softmax_forward(const Tensor& x, const AxisView& v) {
         for (std::int64_t k = 0; k < n; ++k)
           for (std::int64_t i = 0; i < w; ++i) yr[k * stride + i] /= s[i];
       });
-  return out;
 }
 
-Tensor log_softmax_forward(const Tensor& x, const AxisView& v) {
-  Tensor out = detail::empty(x.shape(), DType::float32);
-  const float* px = data<float>(x);
-  float* py = detail::mutable_data<float>(out);
+void log_softmax_forward_into(const float* px, float* py, const AxisView& v) {
   const std::int64_t n = v.n, stride = v.inner;
   for_each_row(
       v,
@@ -108,17 +101,12 @@ Tensor log_softmax_forward(const Tensor& x, const AxisView& v) {
         for (std::int64_t k = 0; k < n; ++k)
           for (std::int64_t i = 0; i < w; ++i) yr[k * stride + i] = (xr[k * stride + i] - m[i]) - s[i];
       });
-  return out;
 }
 
 /// The shape both backward passes share: r = sum over the axis of term(g, y), then
 /// dx = out(g, y, r) for each element.
 template <class Term, class Out>
-Tensor reduce_then_map(const Tensor& g, const Tensor& y, const AxisView& v, Term term, Out out) {
-  Tensor dx = detail::empty(y.shape(), DType::float32);
-  const float* pg = data<float>(g);
-  const float* py = data<float>(y);
-  float* pd = detail::mutable_data<float>(dx);
+void reduce_then_map(const float* pg, const float* py, float* pd, const AxisView& v, Term term, Out out) {
   const std::int64_t n = v.n, stride = v.inner;
   for_each_row(
       v,
@@ -138,54 +126,75 @@ Tensor reduce_then_map(const Tensor& g, const Tensor& y, const AxisView& v, Term
           for (std::int64_t i = 0; i < w; ++i)
             dr[k * stride + i] = out(gr[k * stride + i], yr[k * stride + i], r[i]);
       });
-  return dx;
 }
 
 /// softmax: dx = y * (g - sum(g * y)) along the axis.
-Tensor softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
-  return reduce_then_map(
-      g, y, v, [](float gi, float yi) { return gi * yi; },
+void softmax_backward_into(const float* pg, const float* py, float* pd, const AxisView& v) {
+  reduce_then_map(
+      pg, py, pd, v, [](float gi, float yi) { return gi * yi; },
       [](float gi, float yi, float dot) { return yi * (gi - dot); });
 }
 
 /// log_softmax: dx = g - exp(y) * sum(g) along the axis (exp(y) is the softmax).
-Tensor log_softmax_backward(const Tensor& g, const Tensor& y, const AxisView& v) {
-  return reduce_then_map(
-      g, y, v, [](float gi, float) { return gi; },
+void log_softmax_backward_into(const float* pg, const float* py, float* pd, const AxisView& v) {
+  reduce_then_map(
+      pg, py, pd, v, [](float gi, float) { return gi; },
       [](float gi, float yi, float sg) { return gi - exp_nonpositive(yi) * sg; });
+}
+
+using Forward = void (*)(const float*, float*, const AxisView&);
+using Backward = void (*)(const float*, const float*, float*, const AxisView&);
+
+/// The gradient op of softmax or log_softmax (`backward`) over g and the op's output y: a kernel in
+/// weft::jit plans.
+Tensor softmax_grad(const char* op, Backward backward, const Tensor& g, const Tensor& y, const AxisView& v) {
+  return detail::traced_lowered(
+      op,
+      [backward, v](const Tensor& g, const Tensor& y) {
+        Tensor dx = detail::empty(y.shape(), DType::float32);
+        backward(data<float>(g), data<float>(y), detail::mutable_data<float>(dx), v);
+        return dx;
+      },
+      [backward, v](const Tensor&, const Tensor&, const Tensor&) {
+        return detail::JitKernel{[backward, v](const void* const* in, void* const* out) {
+          backward(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<float*>(out[0]), v);
+        }};
+      },
+      g, y);
+}
+
+/// softmax or log_softmax (`forward`, gradient `backward`) of x along `axis`: a kernel in weft::jit
+/// plans, as its gradient.
+Tensor softmax_op(const Tensor& x, int axis, const char* op, const char* grad_op, Forward forward, Backward backward) {
+  const auto lower = [op, axis, forward](const Tensor& x, const Tensor&) {
+    const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), op));
+    return detail::JitKernel{[forward, v](const void* const* in, void* const* out) {
+      forward(static_cast<const float*>(in[0]), static_cast<float*>(out[0]), v);
+    }};
+  };
+  return detail::traced_lowered(op, [=](const Tensor& x) -> Tensor {
+    detail::require_float(x, op);
+    const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), op));
+    Tensor out = detail::empty(x.shape(), DType::float32);
+    forward(data<float>(x), detail::mutable_data<float>(out), v);
+    if (autodiff::any_tracked(x)) {
+      // The gradient is an op of its own over g and the output, which a weft::jit trace records.
+      autodiff::record_ops(out, op, {&x}, [y = detach(out), v, grad_op, backward](const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = softmax_grad(grad_op, backward, g, y, v);
+      });
+    }
+    return out;
+  }, lower, x);
 }
 
 }  // namespace
 
 Tensor softmax(const Tensor& x, int axis) {
-  return detail::traced("softmax", [=](const Tensor& x) -> Tensor {
-    detail::require_float(x, "softmax");
-    const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "softmax"));
-    Tensor out = softmax_forward(x, v);
-    if (autodiff::any_tracked(x)) {
-      // The gradient is an op of its own over g and the output, which a weft::jit trace records.
-      autodiff::record_ops(out, "softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = detail::traced(
-            "softmax_grad", [v](const Tensor& g, const Tensor& y) { return softmax_backward(g, y, v); }, g, y);
-      });
-    }
-    return out;
-  }, x);
+  return softmax_op(x, axis, "softmax", "softmax_grad", softmax_forward_into, softmax_backward_into);
 }
 
 Tensor log_softmax(const Tensor& x, int axis) {
-  return detail::traced("log_softmax", [=](const Tensor& x) -> Tensor {
-    detail::require_float(x, "log_softmax");
-    const AxisView v = detail::axis_view(x.shape(), normalize_axis(axis, x.rank(), "log_softmax"));
-    Tensor out = log_softmax_forward(x, v);
-    if (autodiff::any_tracked(x)) {
-      autodiff::record_ops(out, "log_softmax", {&x}, [y = detach(out), v](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = detail::traced(
-            "log_softmax_grad", [v](const Tensor& g, const Tensor& y) { return log_softmax_backward(g, y, v); }, g, y);
-      });
-    }
-    return out;
-  }, x);
+  return softmax_op(x, axis, "log_softmax", "log_softmax_grad", log_softmax_forward_into, log_softmax_backward_into);
 }
 
 }  // namespace weft
