@@ -197,6 +197,16 @@ TEST_CASE("jit on every loss: value and gradient equal eager mode's") {
       {"cosine_distance", [&](const Tensor& x) { return losses::cosine_distance(x, targets); }},
       {"hinge_loss", [&](const Tensor& x) { return losses::hinge_loss(x, targets * 2.0f - 0.3f); }},
       {"smooth_labels", [&](const Tensor& x) { return losses::smooth_labels(softmax(x), 0.1f) * x; }},
+      // Both operands depend on x: the gradients of targets and labels too.
+      {"softmax_cross_entropy, both operands",
+       [&](const Tensor& x) { return losses::softmax_cross_entropy(x, softmax(x * 0.5f)); }},
+      {"sigmoid_binary_cross_entropy, both operands",
+       [&](const Tensor& x) { return losses::sigmoid_binary_cross_entropy(x, sigmoid(x * 0.5f)); }},
+      {"huber_loss, both operands", [&](const Tensor& x) { return losses::huber_loss(x, x * x, 0.5f); }},
+      {"kl_divergence, both operands",
+       [&](const Tensor& x) { return losses::kl_divergence(log_softmax(x), softmax(x * 0.5f)); }},
+      {"cosine_distance, both operands", [&](const Tensor& x) { return losses::cosine_distance(x, x * x); }},
+      {"hinge_loss, both operands", [&](const Tensor& x) { return losses::hinge_loss(x, tanh(x)); }},
   };
   for (const auto& [name, loss] : losses_of_x) {
     INFO("loss " << std::string(name));
@@ -211,6 +221,7 @@ TEST_CASE("jit on every loss: value and gradient equal eager mode's") {
       CHECK(same_bits(b.grad, a.grad));
     }
     CHECK(jitted.trace_count() == 1);
+    CHECK(detail::jit_stats(*jitted.latest_plan()).vjp_steps == 0);  // every gradient recorded as ops
   }
 }
 

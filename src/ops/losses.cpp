@@ -105,6 +105,33 @@ inline RowNorm row_norm(const float* x, std::int64_t n) {
 // The per-row (m, ls) of the forward pass, kept for the backward pass: shape (rows, 2).
 constexpr std::int64_t kStats = 2;
 
+/// Attaches the gradient of a loss of operands (a, b) to `out` as one op, `grad_op`, over g, a and b,
+/// so that a weft::jit trace records it (its plan replays no recorded graph). backward(g, a, b,
+/// need_a, need_b) returns (da, db), each computed only where needed; b may be absent.
+template <class Backward>
+void record_loss_grad(Tensor& out, const char* op, const char* grad_op, const Tensor& a, const Tensor& b,
+                      Backward backward) {
+  const bool need_a = detail::node_of(a) != nullptr, need_b = b.defined() && detail::node_of(b) != nullptr;
+  autodiff::record_ops(
+      out, op, {&a, &b},
+      [va = detail::detach(a), vb = detail::detach(b), grad_op, need_a, need_b, backward](const Tensor& g,
+                                                                                         std::span<Tensor> grads) {
+        const std::vector<Tensor> r = detail::traced(
+            grad_op,
+            [need_a, need_b, backward](const Tensor& g, const Tensor& a, const Tensor& b) {
+              auto [da, db] = backward(g, a, b, need_a, need_b);
+              std::vector<Tensor> needed;
+              if (need_a) needed.push_back(std::move(da));
+              if (need_b) needed.push_back(std::move(db));
+              return needed;
+            },
+            g, va, vb);
+        std::size_t k = 0;
+        if (need_a) grads[0] = r[k++];
+        if (need_b) grads[1] = r[k++];
+      });
+}
+
 /// d logits = g * (softmax(x) - one_hot(label)), per row from its (m, ls): those of `stats` (the
 /// forward pass's), or formed again where `stats` is null (the same values: row_norm is
 /// deterministic).
@@ -184,53 +211,46 @@ Tensor integer_cross_entropy(const Tensor& logits, const Tensor& labels, const R
 
 Tensor soft_cross_entropy(const Tensor& logits, const Tensor& labels, const Rows& rows) {
   return detail::traced("softmax_cross_entropy", [=](const Tensor& logits, const Tensor& labels) -> Tensor {
-    const bool tracked = autodiff::any_tracked(logits, labels);
     Tensor out = detail::empty(rows.batch, DType::float32);
-    Tensor stats = tracked ? detail::empty(Shape{rows.count, kStats}, DType::float32) : Tensor();
     const float* px = data<float>(logits);
     const float* py = data<float>(labels);
     float* po = detail::mutable_data<float>(out);
-    float* ps = tracked ? detail::mutable_data<float>(stats) : nullptr;
     const std::int64_t n = rows.classes;
     for_rows(rows, [&](std::int64_t r) {
       const float *x = px + r * n, *y = py + r * n;
       const RowNorm norm = row_norm(x, n);
       // -sum(labels * log_softmax(x)), as optax (a zero label times a -inf logit gives NaN there too).
       po[r] = -lanes_accumulate(n, [&](std::int64_t i) { return y[i] * ((x[i] - norm.m) - norm.ls); });
-      if (ps != nullptr) {
-        ps[r * kStats] = norm.m;
-        ps[r * kStats + 1] = norm.ls;
-      }
     });
-    if (tracked) {
-      const bool need_x = detail::node_of(logits) != nullptr, need_y = detail::node_of(labels) != nullptr;
-      autodiff::record(
-          out, kCrossEntropy, {&logits, &labels},
-          [x = detail::detach(logits), y = detail::detach(labels), stats, rows, need_x, need_y](
-              const Tensor& g, std::span<Tensor> grads) {
-            const float *px = data<float>(x), *py = data<float>(y), *pg = data<float>(g), *ps = data<float>(stats);
-            const std::int64_t n = rows.classes;
-            Tensor dx = need_x ? detail::empty(x.shape(), DType::float32) : Tensor();
-            Tensor dy = need_y ? detail::empty(y.shape(), DType::float32) : Tensor();
-            float* pdx = need_x ? detail::mutable_data<float>(dx) : nullptr;
-            float* pdy = need_y ? detail::mutable_data<float>(dy) : nullptr;
-            for_rows(rows, [&](std::int64_t r) {
-              const float *xr = px + r * n, *yr = py + r * n;
-              const float gr = pg[r], m = ps[r * kStats], ls = ps[r * kStats + 1];
-              if (pdx != nullptr) {
-                // d/dx of -sum(y * log_softmax(x)) = softmax(x) * sum(y) - y: softmax - labels for a distribution.
-                const float total = lanes_accumulate(n, [yr](std::int64_t i) { return yr[i]; });
-                float* dr = pdx + r * n;
-                for (std::int64_t i = 0; i < n; ++i) dr[i] = gr * (exp_nonpositive((xr[i] - m) - ls) * total - yr[i]);
-              }
-              if (pdy != nullptr) {
-                float* dr = pdy + r * n;
-                for (std::int64_t i = 0; i < n; ++i) dr[i] = -gr * ((xr[i] - m) - ls);
-              }
-            });
-            if (need_x) grads[0] = dx;
-            if (need_y) grads[1] = dy;
-          });
+    if (autodiff::any_tracked(logits, labels)) {
+      // Each row's (m, ls) formed again in the gradient op (row_norm is deterministic: the same values).
+      record_loss_grad(out, kCrossEntropy, "softmax_cross_entropy_grad", logits, labels,
+                       [rows](const Tensor& g, const Tensor& x, const Tensor& y, bool need_x, bool need_y) {
+                         const float *px = data<float>(x), *py = data<float>(y), *pg = data<float>(g);
+                         const std::int64_t n = rows.classes;
+                         Tensor dx = need_x ? detail::empty(x.shape(), DType::float32) : Tensor();
+                         Tensor dy = need_y ? detail::empty(y.shape(), DType::float32) : Tensor();
+                         float* pdx = need_x ? detail::mutable_data<float>(dx) : nullptr;
+                         float* pdy = need_y ? detail::mutable_data<float>(dy) : nullptr;
+                         for_rows(rows, [&](std::int64_t r) {
+                           const float *xr = px + r * n, *yr = py + r * n;
+                           const RowNorm norm = row_norm(xr, n);
+                           const float gr = pg[r], m = norm.m, ls = norm.ls;
+                           if (pdx != nullptr) {
+                             // d/dx of -sum(y * log_softmax(x)) = softmax(x) * sum(y) - y: softmax - labels
+                             // for a distribution.
+                             const float total = lanes_accumulate(n, [yr](std::int64_t i) { return yr[i]; });
+                             float* dr = pdx + r * n;
+                             for (std::int64_t i = 0; i < n; ++i)
+                               dr[i] = gr * (exp_nonpositive((xr[i] - m) - ls) * total - yr[i]);
+                           }
+                           if (pdy != nullptr) {
+                             float* dr = pdy + r * n;
+                             for (std::int64_t i = 0; i < n; ++i) dr[i] = -gr * ((xr[i] - m) - ls);
+                           }
+                         });
+                         return std::pair{dx, dy};
+                       });
     }
     return out;
   }, logits, labels);
@@ -312,11 +332,9 @@ Tensor cosine(const Tensor& predictions, const Tensor& targets, float epsilon, b
       po[r] = distance ? 1.0f - s : s;
     });
     if (autodiff::any_tracked(predictions, targets)) {
-      const bool need_p = detail::node_of(predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
-      autodiff::record(
-          out, op, {&predictions, &targets},
-          [p = detail::detach(predictions), t = detail::detach(targets), rows, epsilon, distance, need_p, need_t](
-              const Tensor& g, std::span<Tensor> grads) {
+      record_loss_grad(
+          out, op, distance ? "cosine_distance_grad" : "cosine_similarity_grad", predictions, targets,
+          [rows, epsilon, distance](const Tensor& g, const Tensor& p, const Tensor& t, bool need_p, bool need_t) {
             // ds/dp = t / (|p| |t|) - s p / |p|^2, the second term only where |p| passes a gradient.
             const float *pp = data<float>(p), *pt = data<float>(t), *pg = data<float>(g);
             Tensor dp = need_p ? detail::empty(p.shape(), DType::float32) : Tensor();
@@ -336,8 +354,7 @@ Tensor cosine(const Tensor& predictions, const Tensor& targets, float epsilon, b
               if (pdt != nullptr)
                 for (std::int64_t i = 0; i < n; ++i) pdt[r * n + i] = gr * (pr[i] * inv - st * tr[i]);
             });
-            if (need_p) grads[0] = dp;
-            if (need_t) grads[1] = dt;
+            return std::pair{dp, dt};
           });
     }
     return out;
@@ -373,43 +390,27 @@ Tensor sigmoid_binary_cross_entropy(const Tensor& logits, const Tensor& labels) 
       return (x > 0.0f ? x : 0.0f) - x * z + std::log1p(std::exp(-std::fabs(x)));
     });
     if (autodiff::any_tracked(logits, labels)) {
-      const bool need_x = detail::node_of(logits) != nullptr, need_z = detail::node_of(labels) != nullptr;
-      autodiff::record(out, op, {&logits, &labels},
-                       [x = detail::detach(logits), z = detail::detach(labels), need_x, need_z](
-                           const Tensor& g, std::span<Tensor> grads) {
+      record_loss_grad(out, op, "sigmoid_binary_cross_entropy_grad", logits, labels,
+                       [](const Tensor& g, const Tensor& x, const Tensor& z, bool need_x, bool need_z) {
                          const float *px = data<float>(x), *pz = data<float>(z), *pg = data<float>(g);
-                         if (need_x) {
-                           Tensor dx = detail::empty(x.shape(), DType::float32);
-                           float* pd = detail::mutable_data<float>(dx);
-                           detail::parallel_for(x.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-                             for (std::int64_t i = b; i < e; ++i)
-                               pd[i] = pg[i] * (1.0f / (1.0f + std::exp(-px[i])) - pz[i]);
-                           });
-                           grads[0] = dx;
-                         }
-                         if (need_z) {
-                           Tensor dz = detail::empty(z.shape(), DType::float32);
-                           float* pd = detail::mutable_data<float>(dz);
-                           detail::parallel_for(x.size(), detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-                             for (std::int64_t i = b; i < e; ++i) pd[i] = -pg[i] * px[i];
-                           });
-                           grads[1] = dz;
-                         }
+                         Tensor dx, dz;
+                         if (need_x) dx = flat_map(x, [=](std::int64_t i) { return pg[i] * (1.0f / (1.0f + std::exp(-px[i])) - pz[i]); });
+                         if (need_z) dz = flat_map(z, [=](std::int64_t i) { return -pg[i] * px[i]; });
+                         return std::pair{dx, dz};
                        });
     }
     return out;
   }, logits, labels);
 }
 
+// Of ops, not an op of its own: a weft::jit trace records them, and their gradients as ops.
 Tensor squared_error(const Tensor& predictions, const Tensor& targets) {
-  return detail::traced("squared_error", [=](const Tensor& predictions, const Tensor& targets) -> Tensor {
-    constexpr const char* op = "squared_error";
-    check_float(predictions, "predictions", op);
-    if (!targets.defined()) return square(predictions);
-    check_float(targets, "targets", op);
-    check_same_shape(predictions, "predictions", targets, "targets", op);
-    return square(predictions - targets);
-  }, predictions, targets);
+  constexpr const char* op = "squared_error";
+  check_float(predictions, "predictions", op);
+  if (!targets.defined()) return square(predictions);
+  check_float(targets, "targets", op);
+  check_same_shape(predictions, "predictions", targets, "targets", op);
+  return square(predictions - targets);
 }
 
 Tensor l2_loss(const Tensor& predictions, const Tensor& targets) {
@@ -434,27 +435,28 @@ Tensor huber_loss(const Tensor& predictions, const Tensor& targets, float delta)
       throw ValueError(fmt::format("weft::losses::{}: delta is {}; it is where the loss turns from quadratic to linear, "
                                    "so it must be positive and finite (optax's default is 1)",
                                    op, delta));
-    const Tensor errors = targets.defined() ? detail::map_binary<float, float>(predictions, targets, op,
-                                                                               [](float p, float t) { return p - t; })
-                                            : detail::detach(predictions);
+    // The errors (formed again by the gradient op, from its operands).
+    const auto error_of = [](const Tensor& p, const Tensor& t) {
+      return t.defined() ? detail::map_binary<float, float>(p, t, "huber_loss", [](float u, float v) { return u - v; })
+                         : detail::detach(p);
+    };
+    const Tensor errors = error_of(predictions, targets);
     // optax's 0.5 q^2 + delta (|e| - q) with q = min(|e|, delta), as one branch per element.
     Tensor out = detail::map_unary<float, float>(errors, [delta](float e) {
       const float a = std::fabs(e);
       return a <= delta ? 0.5f * e * e : delta * (a - 0.5f * delta);
     });
     if (autodiff::any_tracked(predictions, targets)) {
-      const bool need_p = detail::node_of(predictions) != nullptr;
-      const bool need_t = targets.defined() && detail::node_of(targets) != nullptr;
-      autodiff::record(out, op, {&predictions, &targets},
-                       [errors, delta, need_p, need_t](const Tensor& g, std::span<Tensor> grads) {
+      record_loss_grad(out, op, "huber_loss_grad", predictions, targets,
+                       [delta, error_of](const Tensor& g, const Tensor& p, const Tensor& t, bool need_p, bool need_t) {
                          // The derivative in e is clip(e, -delta, delta), continuous at |e| = delta.
+                         const Tensor errors = error_of(p, t);
                          const float *pe = data<float>(errors), *pg = data<float>(g);
                          const Tensor de = flat_map(errors, [=](std::int64_t i) {
                            const float e = pe[i];
                            return pg[i] * (e > delta ? delta : (e < -delta ? -delta : e));
                          });
-                         if (need_p) grads[0] = de;
-                         if (need_t) grads[1] = -de;
+                         return std::pair{need_p ? de : Tensor(), need_t ? -de : Tensor()};
                        });
     }
     return out;
@@ -477,17 +479,17 @@ Tensor kl_divergence(const Tensor& log_predictions, const Tensor& targets) {
       });
     });
     if (autodiff::any_tracked(log_predictions, targets)) {
-      const bool need_l = detail::node_of(log_predictions) != nullptr, need_t = detail::node_of(targets) != nullptr;
-      autodiff::record(out, op, {&log_predictions, &targets},
-                       [l = detail::detach(log_predictions), t = detail::detach(targets), n, need_l, need_t](
-                           const Tensor& g, std::span<Tensor> grads) {
+      record_loss_grad(out, op, "kl_divergence_grad", log_predictions, targets,
+                       [n](const Tensor& g, const Tensor& l, const Tensor& t, bool need_l, bool need_t) {
                          const float *pl = data<float>(l), *pt = data<float>(t), *pg = data<float>(g);
                          // g has one value per row of n elements.
-                         if (need_l) grads[0] = flat_map(l, [=](std::int64_t i) { return -pg[i / n] * pt[i]; });
+                         Tensor dl, dt;
+                         if (need_l) dl = flat_map(l, [=](std::int64_t i) { return -pg[i / n] * pt[i]; });
                          if (need_t)
-                           grads[1] = flat_map(t, [=](std::int64_t i) {
+                           dt = flat_map(t, [=](std::int64_t i) {
                              return pg[i / n] * (pt[i] == 0.0f ? -pl[i] : std::log(pt[i]) - pl[i] + 1.0f);
                            });
+                         return std::pair{dl, dt};
                        });
     }
     return out;
@@ -513,39 +515,38 @@ Tensor hinge_loss(const Tensor& predictor_outputs, const Tensor& targets) {
       return z > 0.0f ? z : 0.0f;
     });
     if (autodiff::any_tracked(predictor_outputs, targets)) {
-      const bool need_y = detail::node_of(predictor_outputs) != nullptr, need_t = detail::node_of(targets) != nullptr;
-      autodiff::record(out, op, {&predictor_outputs, &targets},
-                       [y = detail::detach(predictor_outputs), t = detail::detach(targets), need_y, need_t](
-                           const Tensor& g, std::span<Tensor> grads) {
+      record_loss_grad(out, op, "hinge_loss_grad", predictor_outputs, targets,
+                       [](const Tensor& g, const Tensor& y, const Tensor& t, bool need_y, bool need_t) {
                          const float *py = data<float>(y), *pt = data<float>(t), *pg = data<float>(g);
                          // The share of the gradient through max(0, z): jax's maximum splits a tie evenly.
                          const auto share = [=](std::int64_t i) {
                            const float z = 1.0f - py[i] * pt[i];
                            return pg[i] * (z > 0.0f ? 1.0f : (z == 0.0f ? 0.5f : 0.0f));
                          };
-                         if (need_y) grads[0] = flat_map(y, [=](std::int64_t i) { return -share(i) * pt[i]; });
-                         if (need_t) grads[1] = flat_map(t, [=](std::int64_t i) { return -share(i) * py[i]; });
+                         Tensor dy, dt;
+                         if (need_y) dy = flat_map(y, [=](std::int64_t i) { return -share(i) * pt[i]; });
+                         if (need_t) dt = flat_map(t, [=](std::int64_t i) { return -share(i) * py[i]; });
+                         return std::pair{dy, dt};
                        });
     }
     return out;
   }, predictor_outputs, targets);
 }
 
+// Of ops, not an op of its own: a weft::jit trace records them, and their gradients as ops.
 Tensor smooth_labels(const Tensor& labels, float alpha) {
-  return detail::traced("smooth_labels", [=](const Tensor& labels) -> Tensor {
-    constexpr const char* op = "smooth_labels";
-    check_float(labels, "labels", op);
-    if (labels.rank() == 0 || labels.shape()[labels.rank() - 1] == 0)
-      throw ShapeError(fmt::format("weft::losses::{}: labels {} have no categories; one-hot labels hold the categories "
-                                   "on their last axis, e.g. (batch, categories)",
-                                   op, labels.shape().str()));
-    if (!(alpha >= 0.0f && alpha <= 1.0f))
-      throw ValueError(fmt::format("weft::losses::{}: alpha is {}; it is the share of the probability spread over all "
-                                   "categories, so it must lie in [0, 1]",
-                                   op, alpha));
-    const auto categories = static_cast<float>(labels.shape()[labels.rank() - 1]);
-    return (1.0f - alpha) * labels + alpha / categories;
-  }, labels);
+  constexpr const char* op = "smooth_labels";
+  check_float(labels, "labels", op);
+  if (labels.rank() == 0 || labels.shape()[labels.rank() - 1] == 0)
+    throw ShapeError(fmt::format("weft::losses::{}: labels {} have no categories; one-hot labels hold the categories "
+                                 "on their last axis, e.g. (batch, categories)",
+                                 op, labels.shape().str()));
+  if (!(alpha >= 0.0f && alpha <= 1.0f))
+    throw ValueError(fmt::format("weft::losses::{}: alpha is {}; it is the share of the probability spread over all "
+                                 "categories, so it must lie in [0, 1]",
+                                 op, alpha));
+  const auto categories = static_cast<float>(labels.shape()[labels.rank() - 1]);
+  return (1.0f - alpha) * labels + alpha / categories;
 }
 
 }  // namespace weft::losses
