@@ -156,11 +156,12 @@ TEST_CASE("jit: an elementwise kernel writes over a dying value of the arena") {
   CHECK(detail::jit_stats(*f.latest_plan()).arena_bytes == 8 * 32 * sizeof(float));
 }
 
-TEST_CASE("jit: the gradients of softmax, extrema, where, divide, slice and take are recorded as ops") {
+TEST_CASE("jit: the gradients of softmax, extrema, where, divide, var, slice and take are recorded as ops") {
   const auto loss = [](const Tensor& x, const Tensor& y, const Tensor& ids) {
     const Tensor a = softmax(x, 1) * log_softmax(y, 0) + maximum(x, y) / (1.0f + abs(y));
     const Tensor b = where(x > y, x, y * 2.0f) - minimum(x, 0.5f * y);
-    return sum(a * b) + sum(max(x, 1)) + sum(slice(y, {1, 0}, {3, 4})) + sum(take(x, ids) * y);
+    return sum(a * b) + sum(max(x, 1)) + sum(slice(y, {1, 0}, {3, 4})) + sum(take(x, ids) * y) +
+           sum(var(x * y, 0) * logsumexp(y, 1));
   };
   const auto g = jit(grad(loss));
   const Tensor x = pattern(Shape{4, 4}), y = pattern(Shape{4, 4}, -2.0f, 2.0f, 1);

@@ -133,24 +133,37 @@ Tensor logsumexp(const Tensor& x, const Axes& axes, bool keepdims) {
     if (n == 0) {  // the log of an empty sum
       Tensor out = full(detail::reduced_shape(sx, ax, keepdims), -std::numeric_limits<float>::infinity());
       if (autodiff::any_tracked(x))
-        autodiff::record(out, "logsumexp", {&x}, [sx](const Tensor&, std::span<Tensor> gr) { gr[0] = zeros(sx); });
+        autodiff::record_ops(out, "logsumexp", {&x}, [sx](const Tensor&, std::span<Tensor> gr) { gr[0] = zeros(sx); });
       return out;
     }
     // Shift by the maximum; a row whose maximum is infinite shifts by 0 instead (as JAX), so an
-    // all -inf row gives log(0) = -inf rather than NaN from -inf - -inf.
-    Tensor m = detail::reduce_raw(vx, ax, true, detail::ReduceKind::max);
-    m = detail::map_unary<float, float>(m, [](float v) { return std::isfinite(v) ? v : 0.0f; });
-    const Tensor e = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return std::exp(a - b); });
-    const Tensor ls = detail::map_unary<float, float>(detail::reduce_raw(e, ax, true, detail::ReduceKind::sum),
-                                                      [](float s) { return std::log(s); });
+    // all -inf row gives log(0) = -inf rather than NaN from -inf - -inf. (m, log s) per row.
+    const auto shift_and_log = [ax](const Tensor& vx) {
+      Tensor m = detail::reduce_raw(vx, ax, true, detail::ReduceKind::max);
+      m = detail::map_unary<float, float>(m, [](float v) { return std::isfinite(v) ? v : 0.0f; });
+      const Tensor e = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return std::exp(a - b); });
+      const Tensor ls = detail::map_unary<float, float>(detail::reduce_raw(e, ax, true, detail::ReduceKind::sum),
+                                                        [](float s) { return std::log(s); });
+      return std::pair{m, ls};
+    };
+    const auto [m, ls] = shift_and_log(vx);
     Tensor out = detail::alias(ls + m, detail::reduced_shape(sx, ax, keepdims));
     if (autodiff::any_tracked(x)) {
       // The softmax weights exp((x - m) - log s): shifting by m first keeps them accurate for
-      // large logits (exp(x - logsumexp) would lose the low bits of x - logsumexp).
-      autodiff::record(out, "logsumexp", {&x}, [vx, m, ls, ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
-        const Tensor shifted = map_binary<float, float>(vx, m, "logsumexp", [](float a, float b) { return a - b; });
-        const Tensor w = map_binary<float, float>(shifted, ls, "logsumexp", [](float a, float b) { return std::exp(a - b); });
-        gr[0] = w * detail::keep_axes(g, vx.shape(), ax, keepdims);
+      // large logits (exp(x - logsumexp) would lose the low bits of x - logsumexp). An op of its own
+      // over g and x ((m, log s) formed again), which a weft::jit trace records.
+      autodiff::record_ops(out, "logsumexp", {&x}, [vx, shift_and_log, ax, keepdims](const Tensor& g,
+                                                                                     std::span<Tensor> gr) {
+        gr[0] = detail::traced(
+            "logsumexp_grad",
+            [shift_and_log, ax, keepdims](const Tensor& g, const Tensor& x) {
+              const auto [m, ls] = shift_and_log(x);
+              const Tensor shifted = map_binary<float, float>(x, m, "logsumexp", [](float a, float b) { return a - b; });
+              const Tensor w =
+                  map_binary<float, float>(shifted, ls, "logsumexp", [](float a, float b) { return std::exp(a - b); });
+              return w * detail::keep_axes(g, x.shape(), ax, keepdims);
+            },
+            g, vx);
       });
     }
     return out;

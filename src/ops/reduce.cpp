@@ -275,17 +275,26 @@ Tensor var(const Tensor& x, const Axes& axes, bool keepdims) {
     detail::require_defined(x, "var");
     const auto ax = detail::normalize_axes(axes, x.rank(), "var");
     const std::int64_t n = detail::averaged_count(x.shape(), ax, "var");
-    const Tensor xf = x.dtype() == DType::float32 ? detail::detach(x) : astype(x, DType::float32);
     const float inv_n = 1.0f / static_cast<float>(n);
     // Two passes (the mean, then the mean of squared deviations): E[x^2] - E[x]^2 would cancel
     // catastrophically when the mean is large compared with the spread.
-    const Tensor m = detail::reduce_raw(xf, ax, true, detail::ReduceKind::sum) * inv_n;
-    const Tensor d = xf - m;
-    Tensor out = detail::reduce_raw(square(d), ax, keepdims, detail::ReduceKind::sum) * inv_n;
+    const auto deviations = [ax, inv_n](const Tensor& x) {
+      const Tensor xf = x.dtype() == DType::float32 ? detail::detach(x) : astype(x, DType::float32);
+      return xf - detail::reduce_raw(xf, ax, true, detail::ReduceKind::sum) * inv_n;
+    };
+    Tensor out = detail::reduce_raw(square(deviations(x)), ax, keepdims, detail::ReduceKind::sum) * inv_n;
     if (autodiff::any_tracked(x)) {
       // d/dx mean((x - m)^2) = 2 (x - m) / n: the term through m vanishes because sum(x - m) = 0.
-      autodiff::record(out, "var", {&x}, [d, ax, keepdims, inv_n](const Tensor& g, std::span<Tensor> gr) {
-        gr[0] = d * (detail::keep_axes(g, d.shape(), ax, keepdims) * (2.0f * inv_n));
+      // An op of its own over g and x (the deviations formed again), which a weft::jit trace records.
+      autodiff::record_ops(out, "var", {&x}, [vx = detail::detach(x), deviations, ax, keepdims, inv_n](
+                                                 const Tensor& g, std::span<Tensor> gr) {
+        gr[0] = detail::traced(
+            "var_grad",
+            [deviations, ax, keepdims, inv_n](const Tensor& g, const Tensor& x) {
+              const Tensor d = deviations(x);
+              return d * (detail::keep_axes(g, d.shape(), ax, keepdims) * (2.0f * inv_n));
+            },
+            g, vx);
       });
     }
     return out;
