@@ -78,6 +78,7 @@ void check_module(const char* name, const Module& module, const Tensor& x, const
     }
   }
   CHECK(jitted.trace_count() == 2);
+  CHECK(detail::jit_stats(*jitted.latest_plan()).vjp_steps == 0);  // every gradient recorded as ops
 }
 
 struct AttentionBlock {
