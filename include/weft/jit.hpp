@@ -26,7 +26,8 @@
 //    trace time that names the op that computed it.
 //  - Keys are ordinary inputs: dropout masks and other draws follow the key of each call, as in
 //    eager mode. A key f makes itself (Key(0)) is a constant, as in JAX.
-//  - Results equal eager mode's bit for bit: the plan runs the same kernels in the same order.
+//  - Results equal eager mode's bit for bit: the plan runs each op's own arithmetic in the same
+//    order (elementwise ops fused into one pass keep theirs, element by element).
 //  - A jitted function called while another is traced is inlined into that trace; called with
 //    tensors that are being differentiated (inside weft::grad), it runs f eagerly.
 #include <cstddef>

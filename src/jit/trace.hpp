@@ -13,8 +13,10 @@
 // records the ops its backward runs. Otherwise the output carries one "boundary" node over the
 // real inputs whose backward is that graph's vector-Jacobian product: the engine's call of it is
 // recorded as a vjp step, and at replay the op's body runs tracked again and the vjp step
-// back-propagates through the graph it recorded. So every op's gradient replays, and those with
-// record_ops become plan kernels.
+// back-propagates through the graph it recorded. So every op's gradient replays. weft's own ops all
+// record their gradients with record_ops (a gradient that needs more than the op's inputs and
+// outputs is an op of its own over them, or the op returns what it needs as another output), so
+// vjp steps remain for a graph of several nodes inside one op's body only.
 #include <algorithm>
 #include <array>
 #include <concepts>
