@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <unordered_map>
 
@@ -170,10 +171,12 @@ struct FusedChain {
           for (std::size_t k = 0; k < x.in.size(); ++k) {
             const Operand& o = x.in[k];
             const auto i = static_cast<std::size_t>(o.index);
-            const Member& source = members[o.member ? i : 0];
-            args[k] = !o.member           ? static_cast<const float*>(in[i]) + (o.aligned ? begin : 0)
-                      : source.out >= 0   ? static_cast<const float*>(out[source.out]) + begin
-                                          : buffers[i];
+            if (!o.member)
+              args[k] = static_cast<const float*>(in[i]) + (o.aligned ? begin : 0);
+            else if (members[i].out >= 0)  // written to memory already, this block included
+              args[k] = static_cast<const float*>(out[members[i].out]) + begin;
+            else
+              args[k] = buffers[i];
           }
           float* dest = x.out >= 0 ? static_cast<float*>(out[x.out]) + begin : buffers[m];
           x.block(args.data(), dest, begin, n);
@@ -321,7 +324,7 @@ void build_plan(JitPlan& plan, Tracer& tracer, const std::vector<int>& tensor_in
   // Common subexpressions: a kernel with the op, identity and inputs of an earlier one reads its
   // outputs instead of running again.
   std::vector<int> same_as(n_values);
-  for (std::size_t v = 0; v < n_values; ++v) same_as[v] = static_cast<int>(v);
+  std::iota(same_as.begin(), same_as.end(), 0);
   const auto resolve = [&](int value) { return value < 0 ? value : same_as[static_cast<std::size_t>(value)]; };
   std::unordered_map<std::string, std::size_t> computed;
   std::vector<int> keep_of(n_ins, -1);
@@ -428,23 +431,26 @@ void assign_arena(JitPlan& plan, const std::vector<int>& last_use) {
       if (!kernel_only[slot] || !read[slot] || last_use[slot] < 0) continue;  // a result, or held as a tensor
       const std::size_t bytes = (byte_size(s.out_shapes[j], s.out_dtypes[j]) + kDataAlignment - 1) &
                                 ~(kDataAlignment - 1);
-      // In place: the bytes of an input that dies here, of the output's shape and dtype, where the
-      // kernel may write over it (an elementwise op); as take_dying_input does for tensors.
-      const auto dying = std::ranges::find_if(s.kernel.in_place, [&](const std::pair<int, int>& p) {
-        const int u = p.first == static_cast<int>(j) ? s.in[static_cast<std::size_t>(p.second)] : -1;
-        if (u < 0 || plan.arena_offset[static_cast<std::size_t>(u)] < 0 || last_use[static_cast<std::size_t>(u)] != static_cast<int>(i))
-          return false;
+      // In place: the bytes of an arena value that dies here (still live: no other output took
+      // them), of the output's shape and dtype, where the kernel may write over it (an elementwise
+      // op); as take_dying_input does for tensors.
+      auto dying = live.end();
+      for (const auto& [o, k] : s.kernel.in_place) {
+        const int u = o == static_cast<int>(j) ? s.in[static_cast<std::size_t>(k)] : -1;
+        if (u < 0 || last_use[static_cast<std::size_t>(u)] != static_cast<int>(i)) continue;
+        const auto l = std::ranges::find(live, u, &Live::slot);
+        if (l == live.end()) continue;
         const JitStep& producer = plan.steps[static_cast<std::size_t>(produced_by[static_cast<std::size_t>(u)])];
-        const auto k = static_cast<std::size_t>(std::ranges::find(producer.out, u) - producer.out.begin());
-        return producer.out_shapes[k] == s.out_shapes[j] && producer.out_dtypes[k] == s.out_dtypes[j] &&
-               std::ranges::any_of(live, [&](const Live& l) { return l.slot == u; });
-      });
-      if (dying != s.kernel.in_place.end()) {
-        const int u = s.in[static_cast<std::size_t>(dying->second)];
-        Live& l = *std::ranges::find(live, u, &Live::slot);
-        l.slot = static_cast<int>(slot);
-        l.last = last_use[slot];
-        plan.arena_offset[slot] = plan.arena_offset[static_cast<std::size_t>(u)];
+        const auto at = static_cast<std::size_t>(std::ranges::find(producer.out, u) - producer.out.begin());
+        if (producer.out_shapes[at] == s.out_shapes[j] && producer.out_dtypes[at] == s.out_dtypes[j]) {
+          dying = l;
+          break;
+        }
+      }
+      if (dying != live.end()) {
+        plan.arena_offset[slot] = plan.arena_offset[static_cast<std::size_t>(dying->slot)];
+        dying->slot = static_cast<int>(slot);
+        dying->last = last_use[slot];
         continue;
       }
       std::ranges::sort(live, {}, &Live::offset);
