@@ -124,32 +124,42 @@ void layer_norm_grad_into(const float* pg, const float* px, const float* ps, con
     }
 }
 
-/// (dx, dscale, dbias), dx empty unless `need_x`: one op, which a weft::jit plan runs as a kernel.
-std::array<Tensor, 3> layer_norm_grad(const Tensor& g, const Tensor& x, const Tensor& scale, const Tensor& stats,
-                                      bool need_x) {
-  const auto run = [need_x](const float* pg, const float* px, const float* ps, const float* st, float* pdx,
-                            float* pds, float* pdb, std::int64_t rows, std::int64_t c) {
-    layer_norm_grad_into(pg, px, ps, st, need_x ? pdx : nullptr, pds, pdb, rows, c);
-  };
-  const auto lower = [run](const Tensor&, const Tensor& x, const Tensor&, const Tensor&,
-                           const std::array<Tensor, 3>&) {
+/// The gradients a norm's gradient op returns, (dscale, dbias) after dx where x needs one (a
+/// plan's outputs are fixed by its trace, so an unneeded dx is not made at all); into `grads`.
+void assign_norm_grads(const std::vector<Tensor>& r, bool need_x, std::span<Tensor> grads) {
+  std::size_t k = 0;
+  if (need_x) grads[0] = r[k++];
+  grads[1] = r[k++];
+  grads[2] = r[k];
+}
+
+/// (dx, dscale, dbias) of layer_norm_into (dx only when `need_x`): one op, which a weft::jit plan
+/// runs as a kernel.
+std::vector<Tensor> layer_norm_grad(const Tensor& g, const Tensor& x, const Tensor& scale, const Tensor& stats,
+                                    bool need_x) {
+  const auto lower = [need_x](const Tensor&, const Tensor& x, const Tensor&, const Tensor&,
+                              const std::vector<Tensor>&) {
     const std::int64_t c = x.shape()[x.rank() - 1], rows = c == 0 ? 0 : x.size() / c;
-    return JitKernel{[run, rows, c](const void* const* in, void* const* out) {
-      run(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<const float*>(in[2]),
-          static_cast<const float*>(in[3]), static_cast<float*>(out[0]), static_cast<float*>(out[1]),
-          static_cast<float*>(out[2]), rows, c);
+    return JitKernel{[need_x, rows, c](const void* const* in, void* const* out) {
+      const int d = need_x ? 1 : 0;
+      layer_norm_grad_into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                           static_cast<const float*>(in[2]), static_cast<const float*>(in[3]),
+                           need_x ? static_cast<float*>(out[0]) : nullptr, static_cast<float*>(out[d]),
+                           static_cast<float*>(out[d + 1]), rows, c);
     }};
   };
   return traced_lowered(
       "layer_norm_grad",
-      [run](const Tensor& g, const Tensor& x, const Tensor& scale, const Tensor& stats) {
+      [need_x](const Tensor& g, const Tensor& x, const Tensor& scale, const Tensor& stats) {
         const std::int64_t c = x.shape()[x.rank() - 1], rows = c == 0 ? 0 : x.size() / c;
-        // dx always has its shape (a plan's outputs are fixed); it is written only when needed.
-        std::array<Tensor, 3> r{weft::detail::empty(x.shape(), DType::float32),
-                                weft::detail::empty(Shape{c}, DType::float32),
-                                weft::detail::empty(Shape{c}, DType::float32)};
-        run(data<float>(g), data<float>(x), scale.defined() ? data<float>(scale) : nullptr, data<float>(stats),
-            mutable_data<float>(r[0]), mutable_data<float>(r[1]), mutable_data<float>(r[2]), rows, c);
+        std::vector<Tensor> r;
+        if (need_x) r.push_back(weft::detail::empty(x.shape(), DType::float32));
+        r.push_back(weft::detail::empty(Shape{c}, DType::float32));
+        r.push_back(weft::detail::empty(Shape{c}, DType::float32));
+        const std::size_t d = need_x ? 1 : 0;
+        layer_norm_grad_into(data<float>(g), data<float>(x), scale.defined() ? data<float>(scale) : nullptr,
+                             data<float>(stats), need_x ? mutable_data<float>(r[0]) : nullptr,
+                             mutable_data<float>(r[d]), mutable_data<float>(r[d + 1]), rows, c);
         return r;
       },
       lower, g, x, scale, stats);
@@ -185,10 +195,7 @@ Tensor layer_norm_last_axis(const Tensor& x, const Tensor& scale, const Tensor& 
     autodiff::record_ops(y, "layer_norm", {&x, &scale, &bias},
                          [vx = weft::detail::detach(x), vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
                           stats = out[1], need_x](const Tensor& g, std::span<Tensor> grads) {
-                           const auto r = layer_norm_grad(g, vx, vs, stats, need_x);
-                           if (need_x) grads[0] = r[0];
-                           grads[1] = r[1];
-                           grads[2] = r[2];
+                           assign_norm_grads(layer_norm_grad(g, vx, vs, stats, need_x), need_x, grads);
                          });
   }
   return y;
@@ -273,17 +280,19 @@ void batch_norm_grad_into(const float* pg, const float* px, const float* pm, con
                              });
 }
 
-/// (dx, dscale, dbias) as tensors, dx empty unless `need_x`.
-std::array<Tensor, 3> batch_norm_grad(const Tensor& g, const Tensor& vx, const Tensor& vm, const Tensor& vv,
-                                      const Tensor& vs, float epsilon, bool need_x) {
+/// (dx, dscale, dbias) as tensors, dx only when `need_x`.
+std::vector<Tensor> batch_norm_grad(const Tensor& g, const Tensor& vx, const Tensor& vm, const Tensor& vv,
+                                    const Tensor& vs, float epsilon, bool need_x) {
   const std::int64_t c = vx.shape()[vx.rank() - 1];
-  Tensor dscale = weft::detail::empty(Shape{c}, DType::float32);
-  Tensor dbias = weft::detail::empty(Shape{c}, DType::float32);
-  Tensor dx = need_x ? weft::detail::empty(vx.shape(), DType::float32) : Tensor();
+  std::vector<Tensor> r;
+  if (need_x) r.push_back(weft::detail::empty(vx.shape(), DType::float32));
+  r.push_back(weft::detail::empty(Shape{c}, DType::float32));
+  r.push_back(weft::detail::empty(Shape{c}, DType::float32));
+  const std::size_t d = need_x ? 1 : 0;
   batch_norm_grad_into(data<float>(g), data<float>(vx), data<float>(vm), data<float>(vv),
-                       vs.defined() ? data<float>(vs) : nullptr, need_x ? mutable_data<float>(dx) : nullptr,
-                       mutable_data<float>(dscale), mutable_data<float>(dbias), vx.size() / c, c, epsilon);
-  return {dx, dscale, dbias};
+                       vs.defined() ? data<float>(vs) : nullptr, need_x ? mutable_data<float>(r[0]) : nullptr,
+                       mutable_data<float>(r[d]), mutable_data<float>(r[d + 1]), vx.size() / c, c, epsilon);
+  return r;
 }
 
 /// batch_norm_grad lowered for weft::jit plans: its outputs in order (dx first when `need_x`).
@@ -368,31 +377,15 @@ BatchNormOut batch_norm_kernel(const Tensor& x, const Tensor& scale, const Tenso
         y, "batch_norm", {&x, &scale, &bias},
         [vx = weft::detail::detach(x), vm = mean, vv = var, vs = scale.defined() ? weft::detail::detach(scale) : Tensor{},
          epsilon, need_x](const Tensor& g, std::span<Tensor> grads) {
-          if (need_x) {
-            const auto r = traced_lowered(
-                "batch_norm_grad",
-                [epsilon](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& s) {
-                  return batch_norm_grad(g, x, m, v, s, epsilon, true);
-                },
-                [epsilon](const Tensor&, const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
-                          const std::array<Tensor, 3>&) { return lower_batch_norm_grad(x, epsilon, true); },
-                g, vx, vm, vv, vs);
-            grads[0] = r[0];
-            grads[1] = r[1];
-            grads[2] = r[2];
-          } else {
-            const auto r = traced_lowered(
-                "batch_norm_grad",
-                [epsilon](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v, const Tensor& s) {
-                  const auto all = batch_norm_grad(g, x, m, v, s, epsilon, false);
-                  return std::array<Tensor, 2>{all[1], all[2]};
-                },
-                [epsilon](const Tensor&, const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
-                          const std::array<Tensor, 2>&) { return lower_batch_norm_grad(x, epsilon, false); },
-                g, vx, vm, vv, vs);
-            grads[1] = r[0];
-            grads[2] = r[1];
-          }
+          assign_norm_grads(
+              traced_lowered(
+                  "batch_norm_grad",
+                  [epsilon, need_x](const Tensor& g, const Tensor& x, const Tensor& m, const Tensor& v,
+                                    const Tensor& s) { return batch_norm_grad(g, x, m, v, s, epsilon, need_x); },
+                  [epsilon, need_x](const Tensor&, const Tensor& x, const Tensor&, const Tensor&, const Tensor&,
+                                    const std::vector<Tensor>&) { return lower_batch_norm_grad(x, epsilon, need_x); },
+                  g, vx, vm, vv, vs),
+              need_x, grads);
         });
   }
   return {y, mean, var};
