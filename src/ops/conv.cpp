@@ -198,6 +198,33 @@ ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions
 
 namespace {
 
+// The products of one chunk of m patch rows, group by group: what each pass runs per chunk, and
+// what weft-bench's floor lines time alone (conv_products).
+
+/// patches (m rows, leading dimension cols) . kernel into the chunk's m output rows y.
+void forward_products(const ConvGeometry& g, std::int64_t m, const float* patches, const float* pk, float* y) {
+  const std::int64_t cols = patch_cols(g), block = cols / g.groups, out_per_group = g.out / g.groups;
+  for (std::int64_t gi = 0; gi < g.groups; ++gi)
+    backend::sgemm(false, false, m, out_per_group, block, patches + gi * block, cols, pk + gi * out_per_group, g.out,
+                   0.0f, y + gi * out_per_group, g.out);
+}
+
+/// d patches = the chunk's m rows of dy . kernel^T into dst (leading dimension cols).
+void input_grad_products(const ConvGeometry& g, std::int64_t m, const float* dy, const float* pk, float* dst) {
+  const std::int64_t cols = patch_cols(g), block = cols / g.groups, out_per_group = g.out / g.groups;
+  for (std::int64_t gi = 0; gi < g.groups; ++gi)
+    backend::sgemm(false, true, m, block, out_per_group, dy + gi * out_per_group, g.out, pk + gi * out_per_group,
+                   g.out, 0.0f, dst + gi * block, cols);
+}
+
+/// acc += patches^T . the chunk's m rows of dy.
+void kernel_grad_products(const ConvGeometry& g, std::int64_t m, const float* patches, const float* dy, float* acc) {
+  const std::int64_t cols = patch_cols(g), block = cols / g.groups, out_per_group = g.out / g.groups;
+  for (std::int64_t gi = 0; gi < g.groups; ++gi)
+    backend::sgemm(true, false, block, out_per_group, m, patches + gi * block, cols, dy + gi * out_per_group, g.out,
+                   1.0f, acc + gi * out_per_group, g.out);
+}
+
 void conv2d_forward_into(const float* px, const float* pk, float* py, const ConvGeometry& g) {
   const Window2d& w = g.win;
   const std::int64_t rows = w.rows(), cols = patch_cols(g);
@@ -206,15 +233,11 @@ void conv2d_forward_into(const float* px, const float* pk, float* py, const Conv
     std::fill_n(py, rows * g.out, 0.0f);
     return;
   }
-  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
   const std::int64_t step = rows_per_chunk(cols);
   run_chunks(ceil_div(rows, step), [&](std::int64_t chunk) {
     const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
     std::unique_ptr<float[]> buffer;
-    const float* patches = patches_of(px, g, r0, r1, buffer);
-    for (std::int64_t gi = 0; gi < g.groups; ++gi)
-      backend::sgemm(false, false, r1 - r0, out_per_group, block, patches + gi * block, cols, pk + gi * out_per_group,
-                     g.out, 0.0f, py + r0 * g.out + gi * out_per_group, g.out);
+    forward_products(g, r1 - r0, patches_of(px, g, r0, r1, buffer), pk, py + r0 * g.out);
   });
 }
 
@@ -226,13 +249,10 @@ void conv2d_input_grad_into(const float* pdy, const float* pk, float* pdx, const
     std::fill_n(pdx, w.n * w.h * w.w * w.c, 0.0f);
     return;
   }
-  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
   const std::int64_t step = rows_per_chunk(cols);
-  // d patches[r0:r1] = dy[r0:r1] . kernel^T, group by group, into `dst` with leading dimension cols.
+  // d patches[r0:r1] into `dst` with leading dimension cols.
   auto patch_grad = [&](std::int64_t r0, std::int64_t r1, float* dst) {
-    for (std::int64_t gi = 0; gi < g.groups; ++gi)
-      backend::sgemm(false, true, r1 - r0, block, out_per_group, pdy + r0 * g.out + gi * out_per_group, g.out,
-                     pk + gi * out_per_group, g.out, 0.0f, dst + gi * block, cols);
+    input_grad_products(g, r1 - r0, pdy + r0 * g.out, pk, dst);
   };
   if (w.is_pointwise()) {  // the patch matrix is the input: its gradient is dx itself
     run_chunks(ceil_div(rows, step), [&](std::int64_t chunk) {
@@ -265,7 +285,6 @@ void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, cons
     std::fill_n(pdk, ksize, 0.0f);
     return;
   }
-  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups;
   const std::int64_t step = rows_per_chunk(cols), chunks = ceil_div(rows, step);
   // Each slice sums a fixed run of chunks into its own partial; the partials are added in order.
   const std::int64_t slices =
@@ -277,10 +296,7 @@ void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, cons
     std::unique_ptr<float[]> buffer;
     for (std::int64_t chunk = s * chunks / slices; chunk < (s + 1) * chunks / slices; ++chunk) {
       const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
-      const float* patches = patches_of(px, g, r0, r1, buffer);
-      for (std::int64_t gi = 0; gi < g.groups; ++gi)
-        backend::sgemm(true, false, block, out_per_group, r1 - r0, patches + gi * block, cols,
-                       pdy + r0 * g.out + gi * out_per_group, g.out, 1.0f, acc + gi * out_per_group, g.out);
+      kernel_grad_products(g, r1 - r0, patches_of(px, g, r0, r1, buffer), pdy + r0 * g.out, acc);
     }
   });
   if (slices > 1) {
@@ -296,26 +312,21 @@ void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, cons
 
 enum class ConvPass { forward, input_grad, kernel_grad };
 
-/// The products of one pass alone, chunk by chunk at the shapes the pass runs them (its im2col and
-/// col2im left out), on buffers a, b, c of conv_product_bytes each: what weft-bench's floor lines
-/// time for a convolution.
+/// The products of one pass alone, in chunks of rows_per_chunk rows (the input gradient also cuts
+/// its chunks at image boundaries, so its own may be shorter), its im2col and col2im left out, on
+/// buffers a, b, c of conv_product_bytes each: what weft-bench's floor lines time for a convolution.
 void conv_products(ConvPass pass, const ConvGeometry& g, const float* a, const float* b, float* c) {
   const std::int64_t rows = g.win.rows(), cols = patch_cols(g);
   if (rows == 0 || cols == 0 || g.out == 0) return;
-  const std::int64_t block = cols / g.groups, out_per_group = g.out / g.groups, step = rows_per_chunk(cols);
+  const std::int64_t step = rows_per_chunk(cols);
   for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
     const std::int64_t m = std::min(rows, r0 + step) - r0;
-    for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-      if (pass == ConvPass::forward)
-        backend::sgemm(false, false, m, out_per_group, block, a + gi * block, cols, b + gi * out_per_group, g.out,
-                       0.0f, c + r0 * g.out + gi * out_per_group, g.out);
-      else if (pass == ConvPass::input_grad)
-        backend::sgemm(false, true, m, block, out_per_group, a + r0 * g.out + gi * out_per_group, g.out,
-                       b + gi * out_per_group, g.out, 0.0f, c + gi * block, cols);
-      else
-        backend::sgemm(true, false, block, out_per_group, m, a + gi * block, cols, b + r0 * g.out + gi * out_per_group,
-                       g.out, 1.0f, c + gi * out_per_group, g.out);
-    }
+    if (pass == ConvPass::forward)
+      forward_products(g, m, a, b, c + r0 * g.out);
+    else if (pass == ConvPass::input_grad)
+      input_grad_products(g, m, a + r0 * g.out, b, c);
+    else
+      kernel_grad_products(g, m, a, b + r0 * g.out, c);
   }
 }
 
