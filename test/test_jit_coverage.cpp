@@ -138,7 +138,8 @@ TEST_CASE("jit on an attention model's training steps (AdamW): eager mode's bits
   const auto step = [model, tx](const Variables& p, const Variables& state, const Tensor& x, const Tensor& labels,
                                 Key key) {
     const auto loss = [&](const Variables& q) {
-      return mean(losses::softmax_cross_entropy_with_integer_labels(nn::apply(model, q, Rngs{{"dropout", key}}, x), labels));
+      const Tensor logits = nn::apply(model, q, Rngs{{"dropout", key}}, x);
+      return mean(losses::softmax_cross_entropy_with_integer_labels(logits, labels));
     };
     auto [value, grads] = value_and_grad(loss)(p);
     auto [updates, next] = tx.update(grads, state, p);

@@ -210,10 +210,6 @@ bool opens_group(const std::string& d) noexcept {
   return d.empty() || d.back() == '{' || d.back() == '[' || d.back() == '(' || d.back() == ' ';
 }
 
-}  // namespace
-
-namespace {
-
 /// A tensor's dtype, rank and extents onto a signature. One fixed-size append per extent: a copy of
 /// the variable-length run compiles to a string instruction whose start-up costs more than the
 /// rest of a small call's flattening.

@@ -247,14 +247,15 @@ Tensor operator/(const Tensor& a, const Tensor& b) {
                            [va = detach(a), vb = detach(b), need_a, need_b](const Tensor& g, std::span<Tensor> gr) {
                              if (need_a) gr[0] = sum_to_shape(g / vb, va.shape());
                              if (need_b)
-                               gr[1] = sum_to_shape(detail::traced(
-                                                        "divide_grad",
-                                                        [](const Tensor& ga, const Tensor& y) {
-                                                          return map_binary<float, float>(
-                                                              ga, y, "divide", [](float u, float w) { return -u / (w * w); });
-                                                        },
-                                                        g * va, vb),
-                                                    vb.shape());
+                               gr[1] = sum_to_shape(
+                                   detail::traced(
+                                       "divide_grad",
+                                       [](const Tensor& ga, const Tensor& y) {
+                                         return map_binary<float, float>(ga, y, "divide",
+                                                                         [](float u, float w) { return -u / (w * w); });
+                                       },
+                                       g * va, vb),
+                                   vb.shape());
                            });
     }
     return out;
@@ -293,7 +294,8 @@ Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
                         : arith(a, b, op, [](float x, float y) { return x < y ? x : y; },
                                 [](std::int32_t x, std::int32_t y) { return x < y ? x : y; });
     if (autodiff::any_tracked(a, b)) {
-      autodiff::record_ops(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, op, {&a, &b}, [va = detach(a), vb = detach(b), is_max](const Tensor& g,
+                                                                                       std::span<Tensor> gr) {
         // The fraction of the gradient that goes to a: an op of its own, which a weft::jit trace records.
         const Tensor wa = detail::traced(
             is_max ? "maximum_share" : "minimum_share",
@@ -370,7 +372,8 @@ Tensor unary_op(const Tensor& x, const char* op, F f, D dfdx) {
     detail::require_float(x, op);
     Tensor out = map_unary<float, float>(x, f);
     if (autodiff::any_tracked(x)) {
-      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx, op](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), dfdx, op](const Tensor& g,
+                                                                                     std::span<Tensor> gr) {
         gr[0] = unary_grad(g, vx, vy, dfdx, op);
       });
     }

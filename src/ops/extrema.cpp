@@ -24,11 +24,14 @@ Tensor extremum(const Tensor& x, const Axes& axes, bool keepdims, bool is_max) {
     Tensor out = detail::reduce_raw(x, ax, keepdims, is_max ? detail::ReduceKind::max : detail::ReduceKind::min);
     if (autodiff::any_tracked(x)) {
       // As JAX: the gradient is shared equally among the positions that attain the extremum.
-      // Of ops only (reshape and sum, the reductions reduce_raw and keep_axes make without one), so
-      // that a weft::jit trace records them.
-      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g, std::span<Tensor> gr) {
+      // Of ops only (reshape and sum where keep_axes and reduce_raw work outside any op), so that a
+      // weft::jit trace records them.
+      autodiff::record_ops(out, op, {&x}, [vx = detach(x), vy = detach(out), ax, keepdims](const Tensor& g,
+                                                                                         std::span<Tensor> gr) {
         const Shape& sx = vx.shape();
-        const auto kept = [&](const Tensor& t) { return keepdims ? t : reshape(t, detail::reduced_shape(sx, ax, true)); };
+        const auto kept = [&](const Tensor& t) {
+          return keepdims ? t : reshape(t, detail::reduced_shape(sx, ax, true));
+        };
         const Tensor hit = astype(vx == kept(vy), DType::float32);
         const Tensor count = sum(hit, Axes(ax), true);
         gr[0] = hit * (kept(g) / count);
@@ -158,7 +161,8 @@ Tensor logsumexp(const Tensor& x, const Axes& axes, bool keepdims) {
             "logsumexp_grad",
             [shift_and_log, ax, keepdims](const Tensor& g, const Tensor& x) {
               const auto [m, ls] = shift_and_log(x);
-              const Tensor shifted = map_binary<float, float>(x, m, "logsumexp", [](float a, float b) { return a - b; });
+              const Tensor shifted =
+                  map_binary<float, float>(x, m, "logsumexp", [](float a, float b) { return a - b; });
               const Tensor w =
                   map_binary<float, float>(shifted, ls, "logsumexp", [](float a, float b) { return std::exp(a - b); });
               return w * detail::keep_axes(g, x.shape(), ax, keepdims);

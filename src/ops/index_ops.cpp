@@ -255,7 +255,8 @@ Tensor take(const Tensor& x, const Tensor& indices) {
                            });
     });
     if (autodiff::any_tracked(x)) {
-      autodiff::record_ops(out, "take", {&x}, [sx = x.shape(), vi = detach(indices), row](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, "take", {&x}, [sx = x.shape(), vi = detach(indices), row](const Tensor& g,
+                                                                                         std::span<Tensor> gr) {
         // An op of its own (a weft::jit trace records it). Scatter-add without atomics: threads
         // split the columns of a row, and each column adds the selected rows in index order, so
         // the sums are the same on any thread count.

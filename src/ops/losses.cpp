@@ -394,7 +394,10 @@ Tensor sigmoid_binary_cross_entropy(const Tensor& logits, const Tensor& labels) 
                        [](const Tensor& g, const Tensor& x, const Tensor& z, bool need_x, bool need_z) {
                          const float *px = data<float>(x), *pz = data<float>(z), *pg = data<float>(g);
                          Tensor dx, dz;
-                         if (need_x) dx = flat_map(x, [=](std::int64_t i) { return pg[i] * (1.0f / (1.0f + std::exp(-px[i])) - pz[i]); });
+                         if (need_x)
+                           dx = flat_map(x, [=](std::int64_t i) {
+                             return pg[i] * (1.0f / (1.0f + std::exp(-px[i])) - pz[i]);
+                           });
                          if (need_z) dz = flat_map(z, [=](std::int64_t i) { return -pg[i] * px[i]; });
                          return std::pair{dx, dz};
                        });

@@ -233,7 +233,9 @@ Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
   // An op of its own for weft::jit: the gradients that record_ops nodes compute call it.
   return traced_lowered(
       "sum_to_shape",
-      [shape](const Tensor& g) { return alias(reduce_raw(g, summed_axes(g.shape(), shape), true, ReduceKind::sum), shape); },
+      [shape](const Tensor& g) {
+        return alias(reduce_raw(g, summed_axes(g.shape(), shape), true, ReduceKind::sum), shape);
+      },
       [shape](const Tensor& g, const Tensor&) {
         return g.dtype() == DType::float32 ? lower_sum(g.shape(), summed_axes(g.shape(), shape)) : JitKernel{};
       },

@@ -179,7 +179,8 @@ Tensor softmax_op(const Tensor& x, int axis, const char* op, const char* grad_op
     forward(data<float>(x), detail::mutable_data<float>(out), v);
     if (autodiff::any_tracked(x)) {
       // The gradient is an op of its own over g and the output, which a weft::jit trace records.
-      autodiff::record_ops(out, op, {&x}, [y = detach(out), v, grad_op, backward](const Tensor& g, std::span<Tensor> gr) {
+      autodiff::record_ops(out, op, {&x}, [y = detach(out), v, grad_op, backward](const Tensor& g,
+                                                                                   std::span<Tensor> gr) {
         gr[0] = softmax_grad(grad_op, backward, g, y, v);
       });
     }
