@@ -23,6 +23,7 @@ extern "C" void openblas_set_num_threads(int);
 #ifdef WEFT_BENCH_EIGEN
 #include <Eigen/Core>
 #endif
+#include "../src/backend/row_product.hpp"
 
 namespace {
 
@@ -81,14 +82,25 @@ int main() {
     C.noalias() = A * B;
   });
 #endif
+  // weft's own kernel for a single row, which sgemm uses instead of oneDNN for m = 1.
+  const bool row_only = weft::backend::kHasRowProduct;
+  if (row_only)
+    backends.emplace_back("weft row kernel (M = 1 only)", [](int, int n, int k, const float* a, const float* b, float* c) {
+      weft::backend::row_product(n, k, a, b, n, c);
+    });
   const int shapes[][3] = {{1024, 1024, 1024}, {256, 1024, 1024}, {256, 256, 256}, {128, 256, 256},
-                           {32, 128, 128},     {1, 64, 128},       {1, 128, 128}};
+                           {32, 128, 128},     {1, 64, 128},       {1, 128, 128},
+                           {1, 128, 10}};
   std::printf("GFLOP/s, one thread, float32, row-major C[M,N] = A[M,K] B[K,N]\n%-34s", "backend \\ M,K,N");
   for (const auto& s : shapes) std::printf(" %14s", (std::to_string(s[0]) + "," + std::to_string(s[1]) + "," + std::to_string(s[2])).c_str());
   std::printf("\n");
   for (const auto& [name, gemm] : backends) {
     std::printf("%-34s", name.c_str());
-    for (const auto& s : shapes) std::printf(" %14.1f", gflops(gemm, s[0], s[2], s[1]));
+    for (const auto& s : shapes)
+      if (row_only && name.starts_with("weft row") && s[0] != 1)
+        std::printf(" %14s", "-");
+      else
+        std::printf(" %14.1f", gflops(gemm, s[0], s[2], s[1]));
     std::printf("\n");
     std::fflush(stdout);
   }

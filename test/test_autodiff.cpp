@@ -77,6 +77,23 @@ TEST_CASE("matmul: batched shapes and flags agree with a reference loop") {
   }
 }
 
+TEST_CASE("matmul: a single row agrees with a reference loop at every column width the row kernel handles") {
+  // m = 1 runs on weft's row kernel (blocks of 128 and 16 columns, then 1 to 15), not oneDNN.
+  for (const std::int64_t n : {1, 5, 10, 15, 16, 17, 31, 127, 128, 129, 150, 300})
+    for (const std::int64_t k : {1, 3, 64, 130}) {
+      const Tensor a = pattern(Shape{1, k}, -1, 1, 3), b = pattern(Shape{k, n}, -1, 1, 4);
+      Shape expected_shape;
+      const auto expected = naive_matmul(a, b, false, false, expected_shape);
+      INFO("k " << k << " n " << n);
+      check_close(matmul(a, b), expected, expected_shape, 1e-5f, 1e-4f);
+    }
+  // Batches of single rows: each a product at its own offset into both operands.
+  const Tensor a = pattern(Shape{3, 1, 20}, -1, 1, 5), b = pattern(Shape{3, 20, 19}, -1, 1, 6);
+  Shape expected_shape;
+  const auto expected = naive_matmul(a, b, false, false, expected_shape);
+  check_close(matmul(a, b), expected, expected_shape, 1e-5f, 1e-4f);
+}
+
 TEST_CASE("matmul: shape errors name both shapes") {
   check_throws_with<ShapeError>([] { (void)matmul(ones(Shape{2, 3}), ones(Shape{2, 3})); }, {"matmul", "(2, 3)", "contracts"});
   check_throws_with<ShapeError>([] { (void)matmul(ones(Shape{2, 2, 3}), ones(Shape{3, 3, 2})); }, {"matmul", "(2,)", "(3,)"});

@@ -4,7 +4,8 @@
 // Row-major single-precision C = op(A) op(B) + beta * C, where op transposes
 // when asked. The backend is oneDNN's dnnl_sgemm, chosen by measurement
 // (bench/README.md): it detects AVX-512 by itself and is at or near the top
-// for every shape weft's workloads use.
+// for every shape weft's workloads use, except a single row (m = 1), which row_product.hpp
+// computes without oneDNN's per-call set-up.
 #include <cstdint>
 
 namespace weft::backend {

@@ -6,6 +6,7 @@
 
 #include "../thread_budget.hpp"
 #include "gemm.hpp"
+#include "row_product.hpp"
 #include "weft/error.hpp"
 
 namespace weft::backend {
@@ -20,6 +21,10 @@ constexpr std::int64_t kSingleThreadMacs = 1536 * 1024;
 void sgemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
            std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (kHasRowProduct && m == 1 && !transpose_a && !transpose_b && beta == 0.0f) {
+    row_product(n, k, a, b, ldb, c);
+    return;
+  }
   // oneDNN sizes its parallel region by omp_get_max_threads(): one thread for a small product,
   // else as many as the thread budget gives (src/thread_budget.hpp).
   const int threads = omp_get_max_threads();
