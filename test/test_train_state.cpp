@@ -5,6 +5,7 @@
 
 #include "checkpoint_testing.hpp"
 #include "testing.hpp"
+#include "weft/jit.hpp"
 #include "weft/nn/linear.hpp"
 #include "weft/nn/module.hpp"
 #include "weft/ops.hpp"
@@ -121,7 +122,52 @@ TEST_CASE("TrainState::restored: a checkpoint's step and trees, checked against 
 
   check_throws_with<ValueError>(
       [&] { (void)state.restored(-1, trained.params(), trained.opt_state(), {}); }, {"the step is -1"});
+  check_throws_with<ValueError>(
+      [&] { (void)state.restored(std::int64_t{1} << 31, trained.params(), trained.opt_state(), {}); },
+      {"the step is 2147483648", "from 0 to 2147483647"});
   check_throws_with<KeyError>(
       [&] { (void)state.restored(2, trained.params(), trained.opt_state().without("mu"), {}); },
       {"TrainState::restored", "the restored opt_state and the state's opt_state differ", "\"mu/params/bias\""});
+}
+
+TEST_CASE("TrainState under weft::jit: each step equals eager mode's bit for bit; another optimizer traces again") {
+  const Tensor x = pattern(Shape{4, 2}, -1.0f, 1.0f, 1), target = pattern(Shape{4, 3}, -1.0f, 1.0f, 2);
+  const auto loss_fn = [](const Variables& p, const Tensor& in, const Tensor& t) {
+    return mean(square(kApply(p, in) - t));
+  };
+  const auto train_step = jit([&](const State& s, const Tensor& in, const Tensor& t) {
+    const auto [loss, grads] = value_and_grad(loss_fn)(s.params(), in, t);
+    return std::pair{s.apply_gradients(grads), loss};
+  });
+  State eager = State::create(kApply, initial_params(), optim::adam(0.1f));
+  State jitted = eager;
+  for (int i = 1; i <= 3; ++i) {
+    const auto [eager_loss, grads] = value_and_grad(loss_fn)(eager.params(), x, target);
+    eager = eager.apply_gradients(grads);
+    // The first call from a copy of the eager state (not written), later ones donated (in place).
+    auto [next, loss] = i == 1 ? train_step(jitted, x, target) : train_step(std::move(jitted), x, target);
+    jitted = std::move(next);
+    INFO("step " << i);
+    CHECK(jitted.step() == i);
+    CHECK(loss.item() == eager_loss.item());
+    check_identical(jitted.params(), eager.params());
+    check_identical(jitted.opt_state(), eager.opt_state());
+  }
+  CHECK(train_step.trace_count() == 1);
+
+  // A state with another optimizer is another plan (tx is static, as in Flax), so sgd's step runs.
+  const State other = State::create(kApply, initial_params(), optim::sgd(0.5f));
+  const auto [sgd_state, sgd_loss] = train_step(other, x, target);
+  CHECK(train_step.trace_count() == 2);
+  check_identical(sgd_state.params(), other.apply_gradients(gradients(kApply, other.params())).params());
+  CHECK(sgd_state.step() == 1);
+  // A restored state keeps the optimizer: the plan of the first state replays.
+  (void)train_step(eager.restored(7, eager.params(), eager.opt_state(), {}), x, target);
+  CHECK(train_step.trace_count() == 2);
+
+  // The step is computed by the plan: reading it while tracing is an error that says what to use.
+  const auto reads_step = jit([](const State& s) { return s.step() > 0 ? s.params() : s.opt_state(); });
+  check_throws_with<Error>([&] { (void)reads_step(eager); },
+                           {"TrainState::step() (use step_tensor())", "read the value of a tensor",
+                            "an input of the function"});
 }

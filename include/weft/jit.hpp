@@ -96,9 +96,10 @@ class JitCache {
   /// The entry for `signature` whose Variables have the structures of `trees`, moved to the front;
   /// a null plan when there is none.
   Entry find(const std::string& signature, std::span<const Variables* const> trees);
-  /// Adds an entry after a trace (dropping the least recently used) and logs it.
-  Entry insert(const std::string& signature, std::span<const Variables* const> trees, Entry entry,
-               const std::string& description);
+  /// Adds an entry after a trace (dropping the least recently used) and logs it; the entry keeps
+  /// `objects` (JitFlattener::static_object) alive.
+  Entry insert(const std::string& signature, std::span<const Variables* const> trees,
+               std::span<const std::shared_ptr<const void>> objects, Entry entry, const std::string& description);
   [[nodiscard]] std::size_t trace_count() const;
   [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::shared_ptr<const JitPlan> latest() const;
@@ -108,6 +109,7 @@ class JitCache {
   struct Slot {
     std::string signature;
     std::vector<Variables> trees;  // the structures traced (placeholder leaves)
+    std::vector<std::shared_ptr<const void>> objects;  // whose addresses the signature holds
     Entry entry;
   };
   JitOptions options_;
@@ -192,7 +194,7 @@ class Jitted {
       (Traceable<Args>::flatten(args, d), ...);
       description = std::move(d.description);
     }
-    return cache_->insert(in.signature, in.trees, {std::move(plan), std::move(result)}, description);
+    return cache_->insert(in.signature, in.trees, in.objects, {std::move(plan), std::move(result)}, description);
   }
 
   F f_;

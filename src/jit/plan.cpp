@@ -703,7 +703,8 @@ JitCache::Entry JitCache::find(const std::string& signature, std::span<const Var
   return slots_.front().entry;
 }
 
-JitCache::Entry JitCache::insert(const std::string& signature, std::span<const Variables* const> trees, Entry entry,
+JitCache::Entry JitCache::insert(const std::string& signature, std::span<const Variables* const> trees,
+                                 std::span<const std::shared_ptr<const void>> objects, Entry entry,
                                  const std::string& description) {
   const std::lock_guard lock(mutex_);
   ++traces_;
@@ -719,7 +720,7 @@ JitCache::Entry JitCache::insert(const std::string& signature, std::span<const V
           slots_, [&](const Slot& s) { return s.signature == signature && same_trees(s.trees, trees); });
       it != slots_.end())
     slots_.erase(it);
-  slots_.insert(slots_.begin(), Slot{signature, std::move(structures), entry});
+  slots_.insert(slots_.begin(), Slot{signature, std::move(structures), {objects.begin(), objects.end()}, entry});
   if (slots_.size() > options_.cache_size) slots_.pop_back();
   return entry;
 }

@@ -2,11 +2,14 @@
 // named in TrainState's terms (the gradients against the params) rather than inside Adam.
 #include "weft/training/train_state.hpp"
 
+#include <limits>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "../format.hpp"
+#include "../jit/trace.hpp"
+#include "../tensor_impl.hpp"
 #include "weft/error.hpp"
 
 namespace weft::training::detail {
@@ -29,6 +32,28 @@ void check_same_paths(const Variables& given, const char* given_name, const Vari
 }
 
 }  // namespace
+
+Tensor step_tensor(std::int64_t step) {
+  Tensor t = weft::detail::empty(Shape{}, DType::int32);
+  weft::detail::mutable_data<std::int32_t>(t)[0] = static_cast<std::int32_t>(step);
+  return t;
+}
+
+Tensor next_step(const Tensor& step) {
+  return weft::detail::traced(
+      "increment_step",
+      [](const Tensor& s) {
+        const std::int32_t value = weft::detail::data<std::int32_t>(s)[0];
+        return step_tensor(value == std::numeric_limits<std::int32_t>::max() ? value : value + 1);
+      },
+      step);
+}
+
+std::int64_t step_value(const Tensor& step) {
+  if (weft::detail::recording_tracer != nullptr)
+    weft::detail::recording_tracer->check_read(step, "weft::training::TrainState::step() (use step_tensor())");
+  return static_cast<const std::int32_t*>(weft::detail::TensorAccess::impl(step)->data)[0];
+}
 
 void check_create(const Variables& params, const Variables& model_state, const optim::GradientTransformation& tx) {
   constexpr const char* op = "weft::training::TrainState::create";
@@ -64,9 +89,10 @@ UpdatedParams apply_gradients(const optim::GradientTransformation& tx, const Var
 void check_restored(std::int64_t step, const Variables& params, const Variables& opt_state,
                     const Variables& model_state, const Variables& current_params,
                     const Variables& current_opt_state, const Variables& current_model_state) {
-  if (step < 0)
-    throw ValueError(fmt::format("{}: the step is {}; a step counts the updates made and is at least 0",
-                                 kRestored, step));
+  if (step < 0 || step > std::numeric_limits<std::int32_t>::max())
+    throw ValueError(fmt::format("{}: the step is {}; a step counts the updates made, from 0 to {} (an int32, as "
+                                 "Optax's count)",
+                                 kRestored, step, std::numeric_limits<std::int32_t>::max()));
   const std::string fix = "restore a checkpoint written for this model and optimizer (io::restore fits a tree to another)";
   check_same_paths(params, "the restored params", current_params, "the state's params", kRestored, fix);
   check_same_paths(opt_state, "the restored opt_state", current_opt_state, "the state's opt_state", kRestored, fix);

@@ -6,13 +6,15 @@
 // Provided for Tensor, Key, Variables, arithmetic types and enums (static values), std::string,
 // std::vector, std::array, std::pair, std::tuple, std::optional, ValueAndGrad, ValueAuxAndGrad
 // and every aggregate reflected with WEFT_RECORD or BOOST_HANA_ADAPT_STRUCT whose fields are
-// traceable. Specialise Traceable for another type with the same two functions.
+// traceable; weft/training/train_state.hpp adds training::TrainState. Specialise Traceable for
+// another type with the same two functions.
 #include <array>
 #include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -52,6 +54,10 @@ class JitFlattener {
   void key(Key k);
   /// A static value: its bytes decide the signature; `text` is how the log shows it.
   void static_bytes(const void* bytes, std::size_t n, std::string_view text);
+  /// A static object compared by identity (a TrainState's optimizer): its address decides the
+  /// signature, and the cache keeps the object alive with the plan, so that no other object
+  /// takes that address while the plan can be found by it.
+  void static_object(std::shared_ptr<const void> object, std::string_view text);
   /// Structure: a tag character and a count (the size of a list, the leaves of a tree).
   void structure(char tag, std::size_t count);
   /// A Variables: its leaves, and its structure, which the cache compares with the traced one's
@@ -65,6 +71,7 @@ class JitFlattener {
   std::string signature;
   std::string description;
   std::vector<const Variables*> trees;  // the Variables flattened, in order (valid during the call)
+  std::vector<std::shared_ptr<const void>> objects;  // the static objects, in order
 
  private:
   bool describe_;

@@ -12,10 +12,25 @@
 // A TrainState is an immutable value: apply_gradients returns a new state and leaves this one as it
 // was; copies share their tensors (Variables are persistent trees), so a copy costs a few reference
 // counts.
+//
+// weft::jit takes and returns TrainStates, as jax.jit does Flax's (a pytree whose apply_fn and tx
+// are static fields): the step, params, model state and opt_state are the plan's inputs, the model
+// function and the optimizer pick the plan (a state made with another optimizer traces again).
+//
+//   const auto train_step = weft::jit([](const State& s, const Tensor& x, const Tensor& y) {
+//     const auto [loss, grads] = value_and_grad(loss_fn)(s.params(), x, y);
+//     return std::pair{s.apply_gradients(grads), loss};
+//   });
+//   std::tie(state, loss) = train_step(std::move(state), x, y);  // moved in: updated in place
+//
+// The step is an int32 scalar tensor for that (Flax's is a jnp array; Optax counts in int32
+// too), so inside a jitted function step() is a value the plan computes and cannot be read: use
+// step_tensor() there.
 #include <cstdint>
 #include <memory>
 #include <utility>
 
+#include "weft/jit/traceable.hpp"
 #include "weft/optim/transform.hpp"
 #include "weft/variables.hpp"
 
@@ -33,7 +48,13 @@ struct UpdatedParams {
 /// The checks of the constructor: params not empty, no collection both in params and in model_state,
 /// a transformation with both functions.
 void check_create(const Variables& params, const Variables& model_state, const optim::GradientTransformation& tx);
-/// The checks of restored: a step of at least 0 and the trees of the current state.
+/// The step as an int32 scalar tensor (0 <= step <= 2^31 - 1, checked by check_restored).
+[[nodiscard]] Tensor step_tensor(std::int64_t step);
+/// step + 1, as an op that weft::jit replays; it stays at 2^31 - 1 instead of overflowing.
+[[nodiscard]] Tensor next_step(const Tensor& step);
+/// The value of a step tensor.
+[[nodiscard]] std::int64_t step_value(const Tensor& step);
+/// The checks of restored: a step in [0, 2^31 - 1] and the trees of the current state.
 void check_restored(std::int64_t step, const Variables& params, const Variables& opt_state,
                     const Variables& model_state, const Variables& current_params,
                     const Variables& current_opt_state, const Variables& current_model_state);
@@ -49,10 +70,11 @@ class TrainState {
   /// the "params" collection), `model_state` every other collection (batch_stats, ...). Empty
   /// params, a collection in both, or a transformation without init or update is a weft::ValueError.
   TrainState(ApplyFn apply_fn, Variables params, optim::GradientTransformation tx, Variables model_state = {})
-      : apply_fn_(std::make_shared<const ApplyFn>(std::move(apply_fn))), params_(std::move(params)),
-        model_state_(std::move(model_state)), tx_(std::move(tx)) {
-    detail::check_create(params_, model_state_, tx_);
-    opt_state_ = tx_.init(params_);
+      : step_(detail::step_tensor(0)), apply_fn_(std::make_shared<const ApplyFn>(std::move(apply_fn))),
+        params_(std::move(params)), model_state_(std::move(model_state)) {
+    detail::check_create(params_, model_state_, tx);
+    tx_ = std::make_shared<const optim::GradientTransformation>(std::move(tx));
+    opt_state_ = tx_->init(params_);
   }
 
   /// Flax's TrainState.create: the constructor under its Flax name.
@@ -71,9 +93,9 @@ class TrainState {
   /// The same, with the model state replaced (the batch statistics the step computed), as Flax's
   /// state.apply_gradients(grads=grads, batch_stats=...).
   [[nodiscard]] TrainState apply_gradients(const Variables& grads, Variables model_state) const {
-    auto updated = detail::apply_gradients(tx_, params_, opt_state_, grads);
+    auto updated = detail::apply_gradients(*tx_, params_, opt_state_, grads);
     TrainState next = *this;
-    next.step_ = step_ + 1;
+    next.step_ = detail::next_step(step_);
     next.params_ = std::move(updated.params);
     next.opt_state_ = std::move(updated.opt_state);
     next.model_state_ = std::move(model_state);
@@ -82,37 +104,70 @@ class TrainState {
 
   /// This state with the step and trees of a checkpoint (io::TrainingState holds them). Each tree
   /// must have the paths of this state's: otherwise a weft::KeyError naming the first path that
-  /// differs; a negative step is a weft::ValueError.
+  /// differs; a step below 0 or above 2^31 - 1 is a weft::ValueError.
   [[nodiscard]] TrainState restored(std::int64_t step, Variables params, Variables opt_state,
                                     Variables model_state) const {
     detail::check_restored(step, params, opt_state, model_state, params_, opt_state_, model_state_);
     TrainState out = *this;
-    out.step_ = step;
+    out.step_ = detail::step_tensor(step);
     out.params_ = std::move(params);
     out.opt_state_ = std::move(opt_state);
     out.model_state_ = std::move(model_state);
     return out;
   }
 
-  /// Optimizer steps taken so far.
-  [[nodiscard]] std::int64_t step() const noexcept { return step_; }
+  /// Optimizer steps taken so far. Inside a function weft::jit traces, the step is computed by the
+  /// plan and reading it is a weft::Error; use step_tensor() there.
+  [[nodiscard]] std::int64_t step() const { return detail::step_value(step_); }
+  /// The step as the int32 scalar tensor the state holds (what a jitted function computes with).
+  [[nodiscard]] const Tensor& step_tensor() const noexcept { return step_; }
   [[nodiscard]] const ApplyFn& apply_fn() const noexcept { return *apply_fn_; }
   [[nodiscard]] const Variables& params() const noexcept { return params_; }
   /// Every collection but the trained params (batch_stats, ...).
   [[nodiscard]] const Variables& model_state() const noexcept { return model_state_; }
   /// params and model state in one tree, as the forward pass takes them.
   [[nodiscard]] Variables variables() const { return params_.merge(model_state_); }
-  [[nodiscard]] const optim::GradientTransformation& tx() const noexcept { return tx_; }
+  [[nodiscard]] const optim::GradientTransformation& tx() const noexcept { return *tx_; }
   [[nodiscard]] const Variables& opt_state() const noexcept { return opt_state_; }
 
  private:
-  std::int64_t step_ = 0;
-  // Shared: copies of a state call the same function, and a state stays assignable when ApplyFn
-  // (a lambda with captures) is not.
+  friend struct weft::Traceable<TrainState>;
+  Tensor step_;
+  // Shared: copies of a state call the same function and optimizer (which weft::jit tells apart by
+  // address), and a state stays assignable when ApplyFn (a lambda with captures) is not.
   std::shared_ptr<const ApplyFn> apply_fn_;
   Variables params_, model_state_;
-  optim::GradientTransformation tx_;
+  std::shared_ptr<const optim::GradientTransformation> tx_;
   Variables opt_state_;
 };
 
 }  // namespace weft::training
+
+namespace weft {
+
+/// A TrainState for weft::jit: the step and the three trees vary; the model function and the
+/// optimizer are static (Flax's pytree_node=False fields), compared by identity.
+template <class ApplyFn>
+struct Traceable<training::TrainState<ApplyFn>> {
+  using State = training::TrainState<ApplyFn>;
+  static void flatten(const State& s, JitFlattener& f) {
+    f.open("TrainState{");
+    f.static_object(s.apply_fn_, "apply_fn");
+    f.static_object(s.tx_, "tx");
+    f.tensor(s.step_);
+    f.tree(s.params_);
+    f.tree(s.model_state_);
+    f.tree(s.opt_state_);
+    f.close("}");
+  }
+  static State unflatten(const State& like, JitUnflattener& u) {
+    State out = like;
+    out.step_ = u.tensor();
+    out.params_ = Traceable<Variables>::unflatten(like.params_, u);
+    out.model_state_ = Traceable<Variables>::unflatten(like.model_state_, u);
+    out.opt_state_ = Traceable<Variables>::unflatten(like.opt_state_, u);
+    return out;
+  }
+};
+
+}  // namespace weft
