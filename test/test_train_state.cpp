@@ -165,6 +165,23 @@ TEST_CASE("TrainState under weft::jit: each step equals eager mode's bit for bit
   (void)train_step(eager.restored(7, eager.params(), eager.opt_state(), {}), x, target);
   CHECK(train_step.trace_count() == 2);
 
+  // The model state is an input and a result too: batch statistics computed in the step come out.
+  const Variables stats = Variables::from_leaves({{"batch_stats/mean", Tensor({0.5f, -0.5f}, Shape{2})}});
+  const auto with_stats = jit([&](const State& s, const Tensor& in, const Tensor& t) {
+    const Tensor mean_now = mean(in, {0});
+    const Variables next_stats = s.model_state().set(
+        "batch_stats/mean", 0.9f * s.model_state().at("batch_stats/mean") + 0.1f * mean_now);
+    return s.apply_gradients(value_and_grad(loss_fn)(s.params(), in, t).grad, next_stats);
+  });
+  const State stateful(kApply, initial_params(), optim::sgd(0.5f), stats);
+  const State jitted_stats = with_stats(stateful, x, target);
+  const State eager_stats = stateful.apply_gradients(
+      value_and_grad(loss_fn)(stateful.params(), x, target).grad,
+      stats.set("batch_stats/mean", 0.9f * stats.at("batch_stats/mean") + 0.1f * mean(x, {0})));
+  check_identical(jitted_stats.model_state(), eager_stats.model_state());
+  check_identical(jitted_stats.params(), eager_stats.params());
+  CHECK(jitted_stats.step() == 1);
+
   // The step is computed by the plan: reading it while tracing is an error that says what to use.
   const auto reads_step = jit([](const State& s) { return s.step() > 0 ? s.params() : s.opt_state(); });
   check_throws_with<Error>([&] { (void)reads_step(eager); },
