@@ -83,8 +83,7 @@ int main() {
   });
 #endif
   // weft's own kernel for a single row, which sgemm uses instead of oneDNN for m = 1.
-  const bool row_only = weft::backend::kHasRowProduct;
-  if (row_only)
+  if (weft::backend::kHasRowProduct)
     backends.emplace_back("weft row kernel (M = 1 only)", [](int, int n, int k, const float* a, const float* b, float* c) {
       weft::backend::row_product(n, k, a, b, n, c);
     });
@@ -97,7 +96,7 @@ int main() {
   for (const auto& [name, gemm] : backends) {
     std::printf("%-34s", name.c_str());
     for (const auto& s : shapes)
-      if (row_only && name.starts_with("weft row") && s[0] != 1)
+      if (name.starts_with("weft row") && s[0] != 1)
         std::printf(" %14s", "-");
       else
         std::printf(" %14.1f", gflops(gemm, s[0], s[2], s[1]));

@@ -262,13 +262,8 @@ void JitFlattener::static_bytes(const void* bytes, std::size_t n, std::string_vi
 
 void JitFlattener::static_object(std::shared_ptr<const void> object, std::string_view text) {
   const void* address = object.get();
-  signature += 'P';
-  signature.append(reinterpret_cast<const char*>(&address), sizeof address);
+  static_bytes(&address, sizeof address, text);
   objects.push_back(std::move(object));
-  if (describe_ && !text.empty()) {
-    if (!opens_group(description)) description += ", ";
-    description += text;
-  }
 }
 
 void JitFlattener::structure(char tag, std::size_t count) {

@@ -9,6 +9,7 @@
 
 #include "../format.hpp"
 #include "../jit/trace.hpp"
+#include "../optim/internal.hpp"
 #include "../tensor_impl.hpp"
 #include "weft/error.hpp"
 
@@ -33,19 +34,10 @@ void check_same_paths(const Variables& given, const char* given_name, const Vari
 
 }  // namespace
 
-Tensor step_tensor(std::int64_t step) {
-  Tensor t = weft::detail::empty(Shape{}, DType::int32);
-  weft::detail::mutable_data<std::int32_t>(t)[0] = static_cast<std::int32_t>(step);
-  return t;
-}
-
 Tensor next_step(const Tensor& step) {
   return weft::detail::traced(
       "increment_step",
-      [](const Tensor& s) {
-        const std::int32_t value = weft::detail::data<std::int32_t>(s)[0];
-        return step_tensor(value == std::numeric_limits<std::int32_t>::max() ? value : value + 1);
-      },
+      [](const Tensor& s) { return full(Shape{}, optim::detail::next_count(weft::detail::data<std::int32_t>(s)[0])); },
       step);
 }
 

@@ -32,6 +32,7 @@
 
 #include "weft/jit/traceable.hpp"
 #include "weft/optim/transform.hpp"
+#include "weft/tensor.hpp"
 #include "weft/variables.hpp"
 
 namespace weft::training {
@@ -48,8 +49,6 @@ struct UpdatedParams {
 /// The checks of the constructor: params not empty, no collection both in params and in model_state,
 /// a transformation with both functions.
 void check_create(const Variables& params, const Variables& model_state, const optim::GradientTransformation& tx);
-/// The step as an int32 scalar tensor (0 <= step <= 2^31 - 1, checked by check_restored).
-[[nodiscard]] Tensor step_tensor(std::int64_t step);
 /// step + 1, as an op that weft::jit replays; it stays at 2^31 - 1 instead of overflowing.
 [[nodiscard]] Tensor next_step(const Tensor& step);
 /// The value of a step tensor.
@@ -70,7 +69,7 @@ class TrainState {
   /// the "params" collection), `model_state` every other collection (batch_stats, ...). Empty
   /// params, a collection in both, or a transformation without init or update is a weft::ValueError.
   TrainState(ApplyFn apply_fn, Variables params, optim::GradientTransformation tx, Variables model_state = {})
-      : step_(detail::step_tensor(0)), apply_fn_(std::make_shared<const ApplyFn>(std::move(apply_fn))),
+      : step_(full(Shape{}, std::int32_t{0})), apply_fn_(std::make_shared<const ApplyFn>(std::move(apply_fn))),
         params_(std::move(params)), model_state_(std::move(model_state)) {
     detail::check_create(params_, model_state_, tx);
     tx_ = std::make_shared<const optim::GradientTransformation>(std::move(tx));
@@ -109,7 +108,7 @@ class TrainState {
                                     Variables model_state) const {
     detail::check_restored(step, params, opt_state, model_state, params_, opt_state_, model_state_);
     TrainState out = *this;
-    out.step_ = detail::step_tensor(step);
+    out.step_ = full(Shape{}, static_cast<std::int32_t>(step));  // in range: check_restored
     out.params_ = std::move(params);
     out.opt_state_ = std::move(opt_state);
     out.model_state_ = std::move(model_state);
