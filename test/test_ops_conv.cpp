@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../src/ops/conv_impl.hpp"
 #include "testing.hpp"
 
 using namespace weft;
@@ -305,6 +306,52 @@ TEST_CASE("conv2d matches a direct convolution over many option combinations, va
   CHECK(compared > 150);
 }
 
+/// Each pass of conv2d on each path (im2col and the GEMM, oneDNN's primitives) against the direct
+/// convolution; counts in `on_primitives` the passes that ran on the primitives.
+void check_both_paths(const Tensor& x, const Tensor& k, const Conv2dOptions& o, const Tensor& dy,
+                      const ReferenceConv& ref, float kernel_atol, int& on_primitives) {
+  using detail::ConvPath;
+  using Pass = backend::ConvPassKind;
+  const detail::ConvGeometry g = detail::conv2d_geometry(x.shape(), k.shape(), o);
+  for (const ConvPath path : {ConvPath::im2col, ConvPath::primitives}) {
+    INFO((path == ConvPath::im2col ? "im2col" : "primitives"));
+    check_close(detail::conv2d_forward(x, k, g, path), ref.y, 1e-4f, 1e-4f);
+    check_close(detail::conv2d_input_grad(dy, k, g, path), ref.dx, 1e-4f, 1e-4f);
+    check_close(detail::conv2d_kernel_grad(x, dy, g, path), ref.dk, kernel_atol, 1e-4f);
+    for (const Pass pass : {Pass::forward, Pass::input_grad, Pass::kernel_grad})
+      on_primitives += detail::conv2d_path(pass, g, path) == ConvPath::primitives;
+  }
+}
+
+TEST_CASE("conv2d's two paths, im2col and oneDNN's primitives, each match the direct convolution") {
+  struct KernelCase {
+    std::int64_t kh, kw, c, o, groups;
+  };
+  const std::vector<KernelCase> kernels = {{3, 3, 2, 4, 1}, {1, 1, 16, 5, 1}, {2, 3, 32, 6, 2}, {3, 3, 16, 16, 4}};
+  const std::vector<std::vector<std::int64_t>> strides = {{1, 1}, {2, 3}};
+  const std::vector<Padding> paddings = {"SAME", "VALID", {{1, 2}, {0, 1}}, {{0, 0}, {3, 0}}};
+  const std::vector<std::vector<std::int64_t>> dilations = {{1, 1}, {2, 2}};
+  int compared = 0, on_primitives = 0;
+  for (const auto& kc : kernels)
+    for (const auto& s : strides)
+      for (const auto& p : paddings)
+        for (const auto& d : dilations) {
+          const Conv2dOptions o{.strides = s, .padding = p, .dilation = d, .feature_group_count = kc.groups};
+          const Tensor x = pattern(Shape{3, 7, 6, kc.c}, -1.f, 1.f, compared);
+          const Tensor k = pattern(Shape{kc.kh, kc.kw, kc.c / kc.groups, kc.o}, -1.f, 1.f, compared + 3);
+          const auto pads = reference_pads(p, 7, 6, kc.kh, kc.kw, s, d);
+          if ((kc.kh - 1) * d[0] + 1 > 7 + pads[0].first + pads[0].second) continue;
+          INFO(describe(o) << " kernel " << k.shape());
+          const Tensor dy = pattern(conv2d(x, k, o).shape(), -1.f, 1.f, compared + 5);
+          check_both_paths(x, k, o, dy, reference_conv(x, k, o, dy), 1e-4f, on_primitives);
+          ++compared;
+        }
+  CHECK(compared > 50);
+  // oneDNN has direct kernels for most of these (the rest fall back to im2col): the primitives
+  // were compared, not only im2col twice.
+  CHECK(on_primitives > compared * 2);
+}
+
 TEST_CASE("conv2d on inputs larger than one work chunk matches the direct convolution") {
   // Enough output pixels that the forward, both gradients and the pointwise path are cut into
   // several chunks, and the kernel gradient adds several partial sums.
@@ -316,7 +363,9 @@ TEST_CASE("conv2d on inputs larger than one work chunk matches the direct convol
       {Shape{2, 48, 48, 64}, Shape{3, 3, 64, 2}, {}},
       {Shape{3, 30, 30, 16}, Shape{3, 3, 8, 8}, {.strides = {1, 2}, .padding = "VALID", .feature_group_count = 2}},
       {Shape{2, 70, 70, 16}, Shape{1, 1, 16, 3}, {.padding = "VALID"}},
+      {Shape{37, 9, 9, 16}, Shape{3, 3, 16, 8}, {}},  // a shorter last chunk of images on the primitives
   };
+  int on_primitives = 0;
   for (const auto& c : cases) {
     INFO(describe(c.o) << " input " << c.x << " kernel " << c.k);
     const Tensor x = pattern(c.x, -1.f, 1.f, 1);
@@ -328,7 +377,9 @@ TEST_CASE("conv2d on inputs larger than one work chunk matches the direct convol
     const auto g = conv_grads(x, k, c.o, dy);
     check_close(g[0], ref.dx, 1e-4f, 1e-4f);
     check_close(g[1], ref.dk, 2e-3f, 1e-4f);  // sums of thousands of products
+    check_both_paths(x, k, c.o, dy, ref, 2e-3f, on_primitives);
   }
+  CHECK(on_primitives >= 3 * static_cast<int>(cases.size()));
 }
 
 TEST_CASE("conv2d gradients agree with finite differences") {

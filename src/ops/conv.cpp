@@ -5,20 +5,26 @@
 // with columns ordered (group, kh, kw, i); each group is then one GEMM against the kernel, whose
 // HWIO layout already is the [KH*KW*I, O] matrix the product needs. Backward: the kernel gradient
 // is patches^T . dy, and the input gradient scatters dy . kernel^T back onto the input (col2im).
+// Where oneDNN's convolution primitives are faster (primitives_win, as conv-backends measured it,
+// bench/README.md), a pass runs on them instead, per chunk of images: they gather the patches
+// inside their kernels.
 //
 // Determinism: the rows are cut into chunks whose size depends only on the problem, every chunk
 // runs inside an OpenMP region (so oneDNN runs its GEMM on one thread: threaded, it may split the
 // contraction across threads and tie the rounding to the thread count), and the kernel gradient's
-// partial sums are added in a fixed order.
+// partial sums are added in a fixed order. The primitives are created for one thread and run per
+// chunk of images, a fixed number of them, so the same holds for them.
 #include <algorithm>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <omp.h>
 
+#include "../backend/conv_primitive.hpp"
 #include "../backend/gemm.hpp"
 #include "../checked.hpp"
 #include "conv_impl.hpp"
@@ -198,6 +204,128 @@ ConvGeometry conv2d_geometry(const Shape& x, const Shape& k, const Conv2dOptions
 
 namespace {
 
+using backend::ConvPassKind;
+
+/// A forward or input-gradient pass on the primitives runs its images in at most this many chunks.
+constexpr std::int64_t kMaxImageChunks = 16;
+/// A kernel gradient on the primitives gives each partial sum at least this many images: each
+/// partial costs a reorder and a pass to add it.
+constexpr std::int64_t kImagesPerSlice = 8;
+
+std::int64_t kernel_size(const ConvGeometry& g) { return g.win.kh * g.win.kw * g.in_per_group * g.out; }
+
+/// How a pass runs: on oneDNN's primitives, in `chunks` chunks of `images` images (the last one on
+/// `last` where it is shorter), or, where `full` is empty, on im2col and the GEMM.
+struct PassPlan {
+  std::int64_t images = 0, chunks = 0;
+  std::optional<backend::ConvPrimitive> full, last;
+
+  [[nodiscard]] bool on_primitives() const noexcept { return full.has_value(); }
+  [[nodiscard]] const backend::ConvPrimitive& primitive(std::int64_t chunk) const {
+    return chunk + 1 == chunks && last ? *last : *full;
+  }
+};
+
+backend::ConvDims conv_dims(const ConvGeometry& g, std::int64_t images) {
+  const Window2d& w = g.win;
+  return {.n = images, .h = w.h, .w = w.w, .c = w.c, .kh = w.kh, .kw = w.kw, .out = g.out, .groups = g.groups,
+          .sh = w.sh, .sw = w.sw, .dh = w.dh, .dw = w.dw, .pad_h = w.pad_h, .pad_w = w.pad_w, .oh = w.oh, .ow = w.ow};
+}
+
+/// The pass on oneDNN's primitives, or the im2col path's empty plan where oneDNN has no direct
+/// kernel for it. The chunks depend on the problem only, never on the thread count (see the file
+/// comment).
+PassPlan primitive_plan(ConvPassKind pass, const ConvGeometry& g) {
+  const Window2d& w = g.win;
+  if (w.rows() * g.out == 0 || patch_cols(g) == 0) return {};
+  const std::int64_t chunks =
+      pass == ConvPassKind::kernel_grad
+          ? std::clamp<std::int64_t>(
+                std::min({kMaxSlices, kPartialFloats / kernel_size(g), ceil_div(w.n, kImagesPerSlice)}), 1, w.n)
+          : std::min(w.n, kMaxImageChunks);
+  PassPlan plan;
+  plan.images = ceil_div(w.n, chunks);
+  plan.chunks = ceil_div(w.n, plan.images);
+  plan.full = backend::ConvPrimitive::create(pass, conv_dims(g, plan.images));
+  if (!plan.full) return {};
+  if (const std::int64_t rest = w.n - (plan.chunks - 1) * plan.images; rest != plan.images) {
+    plan.last = backend::ConvPrimitive::create(pass, conv_dims(g, rest));
+    if (!plan.last) return {};
+  }
+  return plan;
+}
+
+/// Whether a pass is faster on oneDNN's primitives than on im2col and the GEMM, as conv-backends
+/// measured it (bench/README.md): their kernels lose where a group has few input channels and many
+/// outputs (im2col is then cheap and the GEMM wide), and their input gradient also where it has
+/// many outputs at all.
+bool primitives_win(ConvPassKind pass, const ConvGeometry& g) {
+  const std::int64_t in = g.in_per_group, out = g.out / g.groups;
+  if (pass == ConvPassKind::input_grad) return in >= 8 && out <= 64;
+  return in >= 8 || out <= 64;
+}
+
+/// The plan `path` asks for; ConvPath::chosen takes the primitives where they are faster.
+PassPlan plan_pass(ConvPassKind pass, const ConvGeometry& g, ConvPath path) {
+  if (path == ConvPath::im2col || (path == ConvPath::chosen && !primitives_win(pass, g))) return {};
+  return primitive_plan(pass, g);
+}
+
+/// The floats of one input image and of one output image.
+std::int64_t input_image(const ConvGeometry& g) { return g.win.h * g.win.w * g.win.c; }
+std::int64_t output_image(const ConvGeometry& g) { return g.win.oh * g.win.ow * g.out; }
+
+/// A forward pass (a = x, out = y) or an input-gradient pass (a = dy, out = dx) on the plan's
+/// primitives; `products_only` leaves out packing the kernel (weft-bench's floor lines).
+void run_on_primitives(const PassPlan& plan, ConvPassKind pass, const ConvGeometry& g, const float* a,
+                       const float* kernel, float* out, bool products_only = false) {
+  const bool forward = pass == ConvPassKind::forward;
+  const std::int64_t a_image = forward ? input_image(g) : output_image(g);
+  const std::int64_t out_image = forward ? output_image(g) : input_image(g);
+  const auto pack = [&](const backend::ConvPrimitive& primitive) {
+    auto packed = std::make_unique_for_overwrite<float[]>(primitive.kernel_floats());
+    if (!products_only) primitive.pack_kernel(kernel, packed.get());
+    return packed;
+  };
+  const auto full = pack(*plan.full);
+  const auto last = plan.last ? pack(*plan.last) : nullptr;
+  run_chunks(plan.chunks, [&](std::int64_t chunk) {
+    const bool is_last = chunk + 1 == plan.chunks && plan.last;
+    plan.primitive(chunk).run(a + chunk * plan.images * a_image, (is_last ? last : full).get(),
+                              out + chunk * plan.images * out_image);
+  });
+}
+
+/// pdk = the sum of `slices` partial kernel gradients (partials, one after the other), in order.
+void add_partials(const float* partials, std::int64_t slices, std::int64_t ksize, float* pdk) {
+  parallel_for(ksize, kParallelGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      float total = partials[i];
+      for (std::int64_t s = 1; s < slices; ++s) total += partials[s * ksize + i];
+      pdk[i] = total;
+    }
+  });
+}
+
+/// The kernel gradient on the plan's primitives: one partial per chunk of images, each reordered to
+/// HWIO by the thread that made it, then added in order. `products_only` runs the primitives alone,
+/// into `pdk` (floats for the largest packed gradient), for weft-bench's floor lines.
+void kernel_grad_on_primitives(const PassPlan& plan, const ConvGeometry& g, const float* x, const float* dy,
+                               float* pdk, bool products_only = false) {
+  const std::int64_t ksize = kernel_size(g), slices = plan.chunks;
+  std::vector<float> partials(static_cast<std::size_t>(slices > 1 && !products_only ? slices * ksize : 0));
+  run_chunks(slices, [&](std::int64_t s) {
+    const backend::ConvPrimitive& primitive = plan.primitive(s);
+    const float* xs = x + s * plan.images * input_image(g);
+    const float* dys = dy + s * plan.images * output_image(g);
+    if (products_only) return primitive.run(xs, dys, pdk);
+    const auto packed = std::make_unique_for_overwrite<float[]>(primitive.kernel_floats());
+    primitive.run(xs, dys, packed.get());
+    primitive.unpack_kernel_grad(packed.get(), slices == 1 ? pdk : partials.data() + s * ksize);
+  });
+  if (slices > 1 && !products_only) add_partials(partials.data(), slices, ksize, pdk);
+}
+
 // The products of one chunk of m patch rows, group by group: what each pass runs per chunk, and
 // what weft-bench's floor lines time alone (conv_products).
 
@@ -225,7 +353,7 @@ void kernel_grad_products(const ConvGeometry& g, std::int64_t m, const float* pa
                    1.0f, acc + gi * out_per_group, g.out);
 }
 
-void conv2d_forward_into(const float* px, const float* pk, float* py, const ConvGeometry& g) {
+void conv2d_forward_into(const float* px, const float* pk, float* py, const ConvGeometry& g, const PassPlan& plan) {
   const Window2d& w = g.win;
   const std::int64_t rows = w.rows(), cols = patch_cols(g);
   if (rows * g.out == 0) return;
@@ -233,6 +361,7 @@ void conv2d_forward_into(const float* px, const float* pk, float* py, const Conv
     std::fill_n(py, rows * g.out, 0.0f);
     return;
   }
+  if (plan.on_primitives()) return run_on_primitives(plan, ConvPassKind::forward, g, px, pk, py);
   const std::int64_t step = rows_per_chunk(cols);
   run_chunks(ceil_div(rows, step), [&](std::int64_t chunk) {
     const std::int64_t r0 = chunk * step, r1 = std::min(rows, r0 + step);
@@ -241,7 +370,8 @@ void conv2d_forward_into(const float* px, const float* pk, float* py, const Conv
   });
 }
 
-void conv2d_input_grad_into(const float* pdy, const float* pk, float* pdx, const ConvGeometry& g) {
+void conv2d_input_grad_into(const float* pdy, const float* pk, float* pdx, const ConvGeometry& g,
+                            const PassPlan& plan) {
   const Window2d& w = g.win;
   const std::int64_t rows = w.rows(), cols = patch_cols(g);
   if (w.n * w.h * w.w * w.c == 0) return;
@@ -249,6 +379,7 @@ void conv2d_input_grad_into(const float* pdy, const float* pk, float* pdx, const
     std::fill_n(pdx, w.n * w.h * w.w * w.c, 0.0f);
     return;
   }
+  if (plan.on_primitives()) return run_on_primitives(plan, ConvPassKind::input_grad, g, pdy, pk, pdx);
   const std::int64_t step = rows_per_chunk(cols);
   // d patches[r0:r1] into `dst` with leading dimension cols.
   auto patch_grad = [&](std::int64_t r0, std::int64_t r1, float* dst) {
@@ -277,14 +408,16 @@ void conv2d_input_grad_into(const float* pdy, const float* pk, float* pdx, const
   });
 }
 
-void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, const ConvGeometry& g) {
+void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, const ConvGeometry& g,
+                             const PassPlan& plan) {
   const Window2d& w = g.win;
-  const std::int64_t ksize = w.kh * w.kw * g.in_per_group * g.out, rows = w.rows(), cols = patch_cols(g);
+  const std::int64_t ksize = kernel_size(g), rows = w.rows(), cols = patch_cols(g);
   if (ksize == 0) return;
   if (rows == 0) {  // an empty batch
     std::fill_n(pdk, ksize, 0.0f);
     return;
   }
+  if (plan.on_primitives()) return kernel_grad_on_primitives(plan, g, px, pdy, pdk);
   const std::int64_t step = rows_per_chunk(cols), chunks = ceil_div(rows, step);
   // Each slice sums a fixed run of chunks into its own partial; the partials are added in order.
   const std::int64_t slices =
@@ -299,74 +432,82 @@ void conv2d_kernel_grad_into(const float* px, const float* pdy, float* pdk, cons
       kernel_grad_products(g, r1 - r0, patches_of(px, g, r0, r1, buffer), pdy + r0 * g.out, acc);
     }
   });
-  if (slices > 1) {
-    parallel_for(ksize, kParallelGrain, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        float total = partials[static_cast<std::size_t>(i)];
-        for (std::int64_t s = 1; s < slices; ++s) total += partials[static_cast<std::size_t>(s * ksize + i)];
-        pdk[i] = total;
-      }
-    });
-  }
+  if (slices > 1) add_partials(partials.data(), slices, ksize, pdk);
 }
 
-enum class ConvPass { forward, input_grad, kernel_grad };
-
-/// The products of one pass alone, in chunks of rows_per_chunk rows (the input gradient also cuts
-/// its chunks at image boundaries, so its own may be shorter), its im2col and col2im left out, on
-/// buffers a, b, c of conv_product_bytes each: what weft-bench's floor lines time for a convolution.
-void conv_products(ConvPass pass, const ConvGeometry& g, const float* a, const float* b, float* c) {
+/// The products of one pass alone, on buffers a, b, c of conv_product_bytes each: what weft-bench's
+/// floor lines time for a convolution. On im2col, in chunks of rows_per_chunk rows (the input
+/// gradient also cuts its chunks at image boundaries, so its own may be shorter), its im2col and
+/// col2im left out; on the primitives, the primitives without reordering the kernel.
+void conv_products(ConvPassKind pass, const ConvGeometry& g, const PassPlan& plan, const float* a, const float* b,
+                   float* c) {
   const std::int64_t rows = g.win.rows(), cols = patch_cols(g);
   if (rows == 0 || cols == 0 || g.out == 0) return;
+  if (plan.on_primitives()) {
+    if (pass == ConvPassKind::kernel_grad) return kernel_grad_on_primitives(plan, g, a, b, c, true);
+    return run_on_primitives(plan, pass, g, a, b, c, true);
+  }
   const std::int64_t step = rows_per_chunk(cols);
   for (std::int64_t r0 = 0; r0 < rows; r0 += step) {
     const std::int64_t m = std::min(rows, r0 + step) - r0;
-    if (pass == ConvPass::forward)
+    if (pass == ConvPassKind::forward)
       forward_products(g, m, a, b, c + r0 * g.out);
-    else if (pass == ConvPass::input_grad)
+    else if (pass == ConvPassKind::input_grad)
       input_grad_products(g, m, a + r0 * g.out, b, c);
     else
       kernel_grad_products(g, m, a, b + r0 * g.out, c);
   }
 }
 
-/// Bytes each of conv_products' buffers needs: the largest of the input, the output, the kernel and
-/// a chunk's patches.
-std::size_t conv_product_bytes(const ConvGeometry& g) {
+/// Bytes each of conv_products' buffers needs: the largest of the input, the output, the kernel (as
+/// the primitives pack it) and a chunk's patches.
+std::size_t conv_product_bytes(const ConvGeometry& g, const PassPlan& plan) {
   const Window2d& w = g.win;
-  const std::int64_t floats = std::max({w.n * w.h * w.w * w.c, w.rows() * g.out, w.kh * w.kw * g.in_per_group * g.out,
-                                        rows_per_chunk(patch_cols(g)) * patch_cols(g)});
-  return static_cast<std::size_t>(floats) * sizeof(float);
+  std::size_t packed = 0;
+  if (plan.full) packed = std::max(plan.full->kernel_floats(), plan.last ? plan.last->kernel_floats() : 0);
+  const auto floats = static_cast<std::size_t>(std::max(
+      {w.n * w.h * w.w * w.c, w.rows() * g.out, kernel_size(g), rows_per_chunk(patch_cols(g)) * patch_cols(g)}));
+  return std::max(floats, packed) * sizeof(float);
 }
 
-/// A pass lowered for weft::jit plans: `into` on the plan's buffers (inputs in order, one output).
+/// A pass lowered for weft::jit plans: `into` on the plan's buffers (inputs in order, one output),
+/// with its primitives created once, here.
 template <class Into>
-JitKernel lower_conv(Into into, ConvPass pass, const ConvGeometry& g) {
-  JitKernel k{[into, g](const void* const* in, void* const* out) {
-    into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<float*>(out[0]), g);
+JitKernel lower_conv(Into into, ConvPassKind pass, const ConvGeometry& g) {
+  const PassPlan plan = plan_pass(pass, g, ConvPath::chosen);
+  JitKernel k{[into, g, plan](const void* const* in, void* const* out) {
+    into(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), static_cast<float*>(out[0]), g, plan);
   }};
-  k.products = [pass, g](const float* a, const float* b, float* c) { conv_products(pass, g, a, b, c); };
-  k.product_bytes = conv_product_bytes(g);
+  k.products = [pass, g, plan](const float* a, const float* b, float* c) { conv_products(pass, g, plan, a, b, c); };
+  k.product_bytes = conv_product_bytes(g, plan);
   return k;
 }
 
 }  // namespace
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry& g) {
+ConvPath conv2d_path(ConvPassKind pass, const ConvGeometry& g, ConvPath path) {
+  return plan_pass(pass, g, path).on_primitives() ? ConvPath::primitives : ConvPath::im2col;
+}
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry& g, ConvPath path) {
   Tensor y = empty(Shape{g.win.n, g.win.oh, g.win.ow, g.out}, DType::float32);
-  if (y.size() > 0) conv2d_forward_into(data<float>(x), data<float>(kernel), mutable_data<float>(y), g);
+  if (y.size() > 0)
+    conv2d_forward_into(data<float>(x), data<float>(kernel), mutable_data<float>(y), g,
+                        plan_pass(ConvPassKind::forward, g, path));
   return y;
 }
 
-Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeometry& g) {
+Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeometry& g, ConvPath path) {
   Tensor dx = empty(Shape{g.win.n, g.win.h, g.win.w, g.win.c}, DType::float32);
-  if (dx.size() > 0) conv2d_input_grad_into(data<float>(dy), data<float>(kernel), mutable_data<float>(dx), g);
+  if (dx.size() > 0) conv2d_input_grad_into(data<float>(dy), data<float>(kernel), mutable_data<float>(dx), g,
+                           plan_pass(ConvPassKind::input_grad, g, path));
   return dx;
 }
 
-Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry& g) {
+Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry& g, ConvPath path) {
   Tensor dk = empty(Shape{g.win.kh, g.win.kw, g.in_per_group, g.out}, DType::float32);
-  if (dk.size() > 0) conv2d_kernel_grad_into(data<float>(x), data<float>(dy), mutable_data<float>(dk), g);
+  if (dk.size() > 0) conv2d_kernel_grad_into(data<float>(x), data<float>(dy), mutable_data<float>(dk), g,
+                            plan_pass(ConvPassKind::kernel_grad, g, path));
   return dk;
 }
 
@@ -374,7 +515,7 @@ Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry&
 
 Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& options) {
   const auto lower = [options](const Tensor& x, const Tensor& kernel, const Tensor&) {
-    return detail::lower_conv(detail::conv2d_forward_into, detail::ConvPass::forward,
+    return detail::lower_conv(detail::conv2d_forward_into, backend::ConvPassKind::forward,
                               detail::conv2d_geometry(x.shape(), kernel.shape(), options));
   };
   return detail::traced_lowered("conv2d", [=](const Tensor& x, const Tensor& kernel) -> Tensor {
@@ -397,7 +538,7 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& option
                   "conv2d_input_grad",
                   [g](const Tensor& d, const Tensor& k) { return detail::conv2d_input_grad(d, k, g); },
                   [g](const Tensor&, const Tensor&, const Tensor&) {
-                    return detail::lower_conv(detail::conv2d_input_grad_into, detail::ConvPass::input_grad, g);
+                    return detail::lower_conv(detail::conv2d_input_grad_into, backend::ConvPassKind::input_grad, g);
                   },
                   dy, vk);
             if (need_k)
@@ -405,7 +546,7 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Conv2dOptions& option
                   "conv2d_kernel_grad",
                   [g](const Tensor& v, const Tensor& d) { return detail::conv2d_kernel_grad(v, d, g); },
                   [g](const Tensor&, const Tensor&, const Tensor&) {
-                    return detail::lower_conv(detail::conv2d_kernel_grad_into, detail::ConvPass::kernel_grad, g);
+                    return detail::lower_conv(detail::conv2d_kernel_grad_into, backend::ConvPassKind::kernel_grad, g);
                   },
                   vx, dy);
           });
