@@ -309,19 +309,16 @@ void add_partials(const float* partials, std::int64_t slices, std::int64_t ksize
 
 /// The kernel gradient on the plan's primitives: one partial per chunk of images, each reordered to
 /// HWIO by the thread that made it, then added in order. `products_only` runs the primitives alone,
-/// into `pdk` (floats for the largest packed gradient), for weft-bench's floor lines.
+/// each into its own buffer as here, for weft-bench's floor lines (pdk unused).
 void kernel_grad_on_primitives(const PassPlan& plan, const ConvGeometry& g, const float* x, const float* dy,
                                float* pdk, bool products_only = false) {
   const std::int64_t ksize = kernel_size(g), slices = plan.chunks;
   std::vector<float> partials(static_cast<std::size_t>(slices > 1 && !products_only ? slices * ksize : 0));
   run_chunks(slices, [&](std::int64_t s) {
     const backend::ConvPrimitive& primitive = plan.primitive(s);
-    const float* xs = x + s * plan.images * input_image(g);
-    const float* dys = dy + s * plan.images * output_image(g);
-    if (products_only) return primitive.run(xs, dys, pdk);
     const auto packed = std::make_unique_for_overwrite<float[]>(primitive.kernel_floats());
-    primitive.run(xs, dys, packed.get());
-    primitive.unpack_kernel_grad(packed.get(), slices == 1 ? pdk : partials.data() + s * ksize);
+    primitive.run(x + s * plan.images * input_image(g), dy + s * plan.images * output_image(g), packed.get());
+    if (!products_only) primitive.unpack_kernel_grad(packed.get(), slices == 1 ? pdk : partials.data() + s * ksize);
   });
   if (slices > 1 && !products_only) add_partials(partials.data(), slices, ksize, pdk);
 }
