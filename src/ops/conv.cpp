@@ -256,13 +256,14 @@ PassPlan primitive_plan(ConvPassKind pass, const ConvGeometry& g) {
 }
 
 /// Whether a pass is faster on oneDNN's primitives than on im2col and the GEMM, as conv-backends
-/// measured it (bench/README.md): their kernels lose where a group has few input channels and many
-/// outputs (im2col is then cheap and the GEMM wide), and their input gradient also where it has
-/// many outputs at all.
+/// measured it (bench/README.md): with stride 1 and up to 64 outputs per group, where im2col's
+/// extra pass costs most against its GEMM, except for an input gradient into fewer than 8 channels
+/// (there the primitive's kernel is slower than col2im). With more outputs, or strides, the two
+/// are within about 15% either way, and the kernel gradient of a strided one is slower.
 bool primitives_win(ConvPassKind pass, const ConvGeometry& g) {
-  const std::int64_t in = g.in_per_group, out = g.out / g.groups;
-  if (pass == ConvPassKind::input_grad) return in >= 8 && out <= 64;
-  return in >= 8 || out <= 64;
+  const Window2d& w = g.win;
+  if (w.sh != 1 || w.sw != 1 || g.out / g.groups > 64) return false;
+  return pass != ConvPassKind::input_grad || g.in_per_group >= 8;
 }
 
 /// The plan `path` asks for; ConvPath::chosen takes the primitives where they are faster.
