@@ -347,9 +347,9 @@ TEST_CASE("conv2d's two paths, im2col and oneDNN's primitives, each match the di
           ++compared;
         }
   CHECK(compared > 50);
-  // oneDNN has direct kernels for most of these (the rest fall back to im2col): the primitives
-  // were compared, not only im2col twice.
-  CHECK(on_primitives > compared * 2);
+  // oneDNN has direct kernels for most of these passes (the rest fall back to im2col): the
+  // primitives were compared, not only im2col twice.
+  CHECK(2 * on_primitives > 3 * compared);
 }
 
 TEST_CASE("conv2d on inputs larger than one work chunk matches the direct convolution") {

@@ -1,9 +1,9 @@
 #include "conv_primitive.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
@@ -39,10 +39,17 @@ dims_t weights_dims(const ConvDims& d) {
   return d.groups == 1 ? dims_t{d.out, in, d.kh, d.kw} : dims_t{d.groups, og, in, d.kh, d.kw};
 }
 
-/// oneDNN's implementations that gather patches inside their kernels; its "gemm" ones are im2col
-/// and a GEMM, as weft's own path, and "ref" ones are plain loops.
-bool is_direct(const char* implementation) {
-  return std::strncmp(implementation, "gemm", 4) != 0 && std::strstr(implementation, "ref") == nullptr;
+/// oneDNN's implementations that gather patches inside their kernels. Its names are fields joined
+/// by ':' ("brgconv:avx512_core", "x64:gemm:jit"): a "gemm" field is im2col and a GEMM, as weft's
+/// own path, and a "ref" field plain loops.
+bool is_direct(std::string_view implementation) {
+  while (!implementation.empty()) {
+    const std::size_t end = std::min(implementation.find(':'), implementation.size());
+    const std::string_view field = implementation.substr(0, end);
+    if (field == "gemm" || field == "ref") return false;
+    implementation.remove_prefix(std::min(end + 1, implementation.size()));
+  }
+  return true;
 }
 
 }  // namespace
@@ -104,7 +111,7 @@ std::optional<ConvPrimitive> ConvPrimitive::create(ConvPassKind pass, const Conv
       impl->scratchpad = backward.scratchpad_desc();
       impl->primitive = dnnl::convolution_backward_weights(backward);
     }
-    if (!is_direct(impl->implementation.c_str())) return std::nullopt;
+    if (!is_direct(impl->implementation)) return std::nullopt;
     impl->reorder = pass == ConvPassKind::kernel_grad
                         ? dnnl::reorder(dnnl::reorder::primitive_desc(impl->engine, impl->weights, impl->engine,
                                                                       impl->user_weights))
