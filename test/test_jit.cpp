@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "../src/buffer.hpp"
 #include "testing.hpp"
 #include "weft/jit.hpp"
 #include "weft/losses.hpp"
@@ -241,6 +242,32 @@ TEST_CASE("jit: a training step (gradient through BatchNorm and Dropout, Adam) r
   check_same(v2, v1);
   check_same(o2, o1);
   CHECK(jitted.trace_count() == 2);
+}
+
+TEST_CASE("jit: a replayed training step holds no more tensor bytes at its peak than eager mode's step") {
+  const TrainStep step{.model = {.hidden = 256, .drop_rate = 0.25f}, .tx = optim::adam(1e-3f)};
+  const Tensor x = pattern(Shape{64, 128});
+  std::vector<std::int32_t> label_values(64);
+  for (std::size_t i = 0; i < label_values.size(); ++i) label_values[i] = static_cast<std::int32_t>(i % 3);
+  const Tensor labels(label_values, Shape{64});
+  const Variables vars = nn::init(step.model, Key(0), x, false);
+  const Variables opt = step.tx.init(vars.collection("params"));
+  const auto jitted = jit(step);
+  (void)jitted(vars, opt, x, labels, Key(1));  // the trace
+  // The bytes of elements alive at the step's peak, beyond those alive before it (the inputs).
+  const auto peak_of = [&](const auto& f) {
+    const std::size_t before = weft::detail::tensor_bytes().live;
+    weft::detail::reset_tensor_bytes_peak();
+    const auto result = f(vars, opt, x, labels, Key(2));
+    (void)result;
+    return weft::detail::tensor_bytes().peak - before;
+  };
+  const std::size_t eager = peak_of(step), replay = peak_of(jitted);
+  INFO("eager " << eager << " bytes, jit " << replay << " bytes");
+  // A step makes new params and both moments, three times the params' bytes: a smaller peak would
+  // mean the counters missed the step.
+  CHECK(eager > 3 * vars.collection("params").num_elements() * sizeof(float));
+  CHECK(replay <= eager);
 }
 
 TEST_CASE("jit: keys are inputs, so draws follow each call's key; a key made inside is a constant") {
