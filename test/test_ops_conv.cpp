@@ -274,36 +274,33 @@ TEST_CASE("conv2d: explicit asymmetric padding") {
   check_close(y, {2, 2, 1, 0, 4, 4, 2, 0, 4, 4, 2, 0}, Shape{1, 3, 4, 1});
 }
 
-TEST_CASE("conv2d matches a direct convolution over many option combinations, values and gradients") {
-  struct KernelCase {
-    std::int64_t kh, kw, c, o, groups;
-  };
-  const std::vector<KernelCase> kernels = {{3, 3, 2, 4, 1}, {1, 1, 3, 5, 1}, {2, 3, 4, 6, 2}, {3, 2, 6, 3, 3},
-                                           {1, 1, 4, 4, 2}, {3, 3, 4, 4, 4}};
-  const std::vector<std::vector<std::int64_t>> strides = {{1, 1}, {2, 1}, {2, 3}};
-  const std::vector<Padding> paddings = {"SAME", "VALID", {{1, 2}, {0, 1}}, {{0, 0}, {3, 0}}};
-  const std::vector<std::vector<std::int64_t>> dilations = {{1, 1}, {2, 1}, {2, 2}};
-  int compared = 0;
+namespace {
+
+struct KernelCase {
+  std::int64_t kh, kw, c, o, groups;
+};
+
+/// Calls f(x, k, options) for every kernel, stride, padding and dilation whose window fits a padded
+/// input of `batch` 7 x 6 images, with inputs patterned by the case's index; returns how many.
+template <class F>
+int for_each_conv_case(std::int64_t batch, const std::vector<KernelCase>& kernels,
+                       const std::vector<std::vector<std::int64_t>>& strides, const std::vector<Padding>& paddings,
+                       const std::vector<std::vector<std::int64_t>>& dilations, F f) {
+  int cases = 0;
   for (const auto& kc : kernels)
     for (const auto& s : strides)
       for (const auto& p : paddings)
         for (const auto& d : dilations) {
           const Conv2dOptions o{.strides = s, .padding = p, .dilation = d, .feature_group_count = kc.groups};
-          const Tensor x = pattern(Shape{2, 7, 6, kc.c}, -1.f, 1.f, compared);
-          const Tensor k = pattern(Shape{kc.kh, kc.kw, kc.c / kc.groups, kc.o}, -1.f, 1.f, compared + 3);
+          const Tensor x = pattern(Shape{batch, 7, 6, kc.c}, -1.f, 1.f, cases);
+          const Tensor k = pattern(Shape{kc.kh, kc.kw, kc.c / kc.groups, kc.o}, -1.f, 1.f, cases + 3);
           const auto pads = reference_pads(p, 7, 6, kc.kh, kc.kw, s, d);
           if ((kc.kh - 1) * d[0] + 1 > 7 + pads[0].first + pads[0].second) continue;
           INFO(describe(o) << " kernel " << k.shape());
-          const Tensor y = conv2d(x, k, o);
-          const Tensor dy = pattern(y.shape(), -1.f, 1.f, compared + 5);
-          const ReferenceConv ref = reference_conv(x, k, o, dy);
-          check_close(y, ref.y, 1e-5f, 1e-4f);
-          const auto g = conv_grads(x, k, o, dy);
-          check_close(g[0], ref.dx, 1e-5f, 1e-4f);
-          check_close(g[1], ref.dk, 1e-4f, 1e-4f);
-          ++compared;
+          f(x, k, o, pattern(conv2d(x, k, o).shape(), -1.f, 1.f, cases + 5));
+          ++cases;
         }
-  CHECK(compared > 150);
+  return cases;
 }
 
 /// Each pass of conv2d on each path (im2col and the GEMM, oneDNN's primitives) against the direct
@@ -323,29 +320,31 @@ void check_both_paths(const Tensor& x, const Tensor& k, const Conv2dOptions& o, 
   }
 }
 
+}  // namespace
+
+TEST_CASE("conv2d matches a direct convolution over many option combinations, values and gradients") {
+  const std::vector<KernelCase> kernels = {{3, 3, 2, 4, 1}, {1, 1, 3, 5, 1}, {2, 3, 4, 6, 2}, {3, 2, 6, 3, 3},
+                                           {1, 1, 4, 4, 2}, {3, 3, 4, 4, 4}};
+  const int compared = for_each_conv_case(
+      2, kernels, {{1, 1}, {2, 1}, {2, 3}}, {"SAME", "VALID", {{1, 2}, {0, 1}}, {{0, 0}, {3, 0}}},
+      {{1, 1}, {2, 1}, {2, 2}}, [](const Tensor& x, const Tensor& k, const Conv2dOptions& o, const Tensor& dy) {
+        const ReferenceConv ref = reference_conv(x, k, o, dy);
+        check_close(conv2d(x, k, o), ref.y, 1e-5f, 1e-4f);
+        const auto g = conv_grads(x, k, o, dy);
+        check_close(g[0], ref.dx, 1e-5f, 1e-4f);
+        check_close(g[1], ref.dk, 1e-4f, 1e-4f);
+      });
+  CHECK(compared > 150);
+}
+
 TEST_CASE("conv2d's two paths, im2col and oneDNN's primitives, each match the direct convolution") {
-  struct KernelCase {
-    std::int64_t kh, kw, c, o, groups;
-  };
   const std::vector<KernelCase> kernels = {{3, 3, 2, 4, 1}, {1, 1, 16, 5, 1}, {2, 3, 32, 6, 2}, {3, 3, 16, 16, 4}};
-  const std::vector<std::vector<std::int64_t>> strides = {{1, 1}, {2, 3}};
-  const std::vector<Padding> paddings = {"SAME", "VALID", {{1, 2}, {0, 1}}, {{0, 0}, {3, 0}}};
-  const std::vector<std::vector<std::int64_t>> dilations = {{1, 1}, {2, 2}};
-  int compared = 0, on_primitives = 0;
-  for (const auto& kc : kernels)
-    for (const auto& s : strides)
-      for (const auto& p : paddings)
-        for (const auto& d : dilations) {
-          const Conv2dOptions o{.strides = s, .padding = p, .dilation = d, .feature_group_count = kc.groups};
-          const Tensor x = pattern(Shape{3, 7, 6, kc.c}, -1.f, 1.f, compared);
-          const Tensor k = pattern(Shape{kc.kh, kc.kw, kc.c / kc.groups, kc.o}, -1.f, 1.f, compared + 3);
-          const auto pads = reference_pads(p, 7, 6, kc.kh, kc.kw, s, d);
-          if ((kc.kh - 1) * d[0] + 1 > 7 + pads[0].first + pads[0].second) continue;
-          INFO(describe(o) << " kernel " << k.shape());
-          const Tensor dy = pattern(conv2d(x, k, o).shape(), -1.f, 1.f, compared + 5);
-          check_both_paths(x, k, o, dy, reference_conv(x, k, o, dy), 1e-4f, on_primitives);
-          ++compared;
-        }
+  int on_primitives = 0;
+  const int compared = for_each_conv_case(
+      3, kernels, {{1, 1}, {2, 3}}, {"SAME", "VALID", {{1, 2}, {0, 1}}, {{0, 0}, {3, 0}}}, {{1, 1}, {2, 2}},
+      [&](const Tensor& x, const Tensor& k, const Conv2dOptions& o, const Tensor& dy) {
+        check_both_paths(x, k, o, dy, reference_conv(x, k, o, dy), 1e-4f, on_primitives);
+      });
   CHECK(compared > 50);
   // oneDNN has direct kernels for most of these passes (the rest fall back to im2col): the
   // primitives were compared, not only im2col twice.
