@@ -221,8 +221,10 @@ struct PassPlan {
   std::optional<backend::ConvPrimitive> full, last;
 
   [[nodiscard]] bool on_primitives() const noexcept { return full.has_value(); }
+  /// Whether chunk `chunk` is the shorter last one, which runs on `last`.
+  [[nodiscard]] bool on_last(std::int64_t chunk) const noexcept { return last && chunk + 1 == chunks; }
   [[nodiscard]] const backend::ConvPrimitive& primitive(std::int64_t chunk) const {
-    return chunk + 1 == chunks && last ? *last : *full;
+    return on_last(chunk) ? *last : *full;
   }
 };
 
@@ -291,8 +293,7 @@ void run_on_primitives(const PassPlan& plan, ConvPassKind pass, const ConvGeomet
   const auto full = pack(*plan.full);
   const auto last = plan.last ? pack(*plan.last) : nullptr;
   run_chunks(plan.chunks, [&](std::int64_t chunk) {
-    const bool is_last = chunk + 1 == plan.chunks && plan.last;
-    plan.primitive(chunk).run(a + chunk * plan.images * a_image, (is_last ? last : full).get(),
+    plan.primitive(chunk).run(a + chunk * plan.images * a_image, (plan.on_last(chunk) ? last : full).get(),
                               out + chunk * plan.images * out_image);
   });
 }
@@ -497,14 +498,16 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const ConvGeometry&
 
 Tensor conv2d_input_grad(const Tensor& dy, const Tensor& kernel, const ConvGeometry& g, ConvPath path) {
   Tensor dx = empty(Shape{g.win.n, g.win.h, g.win.w, g.win.c}, DType::float32);
-  if (dx.size() > 0) conv2d_input_grad_into(data<float>(dy), data<float>(kernel), mutable_data<float>(dx), g,
+  if (dx.size() > 0)
+    conv2d_input_grad_into(data<float>(dy), data<float>(kernel), mutable_data<float>(dx), g,
                            plan_pass(ConvPassKind::input_grad, g, path));
   return dx;
 }
 
 Tensor conv2d_kernel_grad(const Tensor& x, const Tensor& dy, const ConvGeometry& g, ConvPath path) {
   Tensor dk = empty(Shape{g.win.kh, g.win.kw, g.in_per_group, g.out}, DType::float32);
-  if (dk.size() > 0) conv2d_kernel_grad_into(data<float>(x), data<float>(dy), mutable_data<float>(dk), g,
+  if (dk.size() > 0)
+    conv2d_kernel_grad_into(data<float>(x), data<float>(dy), mutable_data<float>(dk), g,
                             plan_pass(ConvPassKind::kernel_grad, g, path));
   return dk;
 }
